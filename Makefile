@@ -1,0 +1,66 @@
+# carebridge: every target bootstraps its own virtualenv from the lock file, so a machine with
+# only Python 3.11+ and make can run `make run` or `make test` straight after a clone.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+
+HOST     ?= 127.0.0.1
+PORT     ?= 8700
+SEED     ?= 42
+PATIENTS ?= 2000
+
+.PHONY: install run sandbox test test-all test-services lint type check fmt bench lock clean
+
+$(STAMP): $(LOCK) pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carebridge needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: serve the emulated CareCloud tenant on a loopback port (the embedded default)
+run: $(STAMP)
+	$(BIN)/carebridge sandbox serve --host $(HOST) --port $(PORT) --seed $(SEED) --patients $(PATIENTS)
+
+sandbox: run
+
+## test: the default suite (no PostgreSQL, Redis, slow or live tests)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-services: the tests that need the PostgreSQL and Redis servers
+test-services: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'postgres or redis' ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no postgres/redis tests selected"; exit 0; fi; exit $$rc
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+type: $(STAMP)
+	$(BIN)/mypy
+
+check: lint type test
+
+bench: $(STAMP)
+	$(BIN)/python bench/sandbox_appointments.py
+
+## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o $(LOCK)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,1 @@
+"""The HTTP API entry point (FastAPI): thin routes over services."""

@@ -1,0 +1,1 @@
+"""The ordered event log and signed webhook delivery."""

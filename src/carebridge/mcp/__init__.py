@@ -1,0 +1,1 @@
+"""The MCP entry point for AI agents: thin tools over services."""

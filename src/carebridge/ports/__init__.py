@@ -1,0 +1,1 @@
+"""Protocols that services see: the upstream, the store, the job runner, the clock."""

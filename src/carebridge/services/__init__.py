@@ -1,0 +1,1 @@
+"""Use cases: the one API that every entry point calls."""

@@ -1,0 +1,1 @@
+"""Sync orchestration: streams, cursors and checkpoints."""

@@ -1,0 +1,1 @@
+"""The composition root: settings to concrete driver, store, runner and services."""
