@@ -41,13 +41,13 @@ class CarebridgeError(Exception):
 class ConfigError(CarebridgeError):
     """Settings or credentials are missing or invalid."""
 
-    failure_type = "config"
+    failure_type: ClassVar[FailureType] = "config"
 
 
 class UpstreamError(CarebridgeError):
     """A call to the upstream failed."""
 
-    failure_type = "upstream"
+    failure_type: ClassVar[FailureType] = "upstream"
 
     def __init__(self, message: str, *, endpoint: str | None = None, request_id: str | None = None):
         super().__init__(message)
@@ -58,14 +58,14 @@ class UpstreamError(CarebridgeError):
 class TransportError(UpstreamError):
     """The connection failed or timed out."""
 
-    failure_type = "transient"
+    failure_type: ClassVar[FailureType] = "transient"
     retryable = True
 
 
 class AuthError(UpstreamError):
     """The upstream refused the credentials."""
 
-    failure_type = "config"
+    failure_type: ClassVar[FailureType] = "config"
 
 
 class MfaRequired(AuthError):
@@ -80,14 +80,14 @@ class MfaRequired(AuthError):
 class SessionExpired(AuthError):
     """The session or token expired; refresh once, then replay."""
 
-    failure_type = "transient"
+    failure_type: ClassVar[FailureType] = "transient"
     retryable = True
 
 
 class RateLimited(UpstreamError):
     """The upstream answered 429."""
 
-    failure_type = "transient"
+    failure_type: ClassVar[FailureType] = "transient"
     retryable = True
 
     def __init__(
@@ -116,7 +116,7 @@ class UnexpectedPayload(UpstreamError):
 class DomainError(CarebridgeError):
     """A domain rule was broken."""
 
-    failure_type = "domain"
+    failure_type: ClassVar[FailureType] = "domain"
 
 
 class InvalidTransition(DomainError):
@@ -126,7 +126,7 @@ class InvalidTransition(DomainError):
 class CodecError(CarebridgeError):
     """A document could not be decoded or encoded."""
 
-    failure_type = "domain"
+    failure_type: ClassVar[FailureType] = "domain"
 
 
 class ParseError(CodecError):
