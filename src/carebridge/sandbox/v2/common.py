@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -102,8 +102,11 @@ async def read_form_or_json(request: Request, max_bytes: int) -> dict[str, str]:
         if not isinstance(parsed, dict):
             raise ApiError(400, "Request body must be a JSON object.")
         return {str(k): str(v) for k, v in parsed.items() if v is not None}
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise ApiError(400, "Request body is not valid form data.") from None
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
 
 # --- ids ------------------------------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""``carebridge sandbox``: the emulated CareCloud tenant."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from carebridge.sandbox.config import SandboxConfig
+
+sandbox_app = typer.Typer(no_args_is_help=True, help="The emulated CareCloud tenant.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@sandbox_app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind (keep it on loopback).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8700,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic practice.")] = 42,
+    patients: Annotated[int, typer.Option(min=0, max=2_000_000, help="Patients in all.")] = 2000,
+    practices: Annotated[int, typer.Option(min=1, max=50, help="Practices in the tenant.")] = 2,
+    state: Annotated[
+        Path | None, typer.Option(help="SQLite file that keeps the tenant across restarts.")
+    ] = None,
+    anchor: Annotated[
+        str | None, typer.Option(help="The generator's 'today' (YYYY-MM-DD); default today.")
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option(min=0, help="Hidden per-client limit in requests/s (0 = off).")
+    ] = 0.0,
+    token_ttl: Annotated[int, typer.Option(min=1, help="Access token lifetime, seconds.")] = 3600,
+    rotate_refresh_tokens: Annotated[
+        bool, typer.Option(help="Issue a new refresh token on every refresh.")
+    ] = False,
+) -> None:
+    """Generate (or reopen) a tenant, print its credentials, and serve it until stopped."""
+    from carebridge.sandbox.serve import open_tenant, serve
+
+    try:
+        anchor_date = date.fromisoformat(anchor) if anchor else None
+    except ValueError:
+        raise _fail(f"--anchor must be a date like 2026-11-24, not {anchor!r}") from None
+    if state is not None and state.exists() and state.is_dir():
+        raise _fail(f"--state {state} is a directory; give a file path")
+    config = SandboxConfig(
+        seed=seed,
+        patients=patients,
+        practices=practices,
+        anchor=anchor_date,
+        rate_limit_rps=rate_limit,
+        access_token_ttl=token_ttl,
+        rotate_refresh_tokens=rotate_refresh_tokens,
+        base_url=f"http://{host}:{port}",
+    )
+    try:
+        tenant = open_tenant(config, state)
+    except sqlite3.DatabaseError as err:
+        raise _fail(f"--state {state} is not a usable tenant database ({err})") from None
+    try:
+        serve(tenant, host, port)
+    except OSError as err:
+        raise _fail(f"cannot serve on {host}:{port} ({err.strerror or err})") from None

@@ -1,0 +1,24 @@
+"""Serve one emulated tenant over HTTP until stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import uvicorn
+
+from carebridge.sandbox.app import build_app
+from carebridge.sandbox.config import SandboxConfig
+from carebridge.sandbox.control import credentials
+from carebridge.sandbox.tenant import Tenant
+
+
+def open_tenant(config: SandboxConfig, state: Path | None) -> Tenant:
+    """Open (or generate) the tenant, in memory or in the ``state`` file."""
+    return Tenant.open(config, state=state)
+
+
+def serve(tenant: Tenant, host: str, port: int) -> None:
+    """Print the credentials document, then serve until interrupted."""
+    print(orjson.dumps(credentials(tenant), option=orjson.OPT_INDENT_2).decode(), flush=True)  # noqa: T201 - the CLI's output
+    uvicorn.run(build_app(tenant), host=host, port=port, log_level="warning", access_log=False)
