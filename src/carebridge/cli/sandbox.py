@@ -21,7 +21,9 @@ def _fail(message: str) -> typer.Exit:
 
 @sandbox_app.command("serve")
 def serve_command(
-    host: Annotated[str, typer.Option(help="Interface to bind (keep it on loopback).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (keep it on loopback).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8700,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic practice.")] = 42,
     patients: Annotated[int, typer.Option(min=0, max=2_000_000, help="Patients in all.")] = 2000,

@@ -28,8 +28,11 @@ def check_digit(base: str) -> str:
 
 def is_valid_npi(value: str) -> bool:
     """True when ``value`` is ten digits with a correct Luhn check digit."""
-    return len(value) == 10 and value.isdigit() and value[0] in "12" and (
-        _luhn_sum(_PREFIX + value) % 10 == 0
+    return (
+        len(value) == 10
+        and value.isdigit()
+        and value[0] in "12"
+        and (_luhn_sum(_PREFIX + value) % 10 == 0)
     )
 
 

@@ -36,10 +36,22 @@ BATCH = 5000
 SLOT_MINUTES = 20
 WINDOWS = ((time(8, 0), time(12, 0)), (time(13, 0), time(17, 0)))
 FUTURE_DAYS = 60
-STATUS_CODES = (("P", "Pending"), ("I", "Checked In"), ("O", "Checked Out"), ("C", "Cancelled"),
-                ("R", "Rescheduled"), ("N", "No Show"))
-PRIVILEGES_READ = ("patients.read", "appointments.read", "scheduling.read", "billing.read",
-                   "documents.read", "practice.read")
+STATUS_CODES = (
+    ("P", "Pending"),
+    ("I", "Checked In"),
+    ("O", "Checked Out"),
+    ("C", "Cancelled"),
+    ("R", "Rescheduled"),
+    ("N", "No Show"),
+)
+PRIVILEGES_READ = (
+    "patients.read",
+    "appointments.read",
+    "scheduling.read",
+    "billing.read",
+    "documents.read",
+    "practice.read",
+)
 DOC_SOURCES = ("Progress note", "Procedure Note", "History and Physical", "Consult note")
 
 
@@ -165,7 +177,7 @@ class Generator:
         self.cfg = config
         self.seed = config.seed
         self.anchor = anchor
-        self.progress = progress or (lambda stage, done, total: None)
+        self.progress = progress or (lambda *_: None)
         self.rng = random.Random(f"{self.seed}:reference")
         self.out = _Batcher(db)
         self.created = _z(datetime.combine(anchor - timedelta(days=4 * 365), time(12), UTC))
@@ -195,17 +207,32 @@ class Generator:
         count = max(self.cfg.practices, 1)
         share, extra = divmod(total, count)
         known = {
-            1: (personas.PRACTICE_GUID, personas.PRACTICE_NAME, personas.PRACTICE_TZ,
-                personas.PRACTICE_FHIR_CODE, False),
-            2: (personas.PRACTICE2_GUID, personas.PRACTICE2_NAME, personas.PRACTICE2_TZ,
-                personas.PRACTICE2_FHIR_CODE, True),
+            1: (
+                personas.PRACTICE_GUID,
+                personas.PRACTICE_NAME,
+                personas.PRACTICE_TZ,
+                personas.PRACTICE_FHIR_CODE,
+                False,
+            ),
+            2: (
+                personas.PRACTICE2_GUID,
+                personas.PRACTICE2_NAME,
+                personas.PRACTICE2_TZ,
+                personas.PRACTICE2_FHIR_CODE,
+                True,
+            ),
         }
         first = 1
         for pid in range(1, count + 1):
             guid, name, tz, fhir, peds = known.get(
                 pid,
-                (_guid(self.seed, "practice", pid), f"Lakeside Clinic {pid}", "America/Denver",
-                 f"LKS{pid}", False),
+                (
+                    _guid(self.seed, "practice", pid),
+                    f"Lakeside Clinic {pid}",
+                    "America/Denver",
+                    f"LKS{pid}",
+                    False,
+                ),
             )
             n = share + (extra if pid == 1 else 0)
             self.plans.append(PracticePlan(pid, guid, name, tz, fhir, peds, first, n))
@@ -214,49 +241,104 @@ class Generator:
             for plan in self.plans:
                 conn.execute(
                     "INSERT INTO practices VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (plan.id, plan.guid, plan.name, plan.tz, npi_from_base(100000000 + plan.id),
-                     f"36-{4100000 + plan.id}", plan.fhir_code,
-                     '{"line1": "100 Main St", "city": "Springfield", "state_code": "IL", '
-                     '"zip_code": "62701"}'),
+                    (
+                        plan.id,
+                        plan.guid,
+                        plan.name,
+                        plan.tz,
+                        npi_from_base(100000000 + plan.id),
+                        f"36-{4100000 + plan.id}",
+                        plan.fhir_code,
+                        '{"line1": "100 Main St", "city": "Springfield", "state_code": "IL", '
+                        '"zip_code": "62701"}',
+                    ),
                 )
                 uid = personas.USER_ID if plan.id == 1 else 9000 + plan.id
-                username = (personas.USERNAME if plan.id == 1 else
-                            personas.USERNAME2 if plan.id == 2 else f"staff{plan.id}@sandbox.example")
-                password = personas.PASSWORD if plan.id == 1 else _secret(self.seed, f"pw{plan.id}")[:16]
+                username = (
+                    personas.USERNAME
+                    if plan.id == 1
+                    else personas.USERNAME2
+                    if plan.id == 2
+                    else f"staff{plan.id}@sandbox.example"
+                )
+                password = (
+                    personas.PASSWORD if plan.id == 1 else _secret(self.seed, f"pw{plan.id}")[:16]
+                )
                 conn.execute(
                     "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (uid, plan.id, username, password, "Robin", f"Staff{plan.id}",
-                     username, f"+1555010{plan.id:04d}",
-                     personas.TOTP_SEED if plan.id == 1 else _b32(self.seed, plan.id)),
+                    (
+                        uid,
+                        plan.id,
+                        username,
+                        password,
+                        "Robin",
+                        f"Staff{plan.id}",
+                        username,
+                        f"+1555010{plan.id:04d}",
+                        personas.TOTP_SEED if plan.id == 1 else _b32(self.seed, plan.id),
+                    ),
                 )
             from carebridge.sandbox.tenant import ALL_PRIVILEGES
 
             conn.execute(
                 "INSERT INTO oauth_clients VALUES (?, ?, ?, ?, ?, ?)",
-                (personas.CLIENT_ID, _secret(self.seed, "client"), personas.APP_ID,
-                 "carebridge sandbox app", personas.REDIRECT_URI,
-                 _json(list(ALL_PRIVILEGES))),
+                (
+                    personas.CLIENT_ID,
+                    _secret(self.seed, "client"),
+                    personas.APP_ID,
+                    "carebridge sandbox app",
+                    personas.REDIRECT_URI,
+                    _json(list(ALL_PRIVILEGES)),
+                ),
             )
             conn.execute(
                 "INSERT INTO oauth_clients VALUES (?, ?, ?, ?, ?, ?)",
-                (personas.LIMITED_CLIENT_ID, _secret(self.seed, "limited"), personas.LIMITED_APP_ID,
-                 "carebridge read-only app", personas.REDIRECT_URI, _json(list(PRIVILEGES_READ))),
+                (
+                    personas.LIMITED_CLIENT_ID,
+                    _secret(self.seed, "limited"),
+                    personas.LIMITED_APP_ID,
+                    "carebridge read-only app",
+                    personas.REDIRECT_URI,
+                    _json(list(PRIVILEGES_READ)),
+                ),
             )
             for p in codes.PAYERS:
-                plans = [{"id": p.id * 10 + 1, "name": f"{p.name} {p.policy_type.upper()}",
-                          "insurance_policy_type": p.policy_type}]
+                plans = [
+                    {
+                        "id": p.id * 10 + 1,
+                        "name": f"{p.name} {p.policy_type.upper()}",
+                        "insurance_policy_type": p.policy_type,
+                    }
+                ]
                 conn.execute(
                     "INSERT INTO payers(id, name, payer_code, kind, pending, address_json, "
                     "phones_json, plans_json, adjudication_lag_days, denial_rate) "
                     "VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (p.id, p.name, p.payer_code, p.kind,
-                     _json({"line1": f"PO Box {1000 + p.id}", "city": "Chicago",
-                            "state_code": "IL", "zip_code": "60601"}),
-                     _json([{"phone_number": f"800-555-{p.id:04d}", "phone_type": "B"}]),
-                     _json(plans), p.lag_days, p.denial_rate),
+                    (
+                        p.id,
+                        p.name,
+                        p.payer_code,
+                        p.kind,
+                        _json(
+                            {
+                                "line1": f"PO Box {1000 + p.id}",
+                                "city": "Chicago",
+                                "state_code": "IL",
+                                "zip_code": "60601",
+                            }
+                        ),
+                        _json([{"phone_number": f"800-555-{p.id:04d}", "phone_type": "B"}]),
+                        _json(plans),
+                        p.lag_days,
+                        p.denial_rate,
+                    ),
                 )
-            reasons = (("4", "Patient Cancelled", 1), ("5", "Provider Unavailable", 2),
-                       ("6", "Weather", 3), ("7", "Rescheduled by Patient", 4))
+            reasons = (
+                ("4", "Patient Cancelled", 1),
+                ("5", "Provider Unavailable", 2),
+                ("6", "Weather", 3),
+                ("7", "Rescheduled by Patient", 4),
+            )
             for rid, (code, name, sort) in zip((4, 5, 6, 7), reasons, strict=True):
                 conn.execute(
                     "INSERT INTO cancellation_reasons VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?)",
@@ -265,15 +347,25 @@ class Generator:
             for plan in self.plans:
                 conn.execute(
                     "INSERT INTO cancellation_reasons VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    (100 + plan.id, plan.id, "INS", "Insurance Issue",
-                     "Coverage could not be verified", 10, self.created, self.created),
+                    (
+                        100 + plan.id,
+                        plan.id,
+                        "INS",
+                        "Insurance Issue",
+                        "Coverage could not be verified",
+                        10,
+                        self.created,
+                        self.created,
+                    ),
                 )
                 ids = {}
                 for n, (code, name) in enumerate(STATUS_CODES, start=1):
                     sid = n if plan.id == 1 else plan.id * 10 + n
                     ids[code] = sid
-                    conn.execute("INSERT INTO appointment_statuses VALUES (?, ?, ?, ?)",
-                                 (sid, plan.id, code, name))
+                    conn.execute(
+                        "INSERT INTO appointment_statuses VALUES (?, ?, ?, ?)",
+                        (sid, plan.id, code, name),
+                    )
                 self.status_ids[plan.id] = ids
 
     def practice(self, plan: PracticePlan) -> None:
@@ -284,70 +376,150 @@ class Generator:
         tz = ZoneInfo(plan.tz)
         columns: list[tuple[int, int, int]] = []
         with self.db.transaction() as conn:
-            for lid, name, pos in ((loc_id, f"{plan.name.split()[0]} Main Clinic" if plan.id != 1
-                                    else personas.LOCATION_NAME, "11"),
-                                   (loc_id + 1, f"{plan.name.split()[0]} Telehealth", "02")):
+            for lid, name, pos in (
+                (
+                    loc_id,
+                    f"{plan.name.split()[0]} Main Clinic"
+                    if plan.id != 1
+                    else personas.LOCATION_NAME,
+                    "11",
+                ),
+                (loc_id + 1, f"{plan.name.split()[0]} Telehealth", "02"),
+            ):
                 conn.execute(
                     "INSERT INTO locations VALUES (?, ?, ?, ?, ?, ?, 1, ?, 'A', ?, ?)",
-                    (lid, plan.id, name, name[:4].upper(), npi_from_base(200000000 + lid), pos,
-                     int(lid == loc_id),
-                     _json({"line1": f"{100 + plan.id} Oak Ave", "line2": "Suite 200", "line3": "",
-                            "city": "Springfield", "zip_code": "62701", "county_name": "Sangamon",
-                            "latitude": "39.7817", "longitude": "-89.6501",
-                            "state_name": "Illinois", "state_code": "IL"}),
-                     _json([{"phone_number": f"217-555-{lid % 10000:04d}", "phone_type": "B",
-                             "phone_ext": "", "is_primary": True},
-                            {"phone_number": f"217-555-{(lid + 1) % 10000:04d}", "phone_type": "F",
-                             "phone_ext": "", "is_primary": False}])),
+                    (
+                        lid,
+                        plan.id,
+                        name,
+                        name[:4].upper(),
+                        npi_from_base(200000000 + lid),
+                        pos,
+                        int(lid == loc_id),
+                        _json(
+                            {
+                                "line1": f"{100 + plan.id} Oak Ave",
+                                "line2": "Suite 200",
+                                "line3": "",
+                                "city": "Springfield",
+                                "zip_code": "62701",
+                                "county_name": "Sangamon",
+                                "latitude": "39.7817",
+                                "longitude": "-89.6501",
+                                "state_name": "Illinois",
+                                "state_code": "IL",
+                            }
+                        ),
+                        _json(
+                            [
+                                {
+                                    "phone_number": f"217-555-{lid % 10000:04d}",
+                                    "phone_type": "B",
+                                    "phone_ext": "",
+                                    "is_primary": True,
+                                },
+                                {
+                                    "phone_number": f"217-555-{(lid + 1) % 10000:04d}",
+                                    "phone_type": "F",
+                                    "phone_ext": "",
+                                    "is_primary": False,
+                                },
+                            ]
+                        ),
+                    ),
                 )
-            taxonomies = (["208000000X", "363LP0200X"] if plan.pediatric
-                          else ["207Q00000X", "207R00000X", "363LF0000X", "363A00000X"])
+            taxonomies = (
+                ["208000000X", "363LP0200X"]
+                if plan.pediatric
+                else ["207Q00000X", "207R00000X", "363LF0000X", "363A00000X"]
+            )
             for i in range(n_providers):
                 if plan.id == 1 and i == 0:
                     prov, res = personas.PROVIDER_ID, personas.RESOURCE_ID
-                    first, last, tax = (personas.PROVIDER_FIRST, personas.PROVIDER_LAST,
-                                        personas.PROVIDER_TAXONOMY)
+                    first, last, tax = (
+                        personas.PROVIDER_FIRST,
+                        personas.PROVIDER_LAST,
+                        personas.PROVIDER_TAXONOMY,
+                    )
                 else:
                     prov, res = 41000 + plan.id * 1000 + i, 38000 + plan.id * 1000 + i
                     first, last = person.first_name(), person.last_name()
                     tax = taxonomies[i % len(taxonomies)]
-                npi = (personas.PROVIDER_NPI if prov == personas.PROVIDER_ID
-                       else npi_from_base(120000000 + prov))
-                cred = "NP" if tax.startswith("363L") else "PA-C" if tax.startswith("363A") else "MD"
+                npi = (
+                    personas.PROVIDER_NPI
+                    if prov == personas.PROVIDER_ID
+                    else npi_from_base(120000000 + prov)
+                )
+                cred = (
+                    "NP" if tax.startswith("363L") else "PA-C" if tax.startswith("363A") else "MD"
+                )
                 conn.execute(
                     "INSERT INTO providers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'A')",
-                    (prov, plan.id, npi, first, last, cred, f"provider{prov}@sandbox.example",
-                     f"217-555-{prov % 10000:04d}", tax, codes.TAXONOMIES[tax]),
+                    (
+                        prov,
+                        plan.id,
+                        npi,
+                        first,
+                        last,
+                        cred,
+                        f"provider{prov}@sandbox.example",
+                        f"217-555-{prov % 10000:04d}",
+                        tax,
+                        codes.TAXONOMIES[tax],
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO resources VALUES (?, ?, ?, ?, ?, 'A', ?, 1, 'P', ?, ?, ?, ?, ?)",
-                    (res, plan.id, f"Dr. {last}" if cred == "MD" else f"{first} {last}, {cred}",
-                     f"R{res}", f"Schedule of provider {prov}", i + 1, prov, self.created,
-                     self.created, personas.USER_ID, personas.USER_ID),
+                    (
+                        res,
+                        plan.id,
+                        f"Dr. {last}" if cred == "MD" else f"{first} {last}, {cred}",
+                        f"R{res}",
+                        f"Schedule of provider {prov}",
+                        i + 1,
+                        prov,
+                        self.created,
+                        self.created,
+                        personas.USER_ID,
+                        personas.USER_ID,
+                    ),
                 )
                 columns.append((prov, res, loc_id))
             if plan.id == 1:
                 conn.execute(
                     "INSERT INTO providers VALUES (?, 1, ?, 'Former', 'Provider', 'MD', ?, ?, "
                     "'207Q00000X', 'Family Medicine', 'I')",
-                    (personas.INACTIVE_PROVIDER_ID, npi_from_base(120040499),
-                     "former@sandbox.example", "217-555-0499"),
+                    (
+                        personas.INACTIVE_PROVIDER_ID,
+                        npi_from_base(120040499),
+                        "former@sandbox.example",
+                        "217-555-0499",
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO resources VALUES (?, 1, 'Retired Room', 'RR', 'Retired', 'I', "
                     "99, 0, 'P', NULL, ?, ?, ?, ?)",
-                    (personas.INACTIVE_RESOURCE_ID, self.created, self.created,
-                     personas.USER_ID, personas.USER_ID),
+                    (
+                        personas.INACTIVE_RESOURCE_ID,
+                        self.created,
+                        self.created,
+                        personas.USER_ID,
+                        personas.USER_ID,
+                    ),
                 )
             if plan.id == 1:
-                reasons = [(v.id, v.duration, v.procedure_code, v.name, v.description)
-                           for v in personas.VISIT_REASONS]
+                reasons = [
+                    (v.id, v.duration, v.procedure_code, v.name, v.description)
+                    for v in personas.VISIT_REASONS
+                ]
             else:
                 base = 120000 + plan.id * 100
-                reasons = [(base + 1, 40, "99203", "NEW PATIENT VISIT", "New patient visit"),
-                           (base + 2, 20, "99213", "SICK VISIT", "Same-day sick visit"),
-                           (base + 3, 40, "99393", "WELL CHILD VISIT", "Preventive visit"),
-                           (base + 4, 15, "99212", "FOLLOW UP VISIT", "Short follow-up")]
+                reasons = [
+                    (base + 1, 40, "99203", "NEW PATIENT VISIT", "New patient visit"),
+                    (base + 2, 20, "99213", "SICK VISIT", "Same-day sick visit"),
+                    (base + 3, 40, "99393", "WELL CHILD VISIT", "Preventive visit"),
+                    (base + 4, 15, "99212", "FOLLOW UP VISIT", "Short follow-up"),
+                ]
             for vid, duration, code, name, desc in reasons:
                 conn.execute(
                     "INSERT INTO visit_reasons VALUES (?, ?, ?, ?, ?, 1, 'A', ?)",
@@ -371,9 +543,17 @@ class Generator:
                         "location_ids_json, resource_ids_json, visit_reasons_json, days, "
                         "effective_from, effective_to, start_at, end_at, max_appointments_allowed)"
                         " VALUES (?, ?, ?, ?, ?, ?, '0111110', ?, NULL, ?, ?, 1)",
-                        (plan.id, f"{label} clinic {res}", f"Weekday {label} clinic of {prov}",
-                         _json([lid]), _json([res]), vr_json, effective,
-                         start.strftime("%H:%M"), end.strftime("%H:%M")),
+                        (
+                            plan.id,
+                            f"{label} clinic {res}",
+                            f"Weekday {label} clinic of {prov}",
+                            _json([lid]),
+                            _json([res]),
+                            vr_json,
+                            effective,
+                            start.strftime("%H:%M"),
+                            end.strftime("%H:%M"),
+                        ),
                     )
             # Thanksgiving-style closure two days after the anchor, for every column.
             holiday = self.anchor + timedelta(days=2)
@@ -382,8 +562,13 @@ class Generator:
                 "location_ids_json, resource_ids_json, days, start_date, end_date, start_at, "
                 "end_at, recurrence_id) VALUES (?, 'Office closed', 'Holiday closure', ?, ?, "
                 "'1111111', ?, ?, '00:00', '23:59', NULL)",
-                (plan.id, _json([loc_id]), _json([r for _, r, _ in columns]),
-                 holiday.isoformat(), holiday.isoformat()),
+                (
+                    plan.id,
+                    _json([loc_id]),
+                    _json([r for _, r, _ in columns]),
+                    holiday.isoformat(),
+                    holiday.isoformat(),
+                ),
             )
             # A recurring staff meeting: Wednesday 12:00-13:00 is already lunch, so use 16:00-17:00.
             conn.execute(
@@ -391,9 +576,13 @@ class Generator:
                 "location_ids_json, resource_ids_json, days, start_date, end_date, start_at, "
                 "end_at, recurrence_id) VALUES (?, 'Staff meeting', 'Weekly staff meeting', ?, ?, "
                 "'0001000', ?, ?, '16:00', '17:00', 1)",
-                (plan.id, _json([loc_id]), _json([r for _, r, _ in columns]),
-                 (self.anchor - timedelta(days=4 * 365)).isoformat(),
-                 (self.anchor + timedelta(days=365)).isoformat()),
+                (
+                    plan.id,
+                    _json([loc_id]),
+                    _json([r for _, r, _ in columns]),
+                    (self.anchor - timedelta(days=4 * 365)).isoformat(),
+                    (self.anchor + timedelta(days=365)).isoformat(),
+                ),
             )
         self.columns[plan.id] = columns
         self.blocked.update((res, self.anchor + timedelta(days=2)) for _, res, _ in columns)
@@ -413,7 +602,9 @@ class Generator:
             payer = payers[83]
         else:
             payer = payers[rng.choice((77, 77, 78, 78, 79, 80, 80, 84))]
-        copay = 0 if payer.kind in ("medicaid", "medicare") else rng.choice((2000, 2500, 3000, 4000))
+        copay = (
+            0 if payer.kind in ("medicaid", "medicare") else rng.choice((2000, 2500, 3000, 4000))
+        )
         deductible = rng.choice((50000, 100000, 150000, 250000)) if payer.kind != "medicaid" else 0
         coins = 20 if payer.kind == "medicare" else rng.choice((0, 10, 20))
         return Coverage(payer, copay, deductible, coins)
@@ -440,8 +631,12 @@ class Generator:
             iid = plan.first_patient + n
             persona = personas.FAMILY[iid - 1] if plan.id == 1 and iid <= 3 else None
             if persona is not None:
-                first, last, dob, gender = (persona.first_name, persona.last_name, persona.dob,
-                                            persona.gender_code)
+                first, last, dob, gender = (
+                    persona.first_name,
+                    persona.last_name,
+                    persona.dob,
+                    persona.gender_code,
+                )
             else:
                 gender = "F" if rng.random() < 0.52 else "M"
                 first = person.first_name(gender=Gender.FEMALE if gender == "F" else Gender.MALE)
@@ -452,7 +647,9 @@ class Generator:
             phone = f"{rng.randrange(201, 990)}-555-{rng.randrange(10000):04d}"
             prov, _, loc = columns[iid % len(columns)]
             data = {
-                "prefix": "", "suffix": "", "marital_status_code": "M" if age > 30 else "S",
+                "prefix": "",
+                "suffix": "",
+                "marital_status_code": "M" if age > 30 else "S",
                 "language_code": "spa" if rng.random() < 0.08 else "eng",
                 "race_code": rng.choice(("2106-3", "2054-5", "2028-9", "1002-5", "")),
                 "ethnicity_code": "H" if rng.random() < 0.15 else "N",
@@ -460,46 +657,119 @@ class Generator:
                 "student_status_code": "F" if 5 <= age < 18 else "N",
                 "referring_physician_npi": "",
                 "date_of_death": None,
-                "addresses": [{"line1": f"{address.street_number()} {address.street_name()} "
-                                        f"{address.street_suffix()}",
-                               "line2": "", "city": address.city(), "state_code": "IL",
-                               "zip_code": f"62{rng.randrange(1000):03d}", "country_id": 225,
-                               "is_primary": True}],
-                "phones": [{"phone_number": phone, "phone_type_code": "C", "extension": "",
-                            "is_primary": True}],
+                "addresses": [
+                    {
+                        "line1": f"{address.street_number()} {address.street_name()} "
+                        f"{address.street_suffix()}",
+                        "line2": "",
+                        "city": address.city(),
+                        "state_code": "IL",
+                        "zip_code": f"62{rng.randrange(1000):03d}",
+                        "country_id": 225,
+                        "is_primary": True,
+                    }
+                ],
+                "phones": [
+                    {
+                        "phone_number": phone,
+                        "phone_type_code": "C",
+                        "extension": "",
+                        "is_primary": True,
+                    }
+                ],
                 "responsible_party": {"relationship": "self" if age >= 18 else "mother"},
             }
-            created = _z(datetime.combine(self.anchor - timedelta(days=rng.randrange(30, 1400)),
-                                          time(14), UTC))
+            created = _z(
+                datetime.combine(
+                    self.anchor - timedelta(days=rng.randrange(30, 1400)), time(14), UTC
+                )
+            )
             email = f"{first.lower()}.{last.lower()}{iid}@example.com"
-            self.out.add(SQL_PATIENT, (
-                guid, iid, plan.id, f"{plan.fhir_code[:2]}{iid:06d}", f"A{plan.id}{iid:07d}",
-                first, last, chr(65 + rng.randrange(26)), dob.isoformat(), gender,
-                f"9{rng.randrange(10, 99)}-{rng.randrange(10, 99)}-{rng.randrange(10000):04d}",
-                email, phone.replace("-", ""), f"D{rng.randrange(10**8):08d}", "A", loc, prov,
-                None, _json(data), created, created,
-            ))
+            self.out.add(
+                SQL_PATIENT,
+                (
+                    guid,
+                    iid,
+                    plan.id,
+                    f"{plan.fhir_code[:2]}{iid:06d}",
+                    f"A{plan.id}{iid:07d}",
+                    first,
+                    last,
+                    chr(65 + rng.randrange(26)),
+                    dob.isoformat(),
+                    gender,
+                    f"9{rng.randrange(10, 99)}-{rng.randrange(10, 99)}-{rng.randrange(10000):04d}",
+                    email,
+                    phone.replace("-", ""),
+                    f"D{rng.randrange(10**8):08d}",
+                    "A",
+                    loc,
+                    prov,
+                    None,
+                    _json(data),
+                    created,
+                    created,
+                ),
+            )
             cov = self.coverage(iid, age, plan.pediatric)
-            self.out.add(SQL_PROFILE, (
-                iid, guid, "Self Pay" if cov.payer is None else cov.payer.kind.title(),
-                int(cov.payer is None), 1, "self" if age >= 18 else "mother", "{}", created,
-                created,
-            ))
+            self.out.add(
+                SQL_PROFILE,
+                (
+                    iid,
+                    guid,
+                    "Self Pay" if cov.payer is None else cov.payer.kind.title(),
+                    int(cov.payer is None),
+                    1,
+                    "self" if age >= 18 else "mother",
+                    "{}",
+                    created,
+                    created,
+                ),
+            )
             if cov.payer is not None:
-                member = persona.member_number if persona else f"{cov.payer.payer_code[:2]}{iid:09d}"
+                member = (
+                    persona.member_number if persona else f"{cov.payer.payer_code[:2]}{iid:09d}"
+                )
                 payer = cov.payer
-                ends = (self.anchor + timedelta(days=rng.randrange(5, 90))).isoformat() \
-                    if rng.random() < 0.03 else None
-                self.out.add(SQL_POLICY, (
-                    iid, iid, guid, 1, payer.id, payer.id * 10 + 1, payer.policy_type, member, "",
-                    f"G{rng.randrange(10**5):05d}", "" if payer.kind != "commercial" else "ACME",
-                    (self.anchor - timedelta(days=rng.randrange(200, 1500))).isoformat(), ends,
-                    cov.copay_cents, cov.deductible_cents, cov.coinsurance_pct,
-                    cov.deductible_cents * 4 or None, 0,
-                    _json({"first_name": first, "last_name": last, "date_of_birth": dob.isoformat(),
-                           "gender": gender, "relation_to_patient": "self"}),
-                    created, created,
-                ))
+                ends = (
+                    (self.anchor + timedelta(days=rng.randrange(5, 90))).isoformat()
+                    if rng.random() < 0.03
+                    else None
+                )
+                self.out.add(
+                    SQL_POLICY,
+                    (
+                        iid,
+                        iid,
+                        guid,
+                        1,
+                        payer.id,
+                        payer.id * 10 + 1,
+                        payer.policy_type,
+                        member,
+                        "",
+                        f"G{rng.randrange(10**5):05d}",
+                        "" if payer.kind != "commercial" else "ACME",
+                        (self.anchor - timedelta(days=rng.randrange(200, 1500))).isoformat(),
+                        ends,
+                        cov.copay_cents,
+                        cov.deductible_cents,
+                        cov.coinsurance_pct,
+                        cov.deductible_cents * 4 or None,
+                        0,
+                        _json(
+                            {
+                                "first_name": first,
+                                "last_name": last,
+                                "date_of_birth": dob.isoformat(),
+                                "gender": gender,
+                                "relation_to_patient": "self",
+                            }
+                        ),
+                        created,
+                        created,
+                    ),
+                )
             if n % 2000 == 0:
                 self.progress(f"patients p{plan.id}", n, plan.patients)
         self.out.flush()
@@ -513,9 +783,13 @@ class Generator:
         reasons = self.reasons[plan.id]
         status = self.status_ids[plan.id]
         tz = ZoneInfo(plan.tz)
-        slots_per_day = sum(
-            (datetime.combine(self.anchor, e) - datetime.combine(self.anchor, s)).seconds // 60
-            for s, e in WINDOWS) // SLOT_MINUTES
+        slots_per_day = (
+            sum(
+                (datetime.combine(self.anchor, e) - datetime.combine(self.anchor, s)).seconds // 60
+                for s, e in WINDOWS
+            )
+            // SLOT_MINUTES
+        )
         weekly = len(columns) * slots_per_day * 5 / 7
         target = plan.patients * self.cfg.appointments_per_patient
         future = weekly * FUTURE_DAYS * 0.3
@@ -544,8 +818,9 @@ class Generator:
                         if cursor + length > end_window or rng.random() >= occupancy:
                             cursor += timedelta(minutes=SLOT_MINUTES)
                             continue
-                        self.appointment(plan, rng, status, now, cursor, length, prov, res, loc,
-                                         vid, code)
+                        self.appointment(
+                            plan, rng, status, now, cursor, length, prov, res, loc, vid, code
+                        )
                         steps = math.ceil(duration / SLOT_MINUTES)
                         cursor += timedelta(minutes=SLOT_MINUTES * steps)
             if offset % 30 == 0:
@@ -553,8 +828,18 @@ class Generator:
         self.out.flush()
 
     def appointment(
-        self, plan: PracticePlan, rng: random.Random, status: dict[str, int], now: datetime,
-        start: datetime, length: timedelta, prov: int, res: int, loc: int, vid: int, code: str,
+        self,
+        plan: PracticePlan,
+        rng: random.Random,
+        status: dict[str, int],
+        now: datetime,
+        start: datetime,
+        length: timedelta,
+        prov: int,
+        res: int,
+        loc: int,
+        vid: int,
+        code: str,
     ) -> None:
         self.appt_id += 1
         iid = plan.first_patient + rng.randrange(plan.patients)
@@ -575,23 +860,55 @@ class Generator:
         if code_ == "C":
             updated = _z(start - timedelta(hours=rng.randrange(2, 48)))
         confirmed = int(code_ in "OIP" and rng.random() < 0.45)
-        self.out.add(SQL_APPOINTMENT, (
-            guid, self.appt_id, plan.id, patient, prov, loc, res, vid, status[code_], code_,
-            _z(start), _z(end), "Follow-up" if vid % 2 else "Annual visit", "",
-            4 if code_ == "C" else None, "Patient called to cancel" if code_ == "C" else None,
-            arrived, departed, confirmed, rng.choice((None, "phone", "email", "text_message")),
-            "carecloud", "carecloud", _z(created), updated,
-        ))
+        self.out.add(
+            SQL_APPOINTMENT,
+            (
+                guid,
+                self.appt_id,
+                plan.id,
+                patient,
+                prov,
+                loc,
+                res,
+                vid,
+                status[code_],
+                code_,
+                _z(start),
+                _z(end),
+                "Follow-up" if vid % 2 else "Annual visit",
+                "",
+                4 if code_ == "C" else None,
+                "Patient called to cancel" if code_ == "C" else None,
+                arrived,
+                departed,
+                confirmed,
+                rng.choice((None, "phone", "email", "text_message")),
+                "carecloud",
+                "carecloud",
+                _z(created),
+                updated,
+            ),
+        )
         if confirmed:
             when = _z(start - timedelta(days=2))
-            self.out.add(SQL_CONFIRMATION, (guid, when, "text_message", "Automated reminder",
-                                            "confirmed", "", when, when))
+            self.out.add(
+                SQL_CONFIRMATION,
+                (guid, when, "text_message", "Automated reminder", "confirmed", "", when, when),
+            )
         if code_ == "O":
             self.ledger(plan, rng, iid, patient, guid, start, prov, loc, code)
 
     def ledger(
-        self, plan: PracticePlan, rng: random.Random, iid: int, patient: str, appt: str,
-        start: datetime, prov: int, loc: int, code: str,
+        self,
+        plan: PracticePlan,
+        rng: random.Random,
+        iid: int,
+        patient: str,
+        appt: str,
+        start: datetime,
+        prov: int,
+        loc: int,
+        code: str,
     ) -> None:
         service = start.date()
         age_days = (self.anchor - service).days
@@ -616,27 +933,87 @@ class Generator:
                 rows.append(("insurance_adjustment", "insurance", -(amount - allowed), post))
                 balance, balance_type = patient_share, "patient"
         if balance_type == "patient" and balance > 0 and age_days > 30 and rng.random() < 0.7:
-            rows.append(("patient_payment", "patient", -balance,
-                         (service + timedelta(days=min(age_days, 35))).isoformat()))
+            rows.append(
+                (
+                    "patient_payment",
+                    "patient",
+                    -balance,
+                    (service + timedelta(days=min(age_days, 35))).isoformat(),
+                )
+            )
             balance = 0
-        self.out.add(SQL_TRANSACTION, (
-            charge_id, plan.id, patient, "charge", "posted" if billed else "not_posted",
-            balance_type, amount, balance, service.isoformat(), service.isoformat(), loc, prov,
-            prov, 1, f"Office visit {code}", code, dx, appt, None, billed, posted, posted,
-        ))
+        self.out.add(
+            SQL_TRANSACTION,
+            (
+                charge_id,
+                plan.id,
+                patient,
+                "charge",
+                "posted" if billed else "not_posted",
+                balance_type,
+                amount,
+                balance,
+                service.isoformat(),
+                service.isoformat(),
+                loc,
+                prov,
+                prov,
+                1,
+                f"Office visit {code}",
+                code,
+                dx,
+                appt,
+                None,
+                billed,
+                posted,
+                posted,
+            ),
+        )
         for kind, btype, credit, posting in rows:
             self.txn_id += 1
-            self.out.add(SQL_TRANSACTION, (
-                self.txn_id, plan.id, patient, kind, "posted", btype, credit, 0, posting,
-                service.isoformat(), loc, prov, prov, None, kind.replace("_", " ").title(), None,
-                "[]", appt, charge_id, 1, posted, posted,
-            ))
+            self.out.add(
+                SQL_TRANSACTION,
+                (
+                    self.txn_id,
+                    plan.id,
+                    patient,
+                    kind,
+                    "posted",
+                    btype,
+                    credit,
+                    0,
+                    posting,
+                    service.isoformat(),
+                    loc,
+                    prov,
+                    prov,
+                    None,
+                    kind.replace("_", " ").title(),
+                    None,
+                    "[]",
+                    appt,
+                    charge_id,
+                    1,
+                    posted,
+                    posted,
+                ),
+            )
         if rng.random() < 0.3:
-            self.out.add(SQL_DOCUMENT, (
-                plan.id, patient, f"Visit note {service.isoformat()}", "Clinical note",
-                DOC_SOURCES[rng.randrange(len(DOC_SOURCES))], service.isoformat(),
-                "application/pdf", rng.randrange(20_000, 400_000), posted, posted,
-            ))
+            self.out.add(
+                SQL_DOCUMENT,
+                (
+                    plan.id,
+                    patient,
+                    f"Visit note {service.isoformat()}",
+                    "Clinical note",
+                    DOC_SOURCES[rng.randrange(len(DOC_SOURCES))],
+                    service.isoformat(),
+                    "application/pdf",
+                    rng.randrange(20_000, 400_000),
+                    posted,
+                    posted,
+                ),
+            )
 
 
 def _json(value: Any) -> str:

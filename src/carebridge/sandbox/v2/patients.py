@@ -1,13 +1,563 @@
-"""v2 routes (being written)."""
+"""Patients of the v2 surface (``upstream/carecloud.md`` §2.4-2.5, §6.5).
+
+- ``POST /v2/patients`` (alias ``/v2/patients/create``): 201 ``{"patient": "<guid>"}``; invalid
+  demographic codes are dropped, never refused.
+- ``POST /v2/patients/search``: exactly one of ``terms`` or ``fields``; ``dob`` in six formats.
+- ``GET /v2/patients/{id}``: a GUID or the numeric internal id.
+- ``GET /v2/patients/{id}/insurances``, ``/balance``, ``/transactions``, ``/charges``.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import re
+import sqlite3
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from carebridge.sandbox.tenant import Tenant
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from carebridge.sandbox.tenant import Grant, Tenant
+from carebridge.sandbox.v2.common import (
+    ApiError,
+    dumps,
+    failed,
+    is_guid,
+    json_response,
+    loads,
+    money,
+    paged_response,
+    paginate,
+    parse_int_id,
+    parse_iso_date,
+    parse_page,
+    read_json_object,
+    ruby_decimal,
+)
+from carebridge.sandbox.v2.routing import authed
+
+SEARCH_ONE_OF = (
+    "You must search by either a list of terms, by creation date, or specific terms against "
+    "specific fields."
+)
+DOB_FORMATS = ("%m/%d/%Y", "%m-%d-%Y", "%m%d%Y", "%m%d%y", "%m/%d/%y", "%m-%d-%y")
+GENDERS = {"M": "Male", "F": "Female", "O": "Other", "U": "Unknown"}
+ETHNICITY = {"U", "H", "N"}
+EMPLOYMENT = {"E", "D", "R", "P", "U", "S", "N"}
+STUDENT = {"F", "P", "N", "U"}
+MARITAL = {"D", "L", "M", "S", "T", "U", "W"}
+TRANSACTIONS_PAGE = 50
+
+
+def parse_dob(text: str) -> date | None:
+    """A search ``dob`` in any of the upstream's formats, or None."""
+    for fmt in DOB_FORMATS:
+        try:
+            parsed = datetime.strptime(text.strip(), fmt).date()  # noqa: DTZ007 - a date only
+        except ValueError:
+            continue
+        if fmt.endswith("%y") and parsed.year > date.today().year:  # noqa: DTZ011 - century pivot
+            parsed = parsed.replace(year=parsed.year - 100)
+        return parsed
+    return None
+
+
+def find_patient(tenant: Tenant, grant: Grant, ref: str) -> sqlite3.Row:
+    """The grant's patient by GUID or internal id, or the upstream's 400/404."""
+    number = parse_int_id(ref)
+    if number is not None:
+        row = tenant.db.one(
+            "SELECT * FROM patients WHERE internal_id = ? AND practice_id = ?",
+            (number, grant.practice_id),
+        )
+    elif is_guid(ref):
+        row = tenant.db.one(
+            "SELECT * FROM patients WHERE id = ? AND practice_id = ?",
+            (ref.lower(), grant.practice_id),
+        )
+    else:
+        raise ApiError(400, "Patient ID must be a valid GUID.")
+    if row is None:
+        raise ApiError(404, "Resource not found.")
+    return row
+
+
+def _name(row: sqlite3.Row) -> str:
+    return f"{row['first_name']} {row['last_name']}"
+
+
+def _balance_cents(tenant: Tenant, patient_id: str) -> int:
+    return int(
+        tenant.db.scalar(
+            "SELECT COALESCE(SUM(amount_cents), 0) FROM transactions WHERE patient_id = ?",
+            (patient_id,),
+        )
+    )
+
+
+def _search_item(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
+    gender = row["gender_code"]
+    return {
+        "id": row["id"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "middle_initial": row["middle_initial"],
+        "name": _name(row),
+        "dob": row["dob"],
+        "account_balance": money(_balance_cents(tenant, row["id"])),
+        "chart_number": row["chart_number"],
+        "last_seen_date": row["last_seen_date"],
+        "gender": GENDERS.get(gender or ""),
+        "gender_code": gender,
+        "primary_location_id": row["primary_location_id"],
+        "photo": None,
+    }
+
+
+async def create_patient(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Create a patient; unknown codes are dropped, as upstream does."""
+    call = "Patient Creation"
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    patient = body.get("patient")
+    if not isinstance(patient, dict):
+        raise failed(call, "patient is required")
+    first, last = patient.get("first_name"), patient.get("last_name")
+    if not isinstance(first, str) or not first.strip():
+        raise failed(call, "first_name is required")
+    if not isinstance(last, str) or not last.strip():
+        raise failed(call, "last_name is required")
+    dob = patient.get("date_of_birth")
+    dob_text: str | None = None
+    if dob not in (None, ""):
+        try:
+            dob_value = parse_iso_date(str(dob))
+        except ValueError:
+            raise failed(call, "date_of_birth must be a date formatted YYYY-MM-DD") from None
+        if dob_value > tenant.today(grant.practice_id):
+            raise failed(call, "date_of_birth cannot be in the future")
+        dob_text = dob_value.isoformat()
+    addresses = body.get("addresses", [])
+    phones = body.get("phones", [])
+    if not isinstance(addresses, list) or not all(isinstance(a, dict) for a in addresses):
+        raise failed(call, "addresses must be a list of objects")
+    if not isinstance(phones, list) or not all(isinstance(p, dict) for p in phones):
+        raise failed(call, "phones must be a list of objects")
+
+    def code(key: str, allowed: set[str]) -> str | None:
+        value = patient.get(key)
+        return value.upper() if isinstance(value, str) and value.upper() in allowed else None
+
+    gender = code("gender_code", set(GENDERS))
+    phone_rows = [
+        {
+            "phone_number": str(p.get("phone_number") or ""),
+            "phone_type_code": p.get("phone_type_code") or "M",
+            "extension": str(p.get("extension") or ""),
+            "is_primary": bool(p.get("is_primary")),
+        }
+        for p in phones
+    ]
+    data: dict[str, Any] = {
+        "prefix": str(patient.get("prefix") or ""),
+        "suffix": str(patient.get("suffix") or ""),
+        "marital_status_code": code("marital_status_code", MARITAL),
+        "language_code": patient["language_code"]
+        if isinstance(patient.get("language_code"), str)
+        and re.fullmatch(r"[a-z]{3}", patient["language_code"])
+        else None,
+        "race_code": patient["race_code"]
+        if isinstance(patient.get("race_code"), str)
+        and re.fullmatch(r"(\d{4}-\d)?", patient["race_code"])
+        else None,
+        "ethnicity_code": code("ethnicity_code", ETHNICITY),
+        "employment_status_code": code("employment_status_code", EMPLOYMENT),
+        "student_status_code": code("student_status_code", STUDENT),
+        "referring_physician_npi": str(patient.get("referring_physician_npi") or ""),
+        "date_of_death": None,
+        "addresses": [
+            {
+                k: a.get(k)
+                for k in ("line1", "line2", "city", "state_code", "zip_code", "is_primary")
+            }
+            for a in addresses
+        ],
+        "phones": phone_rows,
+        "responsible_party": {"relationship": "self"},
+    }
+    now = tenant.now_db()
+    guid = str(uuid.uuid4())
+    digits = re.sub(r"\D", "", str(phone_rows[0]["phone_number"])) if phone_rows else ""
+    with tenant.db.transaction() as conn:
+        internal = int(
+            conn.execute("SELECT COALESCE(MAX(internal_id), 0) + 1 FROM patients").fetchone()[0]
+        )
+        conn.execute(
+            "INSERT INTO patients(id, internal_id, practice_id, chart_number, account_number, "
+            "first_name, last_name, middle_initial, dob, gender_code, ssn, email, phone_digits, "
+            "drivers_license_number, status, data_json, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'A', ?, ?, ?)",
+            (
+                guid,
+                internal,
+                grant.practice_id,
+                str(patient.get("chart_number") or f"NEW{internal:06d}"),
+                str(patient.get("account_number") or f"A{grant.practice_id}{internal:07d}"),
+                first.strip(),
+                last.strip(),
+                str(patient.get("middle_initial") or "")[:1],
+                dob_text,
+                gender,
+                str(patient.get("ssn") or ""),
+                str(patient.get("email") or ""),
+                digits,
+                str(patient.get("drivers_license_number") or ""),
+                dumps(data),
+                now,
+                now,
+            ),
+        )
+        tenant.db.log_change(
+            conn,
+            at=now,
+            practice_id=grant.practice_id,
+            entity="patient",
+            entity_id=guid,
+            action="created",
+            source="v2",
+        )
+    return json_response({"patient": guid}, status=201)
+
+
+async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Search by a list of terms, or by specific fields."""
+    call = "Patient Search"
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    terms, fields = body.get("terms"), body.get("fields")
+    if (terms is None) == (fields is None):
+        raise ApiError(400, SEARCH_ONE_OF)
+    limit = parse_int_id(body.get("limit", 25)) or 25
+    limit = min(limit, 100)
+    where: list[str] = ["practice_id = ?"]
+    params: list[Any] = [grant.practice_id]
+    if terms is not None:
+        if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
+            raise failed(call, "terms must be a non-empty list of strings")
+        for term in terms:
+            dob = parse_dob(term)
+            like = f"%{term.strip().lower()}%"
+            clauses = [
+                "lower(first_name) LIKE ?",
+                "lower(last_name) LIKE ?",
+                "ssn = ?",
+                "CAST(internal_id AS TEXT) = ?",
+                "lower(chart_number) = ?",
+                "lower(drivers_license_number) = ?",
+                "lower(email) = ?",
+                "id IN (SELECT patient_id FROM insurance_policies WHERE lower(member_number) = ? "
+                "OR lower(policy_number) = ?)",
+            ]
+            values: list[Any] = [
+                like,
+                like,
+                term,
+                term.strip(),
+                term.strip().lower(),
+                term.strip().lower(),
+                term.strip().lower(),
+                term.strip().lower(),
+                term.strip().lower(),
+            ]
+            if dob is not None:
+                clauses.append("dob = ?")
+                values.append(dob.isoformat())
+            where.append("(" + " OR ".join(clauses) + ")")
+            params.extend(values)
+    else:
+        if not isinstance(fields, dict) or not fields:
+            raise failed(call, "fields must be a non-empty object")
+        for key, value in fields.items():
+            if not isinstance(value, str):
+                raise failed(call, f"{key} must be a string")
+            if key in ("first_name", "last_name"):
+                where.append(f"lower({key}) LIKE ?")  # key is one of two literals
+                params.append(f"{value.strip().lower()}%")
+            elif key == "dob":
+                dob = parse_dob(value)
+                if dob is None:
+                    raise failed(call, "dob must be formatted MM/DD/YYYY")
+                where.append("dob = ?")
+                params.append(dob.isoformat())
+            elif key == "gender":
+                where.append("gender_code = ?")
+                params.append(value.strip().upper()[:1])
+            elif key == "phone_number":
+                where.append("phone_digits = ?")
+                params.append(re.sub(r"\D", "", value))
+            else:
+                raise failed(call, f"{key} is not a searchable field")
+    sql = (
+        f"SELECT * FROM patients WHERE {' AND '.join(where)} ORDER BY last_name, first_name LIMIT ?"  # noqa: S608 - clauses are literals
+    )
+    rows = tenant.db.all(sql, (*params, limit))
+    return json_response({"patients": [_search_item(tenant, r) for r in rows]})
+
+
+async def show_patient(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``{"patient": {...}}`` with the PatientShow fields."""
+    row = find_patient(tenant, grant, request.path_params["patient_id"])
+    data = loads(row["data_json"])
+    practice = tenant.db.one("SELECT * FROM practices WHERE id = ?", (grant.practice_id,))
+    location = tenant.db.one("SELECT * FROM locations WHERE id = ?", (row["primary_location_id"],))
+    gender = row["gender_code"]
+    body = {
+        "id": row["id"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "middle_initial": row["middle_initial"],
+        "prefix": data.get("prefix", ""),
+        "suffix": data.get("suffix", ""),
+        "ssn": row["ssn"],
+        "name": _name(row),
+        "dob": row["dob"],
+        "email_address": row["email"],
+        "status": "Active" if row["status"] == "A" else "Inactive",
+        "status_id": 1 if row["status"] == "A" else 2,
+        "legacy_patient_id": "",
+        "chart_number": row["chart_number"],
+        "account_number": row["account_number"],
+        "business_entity_id": practice["business_entity_id"] if practice else None,
+        "business_entity_name": practice["name"] if practice else None,
+        "date_of_death": data.get("date_of_death"),
+        "last_seen_date": row["last_seen_date"],
+        "drivers_license_number": row["drivers_license_number"],
+        "marital_status": data.get("marital_status_code"),
+        "language": data.get("language_code"),
+        "language_code": data.get("language_code"),
+        "gender": GENDERS.get(gender or ""),
+        "gender_code": gender,
+        "ethnicity": data.get("ethnicity_code"),
+        "ethnicity_code": data.get("ethnicity_code"),
+        "race": data.get("race_code"),
+        "race_code": data.get("race_code"),
+        "primary_location": None
+        if location is None
+        else {
+            "id": location["id"],
+            "name": location["name"],
+            "mnemonic": location["mnemonic"],
+            "npi": location["npi"],
+            "is_default": bool(location["is_default"]),
+            "address": loads(location["address_json"]),
+        },
+        "primary_provider_id": row["primary_provider_id"],
+        "referring_physician_npi": data.get("referring_physician_npi", ""),
+        "responsible_party": data.get("responsible_party"),
+        "insurance_profiles": _profiles(tenant, row["id"]),
+        "addresses": data.get("addresses", []),
+        "phones": data.get("phones", []),
+        "photo": None,
+    }
+    return json_response({"patient": body})
+
+
+def _profiles(tenant: Tenant, patient_id: str) -> list[dict[str, Any]]:
+    profiles = []
+    for prof in tenant.db.all(
+        "SELECT * FROM insurance_profiles WHERE patient_id = ? ORDER BY id", (patient_id,)
+    ):
+        policies = []
+        for pol in tenant.db.all(
+            "SELECT p.*, y.name AS payer_name, y.pending AS payer_pending, y.phones_json, "
+            "y.address_json, y.plans_json FROM insurance_policies p "
+            "JOIN payers y ON y.id = p.payer_id WHERE p.profile_id = ? ORDER BY policy_priority",
+            (prof["id"],),
+        ):
+            plan = next((p for p in loads(pol["plans_json"]) if p["id"] == pol["plan_id"]), None)
+            policies.append(
+                {
+                    "id": pol["id"],
+                    "policy_priority": pol["policy_priority"],
+                    "member_number": pol["member_number"],
+                    "policy_number": pol["policy_number"],
+                    "effective_from": pol["effective_from"],
+                    "effective_to": pol["effective_to"],
+                    "co_payment": ruby_decimal(pol["co_payment_cents"]),
+                    "deductible": ruby_decimal(pol["deductible_cents"]),
+                    "type": pol["insurance_policy_type"],
+                    "group_name": pol["group_name"],
+                    "requires_authorization": bool(pol["requires_authorization"]),
+                    "plan": None if plan is None else {"id": plan["id"], "name": plan["name"]},
+                    "insured": loads(pol["insured_json"]),
+                    "payer": {
+                        "id": pol["payer_id"],
+                        "name": pol["payer_name"],
+                        "payer_pending?": bool(pol["payer_pending"]),
+                        "phones": loads(pol["phones_json"]),
+                        "address": loads(pol["address_json"]),
+                    },
+                }
+            )
+        profiles.append(
+            {
+                "id": prof["id"],
+                "name": prof["name"],
+                "self_pay": bool(prof["self_pay"]),
+                "default": bool(prof["is_default"]),
+                "insurance_policies": policies,
+            }
+        )
+    return profiles
+
+
+async def list_insurances(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``{"insurance_profiles": [...]}``."""
+    row = find_patient(tenant, grant, request.path_params["patient_id"])
+    return json_response({"insurance_profiles": _profiles(tenant, row["id"])})
+
+
+async def balance(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Aging buckets per balance type, amounts as ``'%.2f'`` strings."""
+    row = find_patient(tenant, grant, request.path_params["patient_id"])
+    today = tenant.today(grant.practice_id)
+    rows = []
+    for balance_type in ("patient", "insurance"):
+        buckets = dict.fromkeys(("unbilled", "current", "30", "60", "90", "120"), 0)
+        for charge in tenant.db.all(
+            "SELECT balance_cents, posting_date, billed FROM transactions WHERE patient_id = ? "
+            "AND transaction_type IN ('charge', 'simple_charge') AND balance_type = ? "
+            "AND balance_cents != 0",
+            (row["id"], balance_type),
+        ):
+            if not charge["billed"]:
+                buckets["unbilled"] += charge["balance_cents"]
+                continue
+            age = (today - date.fromisoformat(charge["posting_date"])).days
+            key = (
+                "120"
+                if age > 120
+                else "90"
+                if age > 90
+                else "60"
+                if age > 60
+                else ("30" if age > 30 else "current")
+            )
+            buckets[key] += charge["balance_cents"]
+        rows.append(
+            {
+                "balance_type": balance_type,
+                "unapplied_credit": money(0),
+                "unbilled": money(buckets["unbilled"]),
+                "current": money(buckets["current"]),
+                "greater_than_30": money(buckets["30"]),
+                "greater_than_60": money(buckets["60"]),
+                "greater_than_90": money(buckets["90"]),
+                "greater_than_120": money(buckets["120"]),
+                "total": money(sum(buckets.values())),
+            }
+        )
+    return json_response(rows)
+
+
+def _date_window(request: Request, tenant: Tenant, grant: Grant) -> tuple[date, date]:
+    q = request.query_params
+    start_text, end_text = q.get("start_date"), q.get("end_date")
+    try:
+        start = parse_iso_date(start_text) if start_text else None
+        end = parse_iso_date(end_text) if end_text else None
+    except ValueError:
+        raise ApiError(400, "Dates must be formatted YYYY-MM-DD") from None
+    if end is not None and start is None:
+        raise ApiError(
+            400, "Both start_date and end_date parameters are required for date filtering"
+        )
+    if start is None:
+        end = tenant.today(grant.practice_id)
+        return end - timedelta(days=30), end
+    return start, end or start + timedelta(days=30)
+
+
+def _ledger(request: Request, tenant: Tenant, grant: Grant, charges_only: bool) -> Response:
+    row = find_patient(tenant, grant, request.path_params["patient_id"])
+    start, end = _date_window(request, tenant, grant)
+    kinds = "AND transaction_type IN ('charge', 'simple_charge')" if charges_only else ""
+    where = f"patient_id = ? AND posting_date BETWEEN ? AND ? {kinds}"
+    params = (row["id"], start.isoformat(), end.isoformat())
+    total = int(tenant.db.scalar(f"SELECT COUNT(*) FROM transactions WHERE {where}", params))  # noqa: S608 - literal clauses
+    page = paginate(
+        lambda limit, offset: tenant.db.all(
+            f"SELECT * FROM transactions WHERE {where} ORDER BY posting_date, id LIMIT ? OFFSET ?",  # noqa: S608 - literal clauses
+            (*params, limit, offset),
+        ),
+        total,
+        parse_page(request.query_params.get("page")),
+        TRANSACTIONS_PAGE,
+    )
+    items = [
+        {
+            "id": t["id"],
+            "amount": money(t["amount_cents"]),
+            "balance": money(t["balance_cents"]),
+            "unapplied_credit": money(t["unapplied_credit_cents"]),
+            "posting_date": t["posting_date"],
+            "transaction_type": t["transaction_type"],
+            "transaction_status": t["transaction_status"],
+            "location_id": t["location_id"],
+            "provider_id": t["provider_id"],
+            "attending_provider_id": t["attending_provider_id"],
+            "units": t["units"],
+            "description": t["description"],
+        }
+        for t in page.rows
+    ]
+    return paged_response(request, tenant.config.base_url, items, page)
+
+
+async def transactions(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """The ledger, 50 a page, the last 30 days by default."""
+    return _ledger(request, tenant, grant, charges_only=False)
+
+
+async def charges(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Only ``charge`` and ``simple_charge`` ledger entries."""
+    return _ledger(request, tenant, grant, charges_only=True)
 
 
 def routes(tenant: Tenant) -> list[BaseRoute]:
-    """The routes of this module."""
-    del tenant
-    return []
+    """The patient routes."""
+    create = authed(tenant, "patients.write", create_patient)
+    return [
+        Route("/v2/patients", create, methods=["POST"]),
+        Route("/v2/patients/create", create, methods=["POST"]),
+        Route(
+            "/v2/patients/search",
+            authed(tenant, "patients.read", search_patients),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}",
+            authed(tenant, "patients.read", show_patient),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/insurances",
+            authed(tenant, "patients.read", list_insurances),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/balance",
+            authed(tenant, "billing.read", balance),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/transactions",
+            authed(tenant, "billing.read", transactions),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/charges",
+            authed(tenant, "billing.read", charges),
+            methods=["GET"],
+        ),
+    ]

@@ -1,0 +1,129 @@
+"""Patients of the v2 surface, over real HTTP."""
+
+from __future__ import annotations
+
+import httpx
+
+from carebridge.sandbox import personas
+from tests.sandbox.conftest import LiveTenant
+
+
+def test_show_by_guid_and_by_internal_id(api: httpx.Client) -> None:
+    by_guid = api.get(f"/v2/patients/{personas.JORDAN.id}")
+    by_number = api.get(f"/v2/patients/{personas.JORDAN.internal_id}")
+    assert by_guid.status_code == 200
+    assert by_guid.json() == by_number.json()
+    patient = by_guid.json()["patient"]
+    assert patient["first_name"] == personas.JORDAN.first_name
+    assert patient["business_entity_id"] == personas.PRACTICE_GUID
+    assert patient["insurance_profiles"][0]["insurance_policies"][0]["member_number"] == (
+        personas.JORDAN.member_number
+    )
+
+
+def test_bad_guid_and_unknown_patient(api: httpx.Client) -> None:
+    bad = api.get("/v2/patients/not-a-guid")
+    assert (bad.status_code, bad.json()) == (400, {"error": "Patient ID must be a valid GUID."})
+    unknown = api.get("/v2/patients/00000000-0000-4000-8000-000000000000")
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "Resource not found."})
+
+
+def test_another_practices_patient_is_not_found(live: LiveTenant) -> None:
+    with live.client(live.token(1)) as other:
+        r = other.get(f"/v2/patients/{personas.JORDAN.id}")
+    assert r.status_code == 404
+
+
+def test_create_then_show_and_search(api: httpx.Client) -> None:
+    created = api.post(
+        "/v2/patients",
+        json={
+            "patient": {
+                "first_name": "Taylor",
+                "last_name": "Createtest",
+                "gender_code": "F",
+                "date_of_birth": "1990-05-06",
+                "race_code": "bogus",
+            },
+            "phones": [{"phone_number": "312-555-0101", "is_primary": True}],
+        },
+    )
+    assert created.status_code == 201
+    guid = created.json()["patient"]
+    shown = api.get(f"/v2/patients/{guid}").json()["patient"]
+    assert shown["race_code"] is None, "an invalid code is dropped, not refused"
+    found = api.post(
+        "/v2/patients/search", json={"fields": {"last_name": "Createtest", "dob": "05/06/1990"}}
+    )
+    assert [p["id"] for p in found.json()["patients"]] == [guid]
+
+
+def test_create_refuses_missing_names_and_bad_bodies(api: httpx.Client) -> None:
+    missing = api.post("/v2/patients", json={"patient": {"first_name": "A"}})
+    assert missing.status_code == 400
+    assert missing.json()["error"].startswith("Patient Creation Failed - ")
+    malformed = api.post(
+        "/v2/patients", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    wrong_type = api.post("/v2/patients", json={"patient": "x"})
+    assert wrong_type.status_code == 400
+    future = api.post(
+        "/v2/patients",
+        json={"patient": {"first_name": "A", "last_name": "B", "date_of_birth": "2999-01-01"}},
+    )
+    assert future.status_code == 400
+    huge = api.post(
+        "/v2/patients",
+        content=b"{" + b" " * 2_000_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+
+def test_search_by_terms_matches_member_numbers_and_names(api: httpx.Client) -> None:
+    by_member = api.post("/v2/patients/search", json={"terms": [personas.CASEY.member_number]})
+    assert [p["id"] for p in by_member.json()["patients"]] == [personas.CASEY.id]
+    by_name = api.post("/v2/patients/search", json={"terms": ["sandbox", "06/30/2016"]})
+    assert [p["id"] for p in by_name.json()["patients"]] == [personas.MIA.id]
+
+
+def test_search_refuses_bad_fields(api: httpx.Client) -> None:
+    assert api.post("/v2/patients/search", json={"fields": {"shoe_size": "9"}}).status_code == 400
+    assert (
+        api.post("/v2/patients/search", json={"fields": {"dob": "1990-05-06"}}).status_code == 400
+    )
+    assert api.post("/v2/patients/search", json={"terms": "x"}).status_code == 400
+
+
+def test_balance_rows_sum_to_the_ledger(api: httpx.Client, live: LiveTenant) -> None:
+    patient = live.tenant.db.one(
+        "SELECT patient_id FROM transactions WHERE practice_id = 1 GROUP BY patient_id "
+        "HAVING SUM(amount_cents) > 0 LIMIT 1"
+    )
+    assert patient is not None
+    rows = api.get(f"/v2/patients/{patient[0]}/balance").json()
+    assert {r["balance_type"] for r in rows} == {"patient", "insurance"}
+    total = sum(int(r["total"].replace(".", "")) for r in rows)
+    ledger = live.tenant.db.scalar(
+        "SELECT SUM(amount_cents) FROM transactions WHERE patient_id = ?", (patient[0],)
+    )
+    assert total == ledger
+
+
+def test_transactions_window_and_charges_only(api: httpx.Client, live: LiveTenant) -> None:
+    pid = live.tenant.db.scalar(
+        "SELECT patient_id FROM transactions WHERE practice_id = 1 AND transaction_type != 'charge' LIMIT 1"
+    )
+    wide = api.get(
+        f"/v2/patients/{pid}/transactions",
+        params={"start_date": "2020-01-01", "end_date": "2026-12-31"},
+    )
+    assert wide.status_code == 200
+    assert {t["transaction_type"] for t in wide.json()} > {"charge"}
+    only = api.get(
+        f"/v2/patients/{pid}/charges", params={"start_date": "2020-01-01", "end_date": "2026-12-31"}
+    )
+    assert {t["transaction_type"] for t in only.json()} == {"charge"}
+    bad = api.get(f"/v2/patients/{pid}/transactions", params={"start_date": "2026-02-30"})
+    assert bad.status_code == 400
