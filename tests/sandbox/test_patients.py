@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from tests.sandbox.conftest import LiveTenant
 
 from carebridge.sandbox import personas
-from tests.sandbox.conftest import LiveTenant
 
 
 def test_show_by_guid_and_by_internal_id(api: httpx.Client) -> None:
