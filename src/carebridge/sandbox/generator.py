@@ -119,7 +119,7 @@ class _Batcher:
 def _insert(table: str, columns: str) -> str:
     names = [c.strip() for c in columns.split(",")]
     marks = ", ".join("?" for _ in names)
-    return f"INSERT INTO {table}({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - literal names
+    return f"INSERT INTO {table}({', '.join(names)}) VALUES ({marks})"
 
 
 SQL_PATIENT = _insert(

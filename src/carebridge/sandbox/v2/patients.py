@@ -298,7 +298,7 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
             else:
                 raise failed(call, f"{key} is not a searchable field")
     sql = (
-        f"SELECT * FROM patients WHERE {' AND '.join(where)} ORDER BY last_name, first_name LIMIT ?"  # noqa: S608 - clauses are literals
+        f"SELECT * FROM patients WHERE {' AND '.join(where)} ORDER BY last_name, first_name LIMIT ?"
     )
     rows = tenant.db.all(sql, (*params, limit))
     return json_response({"patients": [_search_item(tenant, r) for r in rows]})
@@ -484,10 +484,10 @@ def _ledger(request: Request, tenant: Tenant, grant: Grant, charges_only: bool) 
     kinds = "AND transaction_type IN ('charge', 'simple_charge')" if charges_only else ""
     where = f"patient_id = ? AND posting_date BETWEEN ? AND ? {kinds}"
     params = (row["id"], start.isoformat(), end.isoformat())
-    total = int(tenant.db.scalar(f"SELECT COUNT(*) FROM transactions WHERE {where}", params))  # noqa: S608 - literal clauses
+    total = int(tenant.db.scalar(f"SELECT COUNT(*) FROM transactions WHERE {where}", params))
     page = paginate(
         lambda limit, offset: tenant.db.all(
-            f"SELECT * FROM transactions WHERE {where} ORDER BY posting_date, id LIMIT ? OFFSET ?",  # noqa: S608 - literal clauses
+            f"SELECT * FROM transactions WHERE {where} ORDER BY posting_date, id LIMIT ? OFFSET ?",
             (*params, limit, offset),
         ),
         total,
