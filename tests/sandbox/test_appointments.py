@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from tests.sandbox.conftest import LiveTenant
 
 from carebridge.sandbox import personas
-from tests.sandbox.conftest import LiveTenant
 
 FUTURE = "2026-12-01"  # a Tuesday
 
