@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carebridge.sandbox.config import SandboxConfig
 from tests.sandbox.conftest import ANCHOR, start_live
+
+from carebridge.sandbox.config import SandboxConfig
 
 
 def test_a_tenant_in_a_state_file_survives_a_restart(tmp_path: Path) -> None:
