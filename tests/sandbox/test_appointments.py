@@ -153,3 +153,60 @@ def test_other_practices_appointment_is_not_found(live: LiveTenant) -> None:
     guid = live.tenant.db.scalar("SELECT id FROM appointments WHERE practice_id = 1 LIMIT 1")
     with live.client(live.token(1)) as other:
         assert other.get(f"/v2/appointments/{guid}").status_code == 404
+
+
+def test_confirm_marks_confirmed_and_history_lists_attempts(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    guid = _book(api, _free_start(live, "2026-12-10")).json()["appointment"]
+    attempt = api.post(
+        f"/v2/appointments/{guid}/confirmation",
+        json={"communication_method": "phone", "communication_outcome": "no_answer"},
+    )
+    assert attempt.status_code == 201
+    assert api.get(f"/v2/appointments/{guid}").json()["appointment"]["is_confirmed"] is False
+    refused = api.post(
+        f"/v2/appointments/{guid}/confirm",
+        json={"communication_method": "phone", "communication_outcome": "confirmed"},
+    )
+    assert refused.status_code == 400, "confirm rejects communication_outcome"
+    ok = api.post(f"/v2/appointments/{guid}/confirm", json={"communication_method": "email"})
+    assert ok.status_code == 201
+    assert ok.json()["appointment_confirmation"]["communication_outcome"] == "confirmed"
+    assert api.get(f"/v2/appointments/{guid}").json()["appointment"]["is_confirmed"] is True
+    history = api.get(f"/v2/appointments/{guid}/confirmations").json()
+    assert [h["appointment_confirmation"]["communication_outcome"] for h in history] == [
+        "no_answer",
+        "confirmed",
+    ]
+
+
+def test_communication_must_not_be_a_confirmation_and_methods_are_checked(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    guid = _book(api, _free_start(live, "2026-12-11")).json()["appointment"]
+    assert (
+        api.post(
+            f"/v2/appointments/{guid}/communication",
+            json={"communication_method": "text_message", "communication_outcome": "confirmed"},
+        ).status_code
+        == 400
+    )
+    assert (
+        api.post(
+            f"/v2/appointments/{guid}/communication",
+            json={"communication_method": "text_message", "communication_outcome": "message_sent"},
+        ).status_code
+        == 201
+    )
+    bad = api.post(f"/v2/appointments/{guid}/confirmation", json={"communication_method": "owl"})
+    assert bad.json() == {"error": "Invalid communication method."}
+
+
+def test_list_by_patient(api: httpx.Client) -> None:
+    items = api.get(
+        "/v2/appointments/listbypatient", params={"patient_id": personas.JORDAN.id}
+    ).json()
+    assert items
+    assert {i["appointment"]["patient"]["id"] for i in items} == {personas.JORDAN.id}
+    assert api.get("/v2/appointments/listbypatient", params={"patient_id": "x"}).status_code == 400

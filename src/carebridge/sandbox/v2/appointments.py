@@ -504,6 +504,138 @@ async def pending(request: Request, tenant: Tenant, grant: Grant) -> Response:
     return json_response({"appointment": render(tenant, row, extended=True)})
 
 
+OUTCOMES = (
+    "terminated",
+    "undeliverable",
+    "error",
+    "responded",
+    "processing",
+    "message_sent",
+    "left_message_to_reschedule",
+    "incorrect_number",
+    "confirmed",
+    "line_busy",
+    "no_answer",
+    "left_message",
+    "disconnected",
+)
+
+
+def _confirmation(tenant: Tenant, practice_id: int, row: sqlite3.Row) -> dict[str, Any]:
+    tz = tenant.tz(practice_id)
+    return {
+        "id": row["id"],
+        "appointment_id": row["appointment_id"],
+        "comments": row["comments"],
+        "communication_method": row["communication_method"],
+        "communication_method_description": row["communication_method_description"],
+        "communication_outcome": row["communication_outcome"],
+        "created_at": local_iso(row["created_at"], tz),
+        "date_confirmed": local_iso(row["date_confirmed"], tz),
+        "updated_at": local_iso(row["updated_at"], tz),
+    }
+
+
+async def _record_contact(request: Request, tenant: Tenant, grant: Grant, kind: str) -> Response:
+    """Record a confirmation attempt (``confirmation``), a confirmation (``confirm``) or a
+    reminder (``communication``)."""
+    call = "Appointment Confirmation"
+    appt = find_appointment(tenant, grant, request.path_params["appointment_id"])
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    method = body.get("communication_method")
+    if method not in COMMUNICATION_METHODS:
+        raise ApiError(400, "Invalid communication method.")
+    outcome = body.get("communication_outcome")
+    if kind == "confirm":
+        if outcome is not None:
+            raise failed(call, "communication_outcome is not accepted when confirming")
+        outcome = "confirmed"
+    elif outcome not in OUTCOMES:
+        raise failed(call, "communication_outcome is not a known outcome")
+    elif kind == "communication" and outcome == "confirmed":
+        raise failed(call, "a communication cannot be a confirmation; use confirm")
+    comments = body.get("comments")
+    description = body.get("communication_method_description")
+    if not all(v is None or isinstance(v, str) for v in (comments, description)):
+        raise failed(call, "comments and communication_method_description must be strings")
+    now = tenant.now_db()
+    with tenant.db.transaction() as conn:
+        cursor = conn.execute(
+            "INSERT INTO appointment_confirmations(appointment_id, date_confirmed, "
+            "communication_method, communication_method_description, communication_outcome, "
+            "comments, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                appt["id"],
+                now if outcome == "confirmed" else None,
+                method,
+                description,
+                outcome,
+                comments,
+                now,
+                now,
+            ),
+        )
+        if outcome == "confirmed":
+            conn.execute(
+                "UPDATE appointments SET is_confirmed = 1, updated_at = ? WHERE id = ?",
+                (now, appt["id"]),
+            )
+            tenant.db.log_change(
+                conn,
+                at=now,
+                practice_id=grant.practice_id,
+                entity="appointment",
+                entity_id=appt["id"],
+                action="confirm",
+                source="v2",
+            )
+        new_id = cursor.lastrowid
+    row = tenant.db.one("SELECT * FROM appointment_confirmations WHERE id = ?", (new_id,))
+    assert row is not None  # noqa: S101 - inserted above
+    return json_response(
+        {"appointment_confirmation": _confirmation(tenant, grant.practice_id, row)}, status=201
+    )
+
+
+async def confirmation(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Record a confirmation attempt and its outcome."""
+    return await _record_contact(request, tenant, grant, "confirmation")
+
+
+async def confirm(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Confirm the appointment."""
+    return await _record_contact(request, tenant, grant, "confirm")
+
+
+async def communication(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Log a reminder that is not a confirmation."""
+    return await _record_contact(request, tenant, grant, "communication")
+
+
+async def confirmations(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """The confirmation history."""
+    appt = find_appointment(tenant, grant, request.path_params["appointment_id"])
+    rows = tenant.db.all(
+        "SELECT * FROM appointment_confirmations WHERE appointment_id = ? ORDER BY id",
+        (appt["id"],),
+    )
+    return json_response(
+        [{"appointment_confirmation": _confirmation(tenant, grant.practice_id, r)} for r in rows]
+    )
+
+
+async def list_by_patient(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Every appointment of one patient."""
+    ref = request.query_params.get("patient_id", "")
+    if not is_guid(ref):
+        raise ApiError(400, "Patient ID must be a valid GUID.")
+    rows = tenant.db.all(
+        SELECT + "WHERE a.patient_id = ? AND a.practice_id = ? ORDER BY a.start_time",
+        (ref.lower(), grant.practice_id),
+    )
+    return json_response([{"appointment": render(tenant, r)} for r in rows])
+
+
 def routes(tenant: Tenant) -> list[BaseRoute]:
     """The appointment routes."""
     create = authed(tenant, "appointments.write", create_appointment)
@@ -516,6 +648,31 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
         ),
         Route("/v2/appointments", create, methods=["POST"]),
         Route("/v2/appointment/create", create, methods=["POST"]),
+        Route(
+            "/v2/appointments/listbypatient",
+            authed(tenant, "appointments.read", list_by_patient),
+            methods=["GET"],
+        ),
+        Route(
+            "/v2/appointments/{appointment_id}/confirm",
+            authed(tenant, write, confirm),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/appointments/{appointment_id}/confirmation",
+            authed(tenant, write, confirmation),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/appointments/{appointment_id}/communication",
+            authed(tenant, write, communication),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/appointments/{appointment_id}/confirmations",
+            authed(tenant, "appointments.read", confirmations),
+            methods=["GET"],
+        ),
         Route(
             "/v2/appointments/{appointment_id}",
             authed(tenant, "appointments.read", show_appointment),
