@@ -127,3 +127,31 @@ def test_transactions_window_and_charges_only(api: httpx.Client, live: LiveTenan
     assert {t["transaction_type"] for t in only.json()} == {"charge"}
     bad = api.get(f"/v2/patients/{pid}/transactions", params={"start_date": "2026-02-30"})
     assert bad.status_code == 400
+
+
+def test_documents_map_sources_to_loinc_types(api: httpx.Client, live: LiveTenant) -> None:
+    pid = live.tenant.db.scalar("SELECT patient_id FROM documents WHERE practice_id = 1 LIMIT 1")
+    docs = api.get("/v2/documents", params={"patient_id": pid}).json()["documents"]
+    assert docs
+    loinc = {
+        "Progress note": "11506-3",
+        "Procedure Note": "28570-0",
+        "History and Physical": "34117-2",
+        "Consult note": "11488-4",
+    }
+    for doc in docs:
+        assert doc["document_type"]["code"] == loinc[doc["document_source_name"]]
+    one = api.get(f"/v2/document/{docs[0]['id']}")
+    assert one.json()["document"] == docs[0]
+    assert api.get("/v2/documents").status_code == 400
+    assert (
+        api.get("/v2/documents", params={"patient_id": pid, "date": "2026-02-31"}).status_code
+        == 400
+    )
+    assert api.get("/v2/document/abc").status_code == 400
+
+
+def test_another_practices_document_is_not_found(live: LiveTenant) -> None:
+    doc_id = live.tenant.db.scalar("SELECT id FROM documents WHERE practice_id = 1 LIMIT 1")
+    with live.client(live.token(1)) as other:
+        assert other.get(f"/v2/document/{doc_id}").status_code == 404

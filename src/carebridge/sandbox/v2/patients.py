@@ -524,6 +524,69 @@ async def charges(request: Request, tenant: Tenant, grant: Grant) -> Response:
     return _ledger(request, tenant, grant, charges_only=True)
 
 
+LOINC_BY_SOURCE = {
+    "Progress note": "11506-3",
+    "Procedure Note": "28570-0",
+    "History and Physical": "34117-2",
+    "Discharge summary": "18842-5",
+    "Consult note": "11488-4",
+}
+DEFAULT_LOINC = "11502-2"
+
+
+def _document(row: sqlite3.Row) -> dict[str, Any]:
+    source = row["document_source_name"]
+    return {
+        "id": row["id"],
+        "patient_id": row["patient_id"],
+        "name": row["name"],
+        "description": row["description"],
+        "document_source_name": source,
+        "document_type": {
+            "system": "http://loinc.org",
+            "code": LOINC_BY_SOURCE.get(source, DEFAULT_LOINC),
+        },
+        "document_date": row["document_date"],
+        "content_type": row["content_type"],
+        "size": row["size_bytes"],
+    }
+
+
+async def documents(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``GET /v2/documents?patient_id=&date=``: clinical documents with LOINC types."""
+    q = request.query_params
+    ref = q.get("patient_id")
+    if not ref:
+        raise failed("Document List", "patient_id is required")
+    patient = find_patient(tenant, grant, ref)
+    where, params = "patient_id = ? AND status = 'A'", [patient["id"]]
+    if q.get("date"):
+        try:
+            day = parse_iso_date(q["date"])
+        except ValueError:
+            raise failed("Document List", "date must be formatted YYYY-MM-DD") from None
+        where += " AND document_date = ?"
+        params.append(day.isoformat())
+    rows = tenant.db.all(
+        f"SELECT * FROM documents WHERE {where} ORDER BY document_date, id", tuple(params)
+    )
+    return json_response({"documents": [_document(r) for r in rows]})
+
+
+async def document(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """One document of the grant's practice."""
+    number = parse_int_id(request.path_params["document_id"])
+    if number is None:
+        raise ApiError(400, "Document ID must be an integer.")
+    row = tenant.db.one(
+        "SELECT * FROM documents WHERE id = ? AND practice_id = ? AND status = 'A'",
+        (number, grant.practice_id),
+    )
+    if row is None:
+        raise ApiError(404, "Resource not found.")
+    return json_response({"document": _document(row)})
+
+
 def routes(tenant: Tenant) -> list[BaseRoute]:
     """The patient routes."""
     create = authed(tenant, "patients.write", create_patient)
@@ -558,6 +621,12 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
         Route(
             "/v2/patients/{patient_id}/charges",
             authed(tenant, "billing.read", charges),
+            methods=["GET"],
+        ),
+        Route("/v2/documents", authed(tenant, "documents.read", documents), methods=["GET"]),
+        Route(
+            "/v2/document/{document_id}",
+            authed(tenant, "documents.read", document),
             methods=["GET"],
         ),
     ]
