@@ -155,3 +155,61 @@ def test_another_practices_document_is_not_found(live: LiveTenant) -> None:
     doc_id = live.tenant.db.scalar("SELECT id FROM documents WHERE practice_id = 1 LIMIT 1")
     with live.client(live.token(1)) as other:
         assert other.get(f"/v2/document/{doc_id}").status_code == 404
+
+
+def test_create_charge_lands_in_the_ledger_as_unbilled(api: httpx.Client) -> None:
+    pid = personas.CASEY.id
+    before = api.get(f"/v2/patients/{pid}/balance").json()
+    r = api.post(
+        f"/v2/patients/{pid}/charge",
+        json={
+            "charge": {
+                "start_time": "2026-11-23T10:00:00",
+                "end_time": "2026-11-23T10:20:00",
+                "units": 1,
+                "procedure_code": "99213",
+                "diagnosis1_code": "J069",
+                "diagnosis2_code": "R05.9",
+            }
+        },
+    )
+    assert r.status_code == 201
+    assert set(r.json()[0]) == {"id", "encounter_id"}
+    after = api.get(f"/v2/patients/{pid}/balance").json()
+    unbilled = {row["balance_type"]: row["unbilled"] for row in after}
+    was = {row["balance_type"]: row["unbilled"] for row in before}
+    assert float(unbilled["insurance"]) - float(was["insurance"]) == 135.00
+
+
+def test_charge_required_params_are_reported_together(api: httpx.Client) -> None:
+    r = api.post(f"/v2/patients/{personas.CASEY.id}/charge", json={"charge": {"units": 1}})
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "start_time: Required param. end_time: Required param. "
+        "procedure_code: Required param. diagnosis1_code: Required param."
+    }
+
+
+def test_charge_refuses_future_dates_bad_codes_and_writes_nothing(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    before = live.tenant.db.scalar("SELECT COUNT(*) FROM transactions")
+    base = {
+        "start_time": "2026-11-23T10:00:00",
+        "end_time": "2026-11-23T10:20:00",
+        "units": 1,
+        "procedure_code": "99213",
+        "diagnosis1_code": "I10",
+    }
+    for change in (
+        {"end_time": "2027-01-01T00:00:00"},
+        {"diagnosis1_code": "J06"},
+        {"procedure_code": "00000"},
+        {"units": "many"},
+        {"icd_indicator": 11},
+    ):
+        r = api.post(
+            f"/v2/patients/{personas.CASEY.id}/charge", json={"charge": {**base, **change}}
+        )
+        assert r.status_code == 400, change
+    assert live.tenant.db.scalar("SELECT COUNT(*) FROM transactions") == before

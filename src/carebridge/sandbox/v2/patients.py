@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carebridge.sandbox.codes import FEE_SCHEDULE_CENTS
 from carebridge.sandbox.tenant import Grant, Tenant
 from carebridge.sandbox.v2.common import (
     ApiError,
@@ -33,6 +34,7 @@ from carebridge.sandbox.v2.common import (
     parse_int_id,
     parse_iso_date,
     parse_page,
+    parse_timestamp,
     read_json_object,
     ruby_decimal,
 )
@@ -524,6 +526,115 @@ async def charges(request: Request, tenant: Tenant, grant: Grant) -> Response:
     return _ledger(request, tenant, grant, charges_only=True)
 
 
+CHARGE_REQUIRED = ("start_time", "end_time", "units", "procedure_code", "diagnosis1_code")
+
+
+def _icd10(code: Any) -> str | None:
+    """A billable ICD-10-CM code (dot optional), normalized with its dot; None otherwise."""
+    import simple_icd_10_cm as cm  # heavy: loaded on first use
+
+    if not isinstance(code, str) or not re.fullmatch(
+        r"[A-Za-z][0-9A-Za-z]{2}\.?[0-9A-Za-z]{0,4}", code
+    ):
+        return None
+    text = code.upper().replace(".", "")
+    dotted = text if len(text) <= 3 else f"{text[:3]}.{text[3:]}"
+    return dotted if cm.is_valid_item(dotted) and cm.is_leaf(dotted) else None
+
+
+async def create_charge(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``POST /v2/patients/{id}/charge``: a CPT/HCPCS charge with ICD-10 diagnoses."""
+    call = "Charge Creation"
+    patient = find_patient(tenant, grant, request.path_params["patient_id"])
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    charge = body.get("charge")
+    if not isinstance(charge, dict):
+        raise ApiError(400, "charge: Required param.")
+    missing = [
+        f"{key}: Required param." for key in CHARGE_REQUIRED if charge.get(key) in (None, "")
+    ]
+    if missing:
+        raise ApiError(400, " ".join(missing))
+    tz = tenant.tz(grant.practice_id)
+    try:
+        start = parse_timestamp(charge["start_time"], tz)
+        end = parse_timestamp(charge["end_time"], tz)
+    except (ValueError, TypeError):
+        raise failed(call, "start_time and end_time must be ISO 8601 timestamps") from None
+    if end < start:
+        raise failed(call, "end_time must not be before start_time")
+    if end > tenant.now():
+        raise failed(call, "a charge cannot be in the future")
+    units = parse_int_id(charge["units"])
+    if units is None or units > 999:
+        raise failed(call, "units must be a positive integer")
+    indicator = charge.get("icd_indicator", 10)
+    if str(indicator) not in ("9", "10"):
+        raise failed(call, "icd_indicator must be 9 or 10")
+    if str(indicator) == "9":
+        raise failed(call, "ICD-9 codes are not accepted for dates of service after 2015-10-01")
+    procedure = str(charge["procedure_code"]).upper()
+    if procedure not in FEE_SCHEDULE_CENTS:
+        raise failed(call, "procedure_code is not on the practice's fee schedule")
+    diagnoses = []
+    for n in range(1, 9):
+        value = charge.get(f"diagnosis{n}_code")
+        if value in (None, ""):
+            continue
+        code = _icd10(value)
+        if code is None:
+            raise failed(call, f"diagnosis{n}_code is not a billable ICD-10-CM code")
+        diagnoses.append(code)
+    provider_id = parse_int_id(charge.get("provider_id")) if charge.get("provider_id") else None
+    if (
+        provider_id is not None
+        and tenant.db.scalar(
+            "SELECT 1 FROM providers WHERE id = ? AND practice_id = ? AND status = 'A'",
+            (provider_id, grant.practice_id),
+        )
+        is None
+    ):
+        raise failed(call, "provider_id must be an active provider of the practice")
+    amount = FEE_SCHEDULE_CENTS[procedure] * units
+    now = tenant.now_db()
+    service = start.astimezone(tz).date().isoformat()
+    with tenant.db.transaction() as conn:
+        cursor = conn.execute(
+            "INSERT INTO transactions(practice_id, patient_id, transaction_type, "
+            "transaction_status, balance_type, amount_cents, balance_cents, posting_date, "
+            "service_date, provider_id, attending_provider_id, units, description, "
+            "procedure_code, diagnosis_codes_json, billed, created_at, updated_at) "
+            "VALUES (?, ?, 'charge', 'not_posted', 'insurance', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            (
+                grant.practice_id,
+                patient["id"],
+                amount,
+                amount,
+                tenant.today(grant.practice_id).isoformat(),
+                service,
+                provider_id,
+                provider_id,
+                units,
+                f"Charge {procedure}",
+                procedure,
+                dumps(diagnoses),
+                now,
+                now,
+            ),
+        )
+        charge_id = cursor.lastrowid
+        tenant.db.log_change(
+            conn,
+            at=now,
+            practice_id=grant.practice_id,
+            entity="charge",
+            entity_id=str(charge_id),
+            action="created",
+            source="v2",
+        )
+    return json_response([{"id": charge_id, "encounter_id": None}], status=201)
+
+
 LOINC_BY_SOURCE = {
     "Progress note": "11506-3",
     "Procedure Note": "28570-0",
@@ -622,6 +733,11 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
             "/v2/patients/{patient_id}/charges",
             authed(tenant, "billing.read", charges),
             methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/charge",
+            authed(tenant, "billing.write", create_charge),
+            methods=["POST"],
         ),
         Route("/v2/documents", authed(tenant, "documents.read", documents), methods=["GET"]),
         Route(
