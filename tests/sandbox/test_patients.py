@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from tests.sandbox.conftest import LiveTenant
 
@@ -213,3 +215,39 @@ def test_charge_refuses_future_dates_bad_codes_and_writes_nothing(
         )
         assert r.status_code == 400, change
     assert live.tenant.db.scalar("SELECT COUNT(*) FROM transactions") == before
+
+
+def test_eligibility_request_is_pending_then_complete_as_the_clock_moves(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    created = api.post(f"/v2/patients/{personas.JORDAN.id}/eligibility_request", json={})
+    assert created.status_code == 201
+    rid = created.json()["eligibility_request"]["id"]
+    url = f"/v2/patients/{personas.JORDAN.id}/eligibility_request/{rid}"
+    assert api.get(url).json()["eligibility_request"]["status"] == "pending"
+    live.clock.advance(timedelta(seconds=6))
+    done = api.get(url).json()["eligibility_request"]
+    assert done["status"] == "complete"
+    assert done["response"]["coverage_status"] == "active"
+    assert {b["service_type_code"] for b in done["response"]["benefits"]} == {"30", "98"}
+
+
+def test_eligibility_is_inactive_outside_the_coverage_dates(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    created = api.post(
+        f"/v2/patients/{personas.MIA.id}/eligibility_request",
+        json={"eligibility_date": "1999-01-01"},
+    )
+    rid = created.json()["eligibility_request"]["id"]
+    live.clock.advance(timedelta(seconds=6))
+    done = api.get(f"/v2/patients/{personas.MIA.id}/eligibility_request/{rid}").json()
+    assert done["eligibility_request"]["response"]["coverage_status"] == "inactive"
+    assert (
+        api.post(
+            f"/v2/patients/{personas.MIA.id}/eligibility_request",
+            json={"eligibility_date": "01/01/1999"},
+        ).status_code
+        == 400
+    )
+    assert api.get(f"/v2/patients/{personas.MIA.id}/eligibility_request/999999").status_code == 404

@@ -37,6 +37,7 @@ from carebridge.sandbox.v2.common import (
     parse_timestamp,
     read_json_object,
     ruby_decimal,
+    to_db_instant,
 )
 from carebridge.sandbox.v2.routing import authed
 
@@ -526,6 +527,127 @@ async def charges(request: Request, tenant: Tenant, grant: Grant) -> Response:
     return _ledger(request, tenant, grant, charges_only=True)
 
 
+ELIGIBILITY_DELAY = timedelta(seconds=5)
+
+
+async def create_eligibility(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Start an electronic eligibility request (a raw pass-through upstream); 201 with its id.
+
+    The answer is ready ``ELIGIBILITY_DELAY`` of tenant time later; poll the GET route.
+    """
+    call = "Eligibility Request"
+    patient = find_patient(tenant, grant, request.path_params["patient_id"])
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    when = body.get("eligibility_date")
+    if when in (None, ""):
+        day = tenant.today(grant.practice_id)
+    else:
+        try:
+            day = parse_iso_date(str(when))
+        except ValueError:
+            raise failed(call, "eligibility_date must be formatted YYYY-MM-DD") from None
+    now = tenant.now()
+    with tenant.db.transaction() as conn:
+        cursor = conn.execute(
+            "INSERT INTO eligibility_requests(practice_id, patient_id, status, request_json, "
+            "eligibility_date, ready_at, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+            (
+                grant.practice_id,
+                patient["id"],
+                dumps(body),
+                day.isoformat(),
+                to_db_instant(now + ELIGIBILITY_DELAY),
+                to_db_instant(now),
+                to_db_instant(now),
+            ),
+        )
+        request_id = cursor.lastrowid
+    return json_response(
+        {"eligibility_request": {"id": request_id, "status": "pending"}}, status=201
+    )
+
+
+def _benefits(tenant: Tenant, patient_id: str, day: str) -> dict[str, Any]:
+    """The 271-like answer for the primary policy in force on ``day``."""
+    policy = tenant.db.one(
+        "SELECT p.*, y.name AS payer_name FROM insurance_policies p JOIN payers y ON y.id = p.payer_id "
+        "WHERE p.patient_id = ? ORDER BY p.policy_priority LIMIT 1",
+        (patient_id,),
+    )
+    if policy is None:
+        return {"coverage_status": "inactive", "reason": "no insurance on file", "benefits": []}
+    active = (policy["effective_from"] or "0000") <= day and (
+        policy["effective_to"] is None or day <= policy["effective_to"]
+    )
+    if not active:
+        return {
+            "coverage_status": "inactive",
+            "payer": {"id": policy["payer_id"], "name": policy["payer_name"]},
+            "member_number": policy["member_number"],
+            "benefits": [],
+        }
+    spent = int(
+        tenant.db.scalar(
+            "SELECT COALESCE(-SUM(amount_cents), 0) FROM transactions WHERE patient_id = ? "
+            "AND transaction_type = 'patient_payment' AND posting_date >= ?",
+            (patient_id, f"{day[:4]}-01-01"),
+        )
+    )
+    deductible = policy["deductible_cents"] or 0
+    benefits = [
+        {
+            "service_type_code": stc,
+            "co_payment": money(policy["co_payment_cents"] or 0),
+            "co_insurance": f"{(policy['coinsurance_pct'] or 0) / 100:.2f}",
+            "deductible": money(deductible),
+            "deductible_remaining": money(max(deductible - spent, 0)),
+            "out_of_pocket_max": money(policy["out_of_pocket_max_cents"]),
+        }
+        for stc in ("30", "98")
+    ]
+    return {
+        "coverage_status": "active",
+        "payer": {"id": policy["payer_id"], "name": policy["payer_name"]},
+        "member_number": policy["member_number"],
+        "plan_type": policy["insurance_policy_type"],
+        "benefits": benefits,
+    }
+
+
+async def show_eligibility(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """Poll an eligibility request: ``pending`` until ready, then ``complete`` with benefits."""
+    patient = find_patient(tenant, grant, request.path_params["patient_id"])
+    number = parse_int_id(request.path_params["request_id"])
+    if number is None:
+        raise ApiError(400, "Eligibility request ID must be an integer.")
+    row = tenant.db.one(
+        "SELECT * FROM eligibility_requests WHERE id = ? AND patient_id = ?",
+        (number, patient["id"]),
+    )
+    if row is None:
+        raise ApiError(404, "Resource not found.")
+    if row["status"] == "pending" and row["ready_at"] <= tenant.now_db():
+        answer = _benefits(tenant, patient["id"], row["eligibility_date"])
+        with tenant.db.transaction() as conn:
+            conn.execute(
+                "UPDATE eligibility_requests SET status = 'complete', response_json = ?, updated_at = ? "
+                "WHERE id = ?",
+                (dumps(answer), tenant.now_db(), number),
+            )
+        row = tenant.db.one("SELECT * FROM eligibility_requests WHERE id = ?", (number,))
+        assert row is not None  # noqa: S101 - updated above
+    return json_response(
+        {
+            "eligibility_request": {
+                "id": row["id"],
+                "status": row["status"],
+                "eligibility_date": row["eligibility_date"],
+                "response": loads(row["response_json"]),
+            }
+        }
+    )
+
+
 CHARGE_REQUIRED = ("start_time", "end_time", "units", "procedure_code", "diagnosis1_code")
 
 
@@ -738,6 +860,16 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
             "/v2/patients/{patient_id}/charge",
             authed(tenant, "billing.write", create_charge),
             methods=["POST"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/eligibility_request",
+            authed(tenant, "eligibility.write", create_eligibility),
+            methods=["POST"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/eligibility_request/{request_id}",
+            authed(tenant, "patients.read", show_eligibility),
+            methods=["GET"],
         ),
         Route("/v2/documents", authed(tenant, "documents.read", documents), methods=["GET"]),
         Route(
