@@ -251,3 +251,35 @@ def test_eligibility_is_inactive_outside_the_coverage_dates(
         == 400
     )
     assert api.get(f"/v2/patients/{personas.MIA.id}/eligibility_request/999999").status_code == 404
+
+
+def test_update_changes_only_given_fields_and_answers_204(api: httpx.Client) -> None:
+    guid = api.post(
+        "/v2/patients",
+        json={
+            "patient": {
+                "first_name": "Pat",
+                "last_name": "Updatetest",
+                "date_of_birth": "1970-01-01",
+            }
+        },
+    ).json()["patient"]
+    r = api.put(
+        f"/v2/patients/{guid}",
+        json={"patient": {"last_name": "Renamed", "ethnicity_code": "bogus"}},
+    )
+    assert r.status_code == 204
+    shown = api.get(f"/v2/patients/{guid}").json()["patient"]
+    assert (shown["first_name"], shown["last_name"], shown["dob"]) == (
+        "Pat",
+        "Renamed",
+        "1970-01-01",
+    )
+    assert api.put(f"/v2/patients/{guid}", json={"patient": {"first_name": ""}}).status_code == 400
+    assert (
+        api.put(
+            f"/v2/patients/{guid}", json={"patient": {"date_of_birth": "3000-01-01"}}
+        ).status_code
+        == 400
+    )
+    assert api.get(f"/v2/patients/{guid}").json()["patient"]["last_name"] == "Renamed"

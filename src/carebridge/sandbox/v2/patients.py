@@ -233,6 +233,68 @@ async def create_patient(request: Request, tenant: Tenant, grant: Grant) -> Resp
     return json_response({"patient": guid}, status=201)
 
 
+UPDATABLE_CODES = {
+    "marital_status_code": MARITAL,
+    "ethnicity_code": ETHNICITY,
+    "employment_status_code": EMPLOYMENT,
+    "student_status_code": STUDENT,
+}
+
+
+async def update_patient(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``PUT /v2/patients/{id}``: body as in create; only the given fields change; 204."""
+    call = "Patient Update"
+    row = find_patient(tenant, grant, request.path_params["patient_id"])
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    patient = body.get("patient")
+    if not isinstance(patient, dict):
+        raise failed(call, "patient is required")
+    columns: dict[str, Any] = {}
+    for key in ("first_name", "last_name"):
+        if key in patient:
+            value = patient[key]
+            if not isinstance(value, str) or not value.strip():
+                raise failed(call, f"{key} must be a non-empty string")
+            columns[key] = value.strip()
+    for key in ("email", "middle_initial", "drivers_license_number"):
+        if key in patient:
+            if not isinstance(patient[key], str):
+                raise failed(call, f"{key} must be a string")
+            columns[key] = patient[key][:1] if key == "middle_initial" else patient[key]
+    if "date_of_birth" in patient:
+        try:
+            dob = parse_iso_date(str(patient["date_of_birth"]))
+        except ValueError:
+            raise failed(call, "date_of_birth must be a date formatted YYYY-MM-DD") from None
+        if dob > tenant.today(grant.practice_id):
+            raise failed(call, "date_of_birth cannot be in the future")
+        columns["dob"] = dob.isoformat()
+    if isinstance(patient.get("gender_code"), str) and patient["gender_code"].upper() in GENDERS:
+        columns["gender_code"] = patient["gender_code"].upper()
+    data = loads(row["data_json"])
+    for key, allowed in UPDATABLE_CODES.items():
+        value = patient.get(key)
+        if isinstance(value, str) and value.upper() in allowed:
+            data[key] = value.upper()  # an invalid code is ignored, as on create
+    now = tenant.now_db()
+    columns.update({"data_json": dumps(data), "updated_at": now})
+    with tenant.db.transaction() as conn:
+        conn.execute(
+            f"UPDATE patients SET {', '.join(f'{k} = ?' for k in columns)} WHERE id = ?",
+            (*columns.values(), row["id"]),
+        )
+        tenant.db.log_change(
+            conn,
+            at=now,
+            practice_id=grant.practice_id,
+            entity="patient",
+            entity_id=row["id"],
+            action="updated",
+            source="v2",
+        )
+    return Response(status_code=204)
+
+
 async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """Search by a list of terms, or by specific fields."""
     call = "Patient Search"
@@ -855,6 +917,11 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
             "/v2/patients/{patient_id}/charges",
             authed(tenant, "billing.read", charges),
             methods=["GET"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}",
+            authed(tenant, "patients.write", update_patient),
+            methods=["PUT"],
         ),
         Route(
             "/v2/patients/{patient_id}/charge",
