@@ -99,3 +99,20 @@ def test_availability_bad_input(api: httpx.Client) -> None:
     assert _search(api, visit_reason_id="x").status_code == 400
     assert _search(api, meridian="noon").status_code == 400
     assert api.get("/v2/appointment_availability").status_code == 400
+
+
+def test_payer_search_and_plans(api: httpx.Client) -> None:
+    found = api.post("/v2/payers/search", json={"name": "aet"}).json()["payers"]
+    assert [p["id"] for p in found] == [personas.PAYER_ID]
+    plans = api.get(f"/v2/payers/{personas.PAYER_ID}/plans").json()["plans"]
+    assert plans
+    assert {"id", "name", "insurance_policy_type"} <= set(plans[0])
+    assert api.post("/v2/payers/search", json={"name": "a"}).status_code == 400
+    assert (
+        api.post(
+            "/v2/payers/search", content=b"{", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert api.get("/v2/payers/abc/plans").status_code == 400
+    assert api.get("/v2/payers/999999/plans").status_code == 404

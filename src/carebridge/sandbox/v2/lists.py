@@ -356,6 +356,46 @@ async def payers(request: Request, tenant: Tenant, grant: Grant) -> Response:
     )
 
 
+def _payer_item(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "payer_code": r["payer_code"],
+        "address": loads(r["address_json"]),
+        "phones": loads(r["phones_json"]),
+    }
+
+
+async def payer_search(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``POST /v2/payers/search`` with ``{"name": ...}`` (a case-insensitive prefix or word)."""
+    del grant
+    try:
+        body = loads(await request.body() or b"{}")
+    except ValueError:
+        raise ApiError(400, "Payer Search Failed - Request body is not valid JSON.") from None
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or len(name.strip()) < 2:
+        raise ApiError(400, "Payer Search Failed - name must be at least 2 characters")
+    rows = tenant.db.all(
+        "SELECT * FROM payers WHERE status = 'A' AND (lower(name) LIKE ? OR lower(name) LIKE ?) "
+        "ORDER BY name LIMIT 50",
+        (f"{name.strip().lower()}%", f"% {name.strip().lower()}%"),
+    )
+    return json_response({"payers": [_payer_item(r) for r in rows]})
+
+
+async def payer_plans(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``GET /v2/payers/{id}/plans``."""
+    del grant
+    number = parse_int_id(request.path_params["payer_id"])
+    if number is None:
+        raise ApiError(400, "Payer ID must be an integer.")
+    row = tenant.db.one("SELECT plans_json FROM payers WHERE id = ? AND status = 'A'", (number,))
+    if row is None:
+        raise ApiError(404, "Resource not found.")
+    return json_response({"plans": loads(row[0])})
+
+
 def routes(tenant: Tenant) -> list[BaseRoute]:
     """The list routes and their legacy aliases."""
     sched, practice = "scheduling.read", "practice.read"
@@ -398,4 +438,8 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
         Route("/v2/locations", loc, methods=["GET"]),
         Route("/v2/appointment/locations", loc, methods=["GET"]),
         Route("/v2/payers", authed(tenant, practice, payers), methods=["GET"]),
+        Route("/v2/payers/search", authed(tenant, practice, payer_search), methods=["POST"]),
+        Route(
+            "/v2/payers/{payer_id}/plans", authed(tenant, practice, payer_plans), methods=["GET"]
+        ),
     ]
