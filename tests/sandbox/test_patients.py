@@ -283,3 +283,79 @@ def test_update_changes_only_given_fields_and_answers_204(api: httpx.Client) -> 
         == 400
     )
     assert api.get(f"/v2/patients/{guid}").json()["patient"]["last_name"] == "Renamed"
+
+
+def test_create_insurance_profile_with_two_policies(api: httpx.Client) -> None:
+    guid = api.post(
+        "/v2/patients", json={"patient": {"first_name": "Ins", "last_name": "Profiletest"}}
+    ).json()["patient"]
+    r = api.post(
+        f"/v2/patients/{guid}/insurances",
+        json={
+            "insurance_profile": {
+                "responsible_party_relationship": "self",
+                "is_default": True,
+                "primary_insurance_policy": {
+                    "insurance_policy_type": "ppo",
+                    "member_number": "M123",
+                    "payer": {"id": personas.PAYER_ID},
+                    "effective_date": "2026-01-01",
+                },
+                "secondary_insurance_policy": {
+                    "insurance_policy_type": "medicare_b",
+                    "member_number": "M456",
+                    "payer": {"id": 82},
+                },
+            }
+        },
+    )
+    assert r.status_code == 201
+    assert set(r.json()["insurance_profile"]) == {"id", "is_default", "name"}
+    profiles = api.get(f"/v2/patients/{guid}/insurances").json()["insurance_profiles"]
+    assert [p["member_number"] for p in profiles[0]["insurance_policies"]] == ["M123", "M456"]
+
+
+def test_create_insurance_refuses_bad_vocabularies_and_writes_nothing(
+    api: httpx.Client, live: LiveTenant
+) -> None:
+    before = live.tenant.db.scalar("SELECT COUNT(*) FROM insurance_profiles")
+    url = f"/v2/patients/{personas.MIA.id}/insurances"
+    policy = {
+        "insurance_policy_type": "ppo",
+        "member_number": "X1",
+        "payer": {"id": personas.PAYER_ID},
+    }
+    assert (
+        api.post(
+            url,
+            json={
+                "insurance_profile": {
+                    "primary_insurance_policy": {**policy, "insurance_policy_type": "magic"}
+                }
+            },
+        ).status_code
+        == 422
+    )
+    assert (
+        api.post(
+            url,
+            json={
+                "insurance_profile": {
+                    "responsible_party_relationship": "pet",
+                    "primary_insurance_policy": policy,
+                }
+            },
+        ).status_code
+        == 422
+    )
+    assert (
+        api.post(
+            url,
+            json={
+                "insurance_profile": {"primary_insurance_policy": {**policy, "payer": {"id": 1}}}
+            },
+        ).status_code
+        == 422
+    )
+    assert api.post(url, json={"insurance_profile": {}}).status_code == 400
+    assert live.tenant.db.scalar("SELECT COUNT(*) FROM insurance_profiles") == before

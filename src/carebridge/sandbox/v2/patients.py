@@ -482,6 +482,161 @@ async def list_insurances(request: Request, tenant: Tenant, grant: Grant) -> Res
     return json_response({"insurance_profiles": _profiles(tenant, row["id"])})
 
 
+RELATIONSHIPS = {
+    "self",
+    "spouse",
+    "child",
+    "mother",
+    "father",
+    "employee",
+    "other",
+    "unknown",
+    "life_partner",
+    "domestic_partner",
+    "grandparent",
+    "grandchild",
+    "stepchild",
+    "ward",
+    "foster_child",
+    "niece_nephew",
+    "sibling",
+    "guardian",
+    "dependent",
+    "emancipated_minor",
+}
+POLICY_TYPES = {
+    "commercial_insurance",
+    "ppo",
+    "hmo",
+    "pos",
+    "epo",
+    "indemnity",
+    "medicare_a",
+    "medicare_b",
+    "medicare_hmo",
+    "medicare_ppo",
+    "medicare_advantage",
+    "medicaid",
+    "medicaid_hmo",
+    "blue_cross_blue_shield",
+    "workers_compensation",
+    "auto_insurance",
+    "champus",
+    "champ_va",
+    "other",
+    "self_pay",
+}
+PRIORITIES = ("primary", "secondary", "tertiary", "quaternary")
+
+
+async def create_insurance(request: Request, tenant: Tenant, grant: Grant) -> Response:
+    """``POST /v2/patients/{id}/insurances``: a profile with up to four policies; 201."""
+    call = "Insurance Profile Creation"
+    patient = find_patient(tenant, grant, request.path_params["patient_id"])
+    body = await read_json_object(request, call, tenant.config.max_body_bytes)
+    profile = body.get("insurance_profile")
+    if not isinstance(profile, dict):
+        raise failed(call, "insurance_profile is required")
+    relationship = profile.get("responsible_party_relationship", "self")
+    if relationship not in RELATIONSHIPS:
+        raise failed(call, "responsible_party_relationship is not a known relationship", 422)
+    policies = []
+    for priority, name in enumerate(PRIORITIES, start=1):
+        policy = profile.get(f"{name}_insurance_policy")
+        if policy is None:
+            continue
+        if not isinstance(policy, dict):
+            raise failed(call, f"{name}_insurance_policy must be an object")
+        if policy.get("insurance_policy_type") not in POLICY_TYPES:
+            raise failed(
+                call, f"{name}_insurance_policy.insurance_policy_type is not a known type", 422
+            )
+        if policy.get("insured_person_relationship", "self") not in RELATIONSHIPS:
+            raise failed(
+                call,
+                f"{name}_insurance_policy.insured_person_relationship is not a known relationship",
+                422,
+            )
+        member = policy.get("member_number")
+        if not isinstance(member, str) or not member.strip():
+            raise failed(call, f"{name}_insurance_policy.member_number is required")
+        payer = policy.get("payer")
+        payer_id = parse_int_id(payer.get("id")) if isinstance(payer, dict) else None
+        if (
+            payer_id is None
+            or tenant.db.scalar("SELECT 1 FROM payers WHERE id = ?", (payer_id,)) is None
+        ):
+            raise failed(call, f"{name}_insurance_policy.payer.id must name a payer", 422)
+        effective = policy.get("effective_date")
+        if effective not in (None, ""):
+            try:
+                effective = parse_iso_date(str(effective)).isoformat()
+            except ValueError:
+                raise failed(
+                    call, f"{name}_insurance_policy.effective_date must be YYYY-MM-DD"
+                ) from None
+        policies.append((priority, payer_id, policy, member.strip(), effective))
+    if not policies:
+        raise failed(call, "at least one insurance policy is required")
+    is_default = bool(profile.get("is_default", False))
+    now = tenant.now_db()
+    with tenant.db.transaction() as conn:
+        if is_default:
+            conn.execute(
+                "UPDATE insurance_profiles SET is_default = 0 WHERE patient_id = ?",
+                (patient["id"],),
+            )
+        name = str(profile.get("name") or "Insurance")
+        cursor = conn.execute(
+            "INSERT INTO insurance_profiles(patient_id, name, self_pay, is_default, "
+            "responsible_party_relationship, responsible_party_json, created_at, updated_at) "
+            "VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
+            (
+                patient["id"],
+                name,
+                int(is_default),
+                relationship,
+                dumps(profile.get("responsible_party") or {}),
+                now,
+                now,
+            ),
+        )
+        profile_id = cursor.lastrowid
+        for priority, payer_id, policy, member, effective in policies:
+            conn.execute(
+                "INSERT INTO insurance_policies(profile_id, patient_id, policy_priority, payer_id, "
+                "insurance_policy_type, member_number, group_number, group_name, effective_from, "
+                "insured_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    profile_id,
+                    patient["id"],
+                    priority,
+                    payer_id,
+                    policy["insurance_policy_type"],
+                    member,
+                    str(policy.get("group_number") or ""),
+                    str(policy.get("group_name") or ""),
+                    effective or None,
+                    dumps(policy.get("insured") or {"relation_to_patient": "self"}),
+                    now,
+                    now,
+                ),
+            )
+        tenant.db.log_change(
+            conn,
+            at=now,
+            practice_id=grant.practice_id,
+            entity="insurance_profile",
+            entity_id=str(profile_id),
+            action="created",
+            source="v2",
+        )
+    return json_response(
+        {"insurance_profile": {"id": profile_id, "is_default": is_default, "name": name}},
+        status=201,
+    )
+
+
 async def balance(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """Aging buckets per balance type, amounts as ``'%.2f'`` strings."""
     row = find_patient(tenant, grant, request.path_params["patient_id"])
@@ -922,6 +1077,11 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
             "/v2/patients/{patient_id}",
             authed(tenant, "patients.write", update_patient),
             methods=["PUT"],
+        ),
+        Route(
+            "/v2/patients/{patient_id}/insurances",
+            authed(tenant, "patients.write", create_insurance),
+            methods=["POST"],
         ),
         Route(
             "/v2/patients/{patient_id}/charge",
