@@ -793,7 +793,9 @@ class Generator:
         weekly = len(columns) * slots_per_day * 5 / 7
         target = plan.patients * self.cfg.appointments_per_patient
         future = weekly * FUTURE_DAYS * 0.3
-        history = max(30, math.ceil(max(target - future, 0) / (weekly * 0.75)))
+        # 0.55 is the realised bookings per 20-minute grid slot in the past: 75% occupancy, less
+        # the slots that 40-minute visits consume twice.
+        history = max(30, math.ceil(max(target - future, 0) / (weekly * 0.55)))
         rng = random.Random(f"{self.seed}:schedule:{plan.id}")
         now = datetime.combine(self.anchor, time(9), tz)
         start_day = self.anchor - timedelta(days=history)
