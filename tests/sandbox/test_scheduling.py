@@ -116,3 +116,21 @@ def test_payer_search_and_plans(api: httpx.Client) -> None:
     )
     assert api.get("/v2/payers/abc/plans").status_code == 400
     assert api.get("/v2/payers/999999/plans").status_code == 404
+
+
+def test_template_and_blockout_occurrences_are_local_and_follow_their_days(
+    api: httpx.Client,
+) -> None:
+    template = api.get(
+        f"/v2/appointment_resources/{personas.RESOURCE_ID}/appointment_templates"
+    ).json()[0]["appointment_template"]
+    occurrences = template["occurrences"]
+    assert occurrences, "weekday templates occur in the next two weeks"
+    assert all(o["start_at"].endswith("-06:00") for o in occurrences)
+    assert {o["start_at"][11:16] for o in occurrences} == {f"{template['start_at']}"[:5]}
+    holiday = next(
+        b["appointment_blockout"]
+        for b in api.get("/v2/appointment_blockouts").json()
+        if b["appointment_blockout"]["name"] == "Office closed"
+    )
+    assert [o["start_at"][:10] for o in holiday["occurrences"]] == ["2026-11-26"]

@@ -8,6 +8,7 @@ Visit reasons, resources and providers return active records only; showing an in
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -30,6 +31,41 @@ from carebridge.sandbox.v2.routing import authed
 
 TEMPLATES_PAGE = 20
 DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+
+
+OCCURRENCE_DAYS = 14
+
+
+def _occurrences(
+    tenant: Tenant,
+    practice_id: int,
+    days: str,
+    start_at: str,
+    end_at: str,
+    first: str,
+    last: str | None,
+) -> list[dict[str, str]]:
+    """The occurrences in the next two weeks, as practice-local timestamps."""
+    tz = tenant.tz(practice_id)
+    today = tenant.today(practice_id)
+    found = []
+    for offset in range(OCCURRENCE_DAYS):
+        day = today + timedelta(days=offset)
+        if days[(day.weekday() + 1) % 7] != "1" or day.isoformat() < first:
+            continue
+        if last is not None and day.isoformat() > last:
+            continue
+        found.append(
+            {
+                "start_at": datetime.combine(day, time.fromisoformat(start_at), tz).isoformat(
+                    timespec="seconds"
+                ),
+                "end_at": datetime.combine(day, time.fromisoformat(end_at), tz).isoformat(
+                    timespec="seconds"
+                ),
+            }
+        )
+    return found
 
 
 def _flag(value: str | None) -> bool:
@@ -296,7 +332,15 @@ async def templates(request: Request, tenant: Tenant, grant: Grant) -> Response:
             "max_appointments_allowed": t["max_appointments_allowed"],
             "start_at": t["start_at"],
             "end_at": t["end_at"],
-            "occurrences": [],
+            "occurrences": _occurrences(
+                tenant,
+                grant.practice_id,
+                t["days"],
+                t["start_at"],
+                t["end_at"],
+                t["effective_from"],
+                t["effective_to"],
+            ),
         }
         for index, day in enumerate(DAYS):
             body[f"use_{day}"] = t["days"][index] == "1"
@@ -328,7 +372,15 @@ async def blockouts(request: Request, tenant: Tenant, grant: Grant) -> Response:
                     "timezone": tz,
                     "recurrence_id": r["recurrence_id"],
                     **{f"use_{day}": r["days"][i] == "1" for i, day in enumerate(DAYS)},
-                    "occurrences": [],
+                    "occurrences": _occurrences(
+                        tenant,
+                        grant.practice_id,
+                        r["days"],
+                        r["start_at"],
+                        r["end_at"],
+                        r["start_date"],
+                        r["end_date"],
+                    ),
                 }
             }
             for r in rows
