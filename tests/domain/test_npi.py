@@ -21,3 +21,16 @@ def test_generated_npis_validate_and_any_digit_change_breaks_them(base: int) -> 
     assert is_valid_npi(npi)
     wrong = npi[:-1] + str((int(npi[-1]) + 1) % 10)
     assert not is_valid_npi(wrong)
+
+
+def test_malformed_values_are_refused() -> None:
+    assert not is_valid_npi("")
+    assert not is_valid_npi("12345678931")  # eleven digits
+    assert not is_valid_npi("123456789a")
+    assert not is_valid_npi("323456789" + check_digit("323456789"))  # starts with 1 or 2
+    for bad in ("12345678", "1234567890", "12345678x"):
+        try:
+            check_digit(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"check_digit accepted {bad!r}")

@@ -96,7 +96,10 @@ def start_live(config: SandboxConfig, *, state: str | None = None) -> tuple[Live
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveTenant]:
     """A fresh small tenant per test module."""
-    config = SandboxConfig(seed=42, patients=60, practices=2, anchor=ANCHOR)
+    # 60 visits a patient keeps the small tenant's schedules busy (thousands of rows to page).
+    config = SandboxConfig(
+        seed=42, patients=60, practices=2, anchor=ANCHOR, appointments_per_patient=60
+    )
     tenant, stop = start_live(config)
     yield tenant
     stop()

@@ -140,6 +140,7 @@ def test_documents_map_sources_to_loinc_types(api: httpx.Client, live: LiveTenan
         "Procedure Note": "28570-0",
         "History and Physical": "34117-2",
         "Consult note": "11488-4",
+        "Discharge summary": "18842-5",
     }
     for doc in docs:
         assert doc["document_type"]["code"] == loinc[doc["document_source_name"]]

@@ -151,7 +151,8 @@ def test_appointments_page_size_is_100_and_pages_are_numbered(api: httpx.Client)
 def test_transactions_page_size_is_50(api: httpx.Client, live: LiveTenant) -> None:
     """§2.3 Pagination: patient transactions/charges 50 a page."""
     pid = live.tenant.db.scalar(
-        "SELECT patient_id FROM transactions GROUP BY patient_id ORDER BY COUNT(*) DESC LIMIT 1"
+        "SELECT patient_id FROM transactions WHERE practice_id = 1 GROUP BY patient_id "
+        "ORDER BY COUNT(*) DESC LIMIT 1"
     )
     r = api.get(
         f"/v2/patients/{pid}/transactions",
