@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,6 +41,28 @@ class LiveTenant:
         """A plain httpx client, with a bearer token when given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=10, **kwargs)
+
+    def free_start(self, day: str, minutes: int = 20) -> str:
+        """A practice-local start on the persona resource that no booking overlaps for
+        ``minutes``, within the morning or afternoon clinic of ``day`` (a winter date, UTC-6)."""
+        for hour in (8, 9, 10, 11, 13, 14, 15, 16):
+            for minute in (0, 20, 40):
+                start = datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}:00-06:00")
+                end = start + timedelta(minutes=minutes)
+                if end.hour * 60 + end.minute > (12 * 60 if hour < 12 else 17 * 60):
+                    continue
+                taken = self.tenant.db.scalar(
+                    "SELECT COUNT(*) FROM appointments WHERE resource_id = ? AND status_code "
+                    "NOT IN ('C', 'R') AND start_time < ? AND end_time > ?",
+                    (
+                        personas.RESOURCE_ID,
+                        end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    ),
+                )
+                if not taken:
+                    return start.isoformat()
+        raise AssertionError(f"no free {minutes}-minute start on {day}")
 
     def token(self, practice: int = 0, client_id: str | None = None) -> str:
         """An access token for practice ``practice`` (index into the credentials) by refresh."""

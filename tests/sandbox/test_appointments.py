@@ -23,29 +23,10 @@ def _book(api: httpx.Client, start: str, **extra: object) -> httpx.Response:
     return api.post("/v2/appointments", json={"appointment": appointment})
 
 
-def _free_start(live: LiveTenant, day: str = FUTURE) -> str:
-    """A 20-minute start on the persona resource that nothing overlaps."""
-    for hour in range(8, 17):
-        for minute in (0, 20, 40):
-            local = f"{day}T{hour:02d}:{minute:02d}:00-06:00"
-            utc_hour = hour + 6
-            lo = f"{day}T{utc_hour:02d}:{minute:02d}:00Z"
-            end_min = minute + 20
-            hi = f"{day}T{utc_hour + end_min // 60:02d}:{end_min % 60:02d}:00Z"
-            taken = live.tenant.db.scalar(
-                "SELECT COUNT(*) FROM appointments WHERE resource_id = ? AND status_code "
-                "NOT IN ('C','R') AND start_time < ? AND end_time > ?",
-                (personas.RESOURCE_ID, hi, lo),
-            )
-            if hour != 12 and not taken:
-                return local
-    raise AssertionError("no free slot")
-
-
 def test_create_computes_end_from_visit_reason_and_aliases_fields(
     api: httpx.Client, live: LiveTenant
 ) -> None:
-    start = _free_start(live)
+    start = live.free_start(FUTURE)
     r = _book(api, start, chief_complaint="cough", unknown_key="dropped")
     assert r.status_code == 201
     guid = r.json()["appointment"]
@@ -59,7 +40,7 @@ def test_create_computes_end_from_visit_reason_and_aliases_fields(
 
 
 def test_double_booking_is_refused_unless_forced(api: httpx.Client, live: LiveTenant) -> None:
-    start = _free_start(live, "2026-12-02")
+    start = live.free_start("2026-12-02")
     assert _book(api, start).status_code == 201
     again = _book(api, start)
     assert again.status_code == 409
@@ -90,7 +71,7 @@ def test_bad_inputs_are_refused_without_writing(api: httpx.Client, live: LiveTen
 def test_lifecycle_check_in_check_out_and_refused_cancel(
     api: httpx.Client, live: LiveTenant
 ) -> None:
-    guid = _book(api, _free_start(live, "2026-12-03")).json()["appointment"]
+    guid = _book(api, live.free_start("2026-12-03")).json()["appointment"]
     arrived = api.put(f"/v2/appointments/{guid}/check_in")
     assert arrived.json()["appointment"]["appointment_status"]["code"] == "I"
     assert arrived.json()["appointment"]["arrived_at"] is not None
@@ -107,7 +88,7 @@ def test_lifecycle_check_in_check_out_and_refused_cancel(
 def test_cancel_frees_the_slot_and_validates_the_method(
     api: httpx.Client, live: LiveTenant
 ) -> None:
-    start = _free_start(live, "2026-12-04")
+    start = live.free_start("2026-12-04")
     guid = _book(api, start).json()["appointment"]
     bad = api.put(
         f"/v2/appointments/{guid}/cancel",
@@ -158,7 +139,7 @@ def test_other_practices_appointment_is_not_found(live: LiveTenant) -> None:
 def test_confirm_marks_confirmed_and_history_lists_attempts(
     api: httpx.Client, live: LiveTenant
 ) -> None:
-    guid = _book(api, _free_start(live, "2026-12-10")).json()["appointment"]
+    guid = _book(api, live.free_start("2026-12-10")).json()["appointment"]
     attempt = api.post(
         f"/v2/appointments/{guid}/confirmation",
         json={"communication_method": "phone", "communication_outcome": "no_answer"},
@@ -184,7 +165,7 @@ def test_confirm_marks_confirmed_and_history_lists_attempts(
 def test_communication_must_not_be_a_confirmation_and_methods_are_checked(
     api: httpx.Client, live: LiveTenant
 ) -> None:
-    guid = _book(api, _free_start(live, "2026-12-11")).json()["appointment"]
+    guid = _book(api, live.free_start("2026-12-11")).json()["appointment"]
     assert (
         api.post(
             f"/v2/appointments/{guid}/communication",

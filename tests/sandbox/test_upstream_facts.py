@@ -16,21 +16,6 @@ from carebridge.sandbox import personas
 LINK_ENTRY = re.compile(r'<([^>]+)>; rel="(first|prev|last|next)", ?')
 
 
-def _free(live: LiveTenant, day: str) -> str:
-    for hour in (8, 9, 10, 11, 13, 14, 15):
-        for minute in (0, 20, 40):
-            lo = f"{day}T{hour + 6:02d}:{minute:02d}:00Z"
-            hi_min = minute + 40
-            hi = f"{day}T{hour + 6 + hi_min // 60:02d}:{hi_min % 60:02d}:00Z"
-            if not live.tenant.db.scalar(
-                "SELECT COUNT(*) FROM appointments WHERE resource_id = ? AND status_code NOT IN "
-                "('C','R') AND start_time < ? AND end_time > ?",
-                (personas.RESOURCE_ID, hi, lo),
-            ):
-                return f"{day}T{hour:02d}:{minute:02d}:00-06:00"
-    raise AssertionError("no free slot")
-
-
 def test_oauth_token_uses_basic_client_auth_and_access_token_comes_first(live: LiveTenant) -> None:
     """§2.2 Token: client auth is HTTP Basic; access_token is the first field."""
     creds = live.credentials
@@ -225,7 +210,7 @@ def test_create_appointment_permit_list_aliases_and_end_from_duration(
 ) -> None:
     """§2.5 Create appointment: visit_reason_id -> nature_of_visit_id, chief_complaint ->
     reason_for_visit, patient or patients, unknown keys dropped, end time from duration."""
-    start = _free(live, "2026-12-08")
+    start = live.free_start("2026-12-08", minutes=40)
     r = api.post(
         "/v2/appointments",
         json={
@@ -258,7 +243,7 @@ def test_top_level_comments_override_patients_comments(api: httpx.Client, live: 
         "/v2/appointments",
         json={
             "appointment": {
-                "start_time": _free(live, "2026-12-09"),
+                "start_time": live.free_start("2026-12-09", minutes=15),
                 "provider_id": personas.PROVIDER_ID,
                 "resource_id": personas.RESOURCE_ID,
                 "visit_reason_id": personas.VISIT_FOLLOW_UP,
