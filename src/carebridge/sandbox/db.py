@@ -483,6 +483,37 @@ class TenantDB:
             row = c.execute("SELECT value FROM id_sequences WHERE name = ?", (name,)).fetchone()
             return int(row[0])
 
+    def update_logged(
+        self,
+        table: str,
+        row_id: str,
+        columns: dict[str, Any],
+        *,
+        at: str,
+        practice_id: int,
+        entity: str,
+        action: str,
+        source: str = "v2",
+    ) -> None:
+        """Update one row by ``id`` and log the change, in one transaction.
+
+        ``table`` and the column names are literals of the caller; values are bound.
+        """
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE {table} SET {assignments} WHERE id = ?", (*columns.values(), row_id)
+            )
+            self.log_change(
+                conn,
+                at=at,
+                practice_id=practice_id,
+                entity=entity,
+                entity_id=row_id,
+                action=action,
+                source=source,
+            )
+
     def log_change(
         self,
         conn: sqlite3.Connection,

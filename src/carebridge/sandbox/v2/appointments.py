@@ -400,20 +400,15 @@ def _transition(
         "updated_by_application": APP_NAME,
         **(extra or {}),
     }
-    with tenant.db.transaction() as conn:
-        conn.execute(
-            f"UPDATE appointments SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-            (*sets.values(), row["id"]),
-        )
-        tenant.db.log_change(
-            conn,
-            at=now,
-            practice_id=grant.practice_id,
-            entity="appointment",
-            entity_id=row["id"],
-            action=action,
-            source="v2",
-        )
+    tenant.db.update_logged(
+        "appointments",
+        row["id"],
+        sets,
+        at=now,
+        practice_id=grant.practice_id,
+        entity="appointment",
+        action=action,
+    )
     return find_appointment(tenant, grant, ref)
 
 

@@ -24,10 +24,9 @@ from carebridge.sandbox.v2.common import (
     local_iso,
     paged_response,
     paginate,
-    parse_int_id,
     parse_page,
 )
-from carebridge.sandbox.v2.routing import authed
+from carebridge.sandbox.v2.routing import active_by_id, authed
 
 TEMPLATES_PAGE = 20
 DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -143,16 +142,7 @@ def _be(tenant: Tenant, grant: Grant) -> str:
 
 
 def _active_resource(tenant: Tenant, grant: Grant, ref: str) -> sqlite3.Row:
-    number = parse_int_id(ref)
-    if number is None:
-        raise ApiError(400, "Resource ID must be an integer.")
-    row = tenant.db.one(
-        "SELECT * FROM resources WHERE id = ? AND practice_id = ? AND status = 'A'",
-        (number, grant.practice_id),
-    )
-    if row is None:
-        raise ApiError(404, "Resource not found.")
-    return row
+    return active_by_id(tenant, "resources", ref, label="Resource", practice_id=grant.practice_id)
 
 
 async def resources(request: Request, tenant: Tenant, grant: Grant) -> Response:
@@ -439,13 +429,10 @@ async def payer_search(request: Request, tenant: Tenant, grant: Grant) -> Respon
 async def payer_plans(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """``GET /v2/payers/{id}/plans``."""
     del grant
-    number = parse_int_id(request.path_params["payer_id"])
-    if number is None:
-        raise ApiError(400, "Payer ID must be an integer.")
-    row = tenant.db.one("SELECT plans_json FROM payers WHERE id = ? AND status = 'A'", (number,))
-    if row is None:
-        raise ApiError(404, "Resource not found.")
-    return json_response({"plans": loads(row[0])})
+    row = active_by_id(
+        tenant, "payers", request.path_params["payer_id"], label="Payer", practice_id=None
+    )
+    return json_response({"plans": loads(row["plans_json"])})
 
 
 def routes(tenant: Tenant) -> list[BaseRoute]:

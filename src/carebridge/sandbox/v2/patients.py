@@ -39,7 +39,7 @@ from carebridge.sandbox.v2.common import (
     ruby_decimal,
     to_db_instant,
 )
-from carebridge.sandbox.v2.routing import authed
+from carebridge.sandbox.v2.routing import active_by_id, authed
 
 SEARCH_ONE_OF = (
     "You must search by either a list of terms, by creation date, or specific terms against "
@@ -278,20 +278,15 @@ async def update_patient(request: Request, tenant: Tenant, grant: Grant) -> Resp
             data[key] = value.upper()  # an invalid code is ignored, as on create
     now = tenant.now_db()
     columns.update({"data_json": dumps(data), "updated_at": now})
-    with tenant.db.transaction() as conn:
-        conn.execute(
-            f"UPDATE patients SET {', '.join(f'{k} = ?' for k in columns)} WHERE id = ?",
-            (*columns.values(), row["id"]),
-        )
-        tenant.db.log_change(
-            conn,
-            at=now,
-            practice_id=grant.practice_id,
-            entity="patient",
-            entity_id=row["id"],
-            action="updated",
-            source="v2",
-        )
+    tenant.db.update_logged(
+        "patients",
+        row["id"],
+        columns,
+        at=now,
+        practice_id=grant.practice_id,
+        entity="patient",
+        action="updated",
+    )
     return Response(status_code=204)
 
 
@@ -1025,15 +1020,13 @@ async def documents(request: Request, tenant: Tenant, grant: Grant) -> Response:
 
 async def document(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """One document of the grant's practice."""
-    number = parse_int_id(request.path_params["document_id"])
-    if number is None:
-        raise ApiError(400, "Document ID must be an integer.")
-    row = tenant.db.one(
-        "SELECT * FROM documents WHERE id = ? AND practice_id = ? AND status = 'A'",
-        (number, grant.practice_id),
+    row = active_by_id(
+        tenant,
+        "documents",
+        request.path_params["document_id"],
+        label="Document",
+        practice_id=grant.practice_id,
     )
-    if row is None:
-        raise ApiError(404, "Resource not found.")
     return json_response({"document": _document(row)})
 
 
