@@ -9,6 +9,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from carebridge.sandbox import control
+from carebridge.sandbox.fhir import routes as fhir_routes
+from carebridge.sandbox.portal import routes as portal_routes
 from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2 import appointments, availability, lists, oauth, patients
 from carebridge.sandbox.v2.common import UNRECOVERABLE, json_response
@@ -37,6 +39,8 @@ def build_app(tenant: Tenant) -> ASGIApp:
         *appointments.routes(tenant),
         *availability.routes(tenant),
         *lists.routes(tenant),
+        *portal_routes.routes(tenant),
+        *fhir_routes.routes(tenant),
         *control.routes(tenant),
     ]
     app = Starlette(

@@ -25,6 +25,15 @@ class SandboxConfig:
         rate_limit_burst: bucket size of the hidden limit.
         max_body_bytes: bodies above this get 413.
         base_url: the public base URL, used in Link headers and the credentials document.
+        portal_idle_timeout: seconds a portal session survives without a request.
+        portal_absolute_timeout: seconds a portal session lives at most.
+        portal_max_sessions: concurrent portal sessions per user; a new login evicts the oldest.
+        portal_lockout_threshold: consecutive failed logins (password or MFA) that lock a user.
+        portal_lockout_seconds: how long a lockout lasts.
+        portal_device_ttl: seconds a remembered-device token skips MFA.
+        mfa_code_ttl: seconds an SMS or e-mail code stays valid.
+        smart_token_ttl: seconds a Connector (SMART backend services) access token lives.
+        bulk_export_seconds: tenant-clock seconds a bulk export takes before its manifest is ready.
     """
 
     seed: int = 42
@@ -40,4 +49,13 @@ class SandboxConfig:
     rate_limit_burst: int = 20
     max_body_bytes: int = 1_048_576
     base_url: str = "http://127.0.0.1:8700"
+    portal_idle_timeout: int = 15 * 60
+    portal_absolute_timeout: int = 12 * 3600
+    portal_max_sessions: int = 3
+    portal_lockout_threshold: int = 5
+    portal_lockout_seconds: int = 15 * 60
+    portal_device_ttl: int = 30 * 24 * 3600
+    mfa_code_ttl: int = 300
+    smart_token_ttl: int = 300
+    bulk_export_seconds: int = 10
     extra: dict[str, str] = field(default_factory=dict)

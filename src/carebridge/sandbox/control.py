@@ -435,6 +435,15 @@ SETTINGS = {
     "rotate_refresh_tokens": (bool, 0, 1),
     "rate_limit_rps": (float, 0, 10**6),
     "rate_limit_burst": (int, 1, 10**6),
+    "portal_idle_timeout": (int, 1, 10**8),
+    "portal_absolute_timeout": (int, 1, 10**9),
+    "portal_max_sessions": (int, 1, 1000),
+    "portal_lockout_threshold": (int, 1, 1000),
+    "portal_lockout_seconds": (int, 1, 10**8),
+    "portal_device_ttl": (int, 1, 10**9),
+    "mfa_code_ttl": (int, 1, 10**6),
+    "smart_token_ttl": (int, 1, 10**8),
+    "bulk_export_seconds": (int, 0, 10**6),
 }
 
 
@@ -530,7 +539,8 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
         if practice is not None and not practice.isdigit():
             raise ApiError(400, "practice_id must be an integer")
         order = TRUTH_TABLES[entity]
-        has_practice = entity not in ("payers", "change_log") and entity != "practices"
+        columns = {r[1] for r in tenant.db.all(f"PRAGMA table_info({entity})")}
+        has_practice = "practice_id" in columns and entity != "practices"
 
         async def rows() -> AsyncIterator[bytes]:
             last: Any = None
@@ -539,16 +549,7 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
                 if last is not None:
                     where.append(f"{order} > ?")
                     params.append(last)
-                if (
-                    practice is not None
-                    and has_practice
-                    and entity
-                    not in (
-                        "insurance_profiles",
-                        "insurance_policies",
-                        "appointment_confirmations",
-                    )
-                ):
+                if practice is not None and has_practice:
                     where.append("practice_id = ?")
                     params.append(int(practice))
                 sql = f"SELECT * FROM {entity}" + (f" WHERE {' AND '.join(where)}" if where else "")

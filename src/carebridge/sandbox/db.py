@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -369,6 +369,306 @@ CREATE TABLE IF NOT EXISTS documents (
     updated_at           TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_patient ON documents(patient_id, document_date);
+CREATE TABLE IF NOT EXISTS fhir_ids (                -- the Connector's logical ids (ground truth crosswalk)
+    id            INTEGER PRIMARY KEY,
+    resource_type TEXT NOT NULL,                       -- Patient, Practitioner, Encounter ...
+    fhir_id       TEXT NOT NULL,
+    practice_id   INTEGER NOT NULL,
+    entity        TEXT NOT NULL,                       -- the table: patients, providers, encounters ...
+    entity_id     TEXT NOT NULL                        -- that table's key (a GUID or an integer as text)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS fhir_ids_fhir ON fhir_ids(resource_type, fhir_id);
+CREATE UNIQUE INDEX IF NOT EXISTS fhir_ids_entity ON fhir_ids(entity, entity_id, resource_type);
+-- Charts (the portal's clinical side) ----------------------------------------------------------
+CREATE TABLE IF NOT EXISTS encounters (
+    id              INTEGER PRIMARY KEY,               -- the appointment's internal id when from a visit
+    practice_id     INTEGER NOT NULL,
+    patient_id      TEXT NOT NULL,
+    appointment_id  TEXT,                              -- GUID, NULL for a pushed encounter
+    provider_id     INTEGER NOT NULL,
+    location_id     INTEGER,
+    encounter_type  TEXT NOT NULL,                     -- office_visit, nurse_visit, telephone
+    encounter_date  TEXT NOT NULL,                     -- practice-local YYYY-MM-DD
+    start_time      TEXT NOT NULL,                     -- UTC
+    end_time        TEXT,                              -- UTC
+    status          TEXT NOT NULL,                     -- open, signed
+    chief_complaint TEXT NOT NULL DEFAULT '',
+    note_json       TEXT NOT NULL DEFAULT '{}',        -- {subjective, objective, assessment, plan}
+    diagnoses_json  TEXT NOT NULL DEFAULT '[]',        -- [{code, description}] in rank order
+    procedures_json TEXT NOT NULL DEFAULT '[]',        -- [{code, units, modifiers, description}]
+    signed_at       TEXT,
+    signed_by       INTEGER,                           -- provider id
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS encounters_patient ON encounters(patient_id, start_time);
+CREATE INDEX IF NOT EXISTS encounters_practice_updated ON encounters(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS encounter_addenda (
+    id           INTEGER PRIMARY KEY,
+    encounter_id INTEGER NOT NULL,
+    practice_id  INTEGER NOT NULL,
+    author_id    INTEGER NOT NULL,                     -- provider id
+    text         TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS encounter_addenda_encounter ON encounter_addenda(encounter_id);
+CREATE TABLE IF NOT EXISTS vitals (
+    id               INTEGER PRIMARY KEY,
+    practice_id      INTEGER NOT NULL,
+    patient_id       TEXT NOT NULL,
+    encounter_id     INTEGER NOT NULL,
+    taken_at         TEXT NOT NULL,                    -- UTC
+    height_cm        REAL,
+    weight_kg        REAL,
+    bmi              REAL,
+    systolic_mmhg    INTEGER,
+    diastolic_mmhg   INTEGER,
+    heart_rate_bpm   INTEGER,
+    respiratory_rate INTEGER,
+    temperature_c    REAL,
+    spo2_pct         INTEGER,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vitals_patient ON vitals(patient_id, taken_at);
+CREATE TABLE IF NOT EXISTS problems (
+    id            INTEGER PRIMARY KEY,
+    practice_id   INTEGER NOT NULL,
+    patient_id    TEXT NOT NULL,
+    icd10_code    TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    status        TEXT NOT NULL,                       -- active, resolved
+    onset_date    TEXT,
+    resolved_date TEXT,
+    encounter_id  INTEGER,                             -- where it was first recorded
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS problems_patient ON problems(patient_id);
+CREATE INDEX IF NOT EXISTS problems_practice_updated ON problems(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS medications (
+    id            INTEGER PRIMARY KEY,
+    practice_id   INTEGER NOT NULL,
+    patient_id    TEXT NOT NULL,
+    rxnorm_code   TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    sig           TEXT NOT NULL,
+    status        TEXT NOT NULL,                       -- active, stopped, completed
+    start_date    TEXT NOT NULL,
+    end_date      TEXT,
+    prescriber_id INTEGER,
+    encounter_id  INTEGER,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS medications_patient ON medications(patient_id);
+CREATE INDEX IF NOT EXISTS medications_practice_updated ON medications(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS allergies (
+    id            INTEGER PRIMARY KEY,
+    practice_id   INTEGER NOT NULL,
+    patient_id    TEXT NOT NULL,
+    allergen_code TEXT NOT NULL,                       -- RxNorm for drugs, SNOMED CT otherwise
+    allergen_system TEXT NOT NULL,                     -- rxnorm, snomed
+    allergen_name TEXT NOT NULL,
+    category      TEXT NOT NULL,                       -- medication, food, environment
+    reaction      TEXT NOT NULL,
+    severity      TEXT NOT NULL,                       -- mild, moderate, severe
+    status        TEXT NOT NULL,                       -- active, inactive
+    recorded_date TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS allergies_patient ON allergies(patient_id);
+CREATE TABLE IF NOT EXISTS lab_results (
+    id             INTEGER PRIMARY KEY,
+    practice_id    INTEGER NOT NULL,
+    patient_id     TEXT NOT NULL,
+    encounter_id   INTEGER,
+    order_code     TEXT NOT NULL,                      -- the CPT of the billed test
+    loinc_code     TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    value_num      REAL,
+    value_text     TEXT,
+    unit           TEXT,
+    reference_low  REAL,
+    reference_high REAL,
+    interpretation TEXT NOT NULL,                      -- N, H, L, A (HL7 v3 ObservationInterpretation)
+    status         TEXT NOT NULL,                      -- preliminary, final
+    collected_at   TEXT NOT NULL,                      -- UTC
+    resulted_at    TEXT,                               -- UTC
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lab_results_patient ON lab_results(patient_id, collected_at);
+CREATE INDEX IF NOT EXISTS lab_results_practice_updated ON lab_results(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS immunizations (
+    id              INTEGER PRIMARY KEY,
+    practice_id     INTEGER NOT NULL,
+    patient_id      TEXT NOT NULL,
+    encounter_id    INTEGER,
+    cvx_code        TEXT NOT NULL,
+    cpt_code        TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    lot_number      TEXT NOT NULL,
+    administered_on TEXT NOT NULL,                     -- YYYY-MM-DD
+    site            TEXT NOT NULL,                     -- LA, RA, LT, RT (HL7 0163)
+    route           TEXT NOT NULL,                     -- IM, SC, IN (HL7 0162)
+    status          TEXT NOT NULL,                     -- completed, entered-in-error
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS immunizations_patient ON immunizations(patient_id);
+-- RCM ---------------------------------------------------------------------------------------------
+CREATE TABLE IF NOT EXISTS claims (
+    id                   INTEGER PRIMARY KEY,
+    claim_number         TEXT NOT NULL UNIQUE,         -- the portal's id, e.g. MG-000123
+    practice_id          INTEGER NOT NULL,
+    patient_id           TEXT NOT NULL,
+    encounter_id         INTEGER,
+    payer_id             INTEGER NOT NULL,
+    insurance_policy_id  INTEGER,
+    provider_id          INTEGER NOT NULL,
+    location_id          INTEGER,
+    service_from         TEXT NOT NULL,                -- YYYY-MM-DD
+    service_to           TEXT NOT NULL,
+    status               TEXT NOT NULL,                -- draft .. closed (see CLAIM_STATUSES)
+    billed_cents         INTEGER NOT NULL,
+    paid_cents           INTEGER NOT NULL DEFAULT 0,
+    patient_resp_cents   INTEGER NOT NULL DEFAULT 0,
+    diagnoses_json       TEXT NOT NULL DEFAULT '[]',   -- ICD-10-CM codes, pointer order
+    attachments_json     TEXT NOT NULL DEFAULT '[]',   -- [{documentId, type}]
+    scrub_errors_json    TEXT NOT NULL DEFAULT '[]',   -- [{field, message}]
+    payer_control_number TEXT,                         -- assigned on acceptance
+    submitted_at         TEXT,
+    adjudicated_at       TEXT,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_patient ON claims(patient_id);
+CREATE INDEX IF NOT EXISTS claims_practice_status ON claims(practice_id, status);
+CREATE INDEX IF NOT EXISTS claims_practice_updated ON claims(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS claim_lines (
+    id                 INTEGER PRIMARY KEY,
+    claim_id           INTEGER NOT NULL,
+    line_number        INTEGER NOT NULL,
+    charge_id          INTEGER NOT NULL,               -- the ledger charge (transactions.id)
+    procedure_code     TEXT NOT NULL,
+    modifiers_json     TEXT NOT NULL DEFAULT '[]',
+    units              INTEGER NOT NULL,
+    service_date       TEXT NOT NULL,
+    billed_cents       INTEGER NOT NULL,
+    diagnosis_pointers_json TEXT NOT NULL DEFAULT '[1]'
+);
+CREATE INDEX IF NOT EXISTS claim_lines_claim ON claim_lines(claim_id);
+CREATE TABLE IF NOT EXISTS claim_status_history (
+    id            INTEGER PRIMARY KEY,
+    claim_id      INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    category_code TEXT,                                -- 277 category: A1, A2, A3, P1, F1, F2 ...
+    note          TEXT NOT NULL DEFAULT '',
+    at            TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claim_status_history_claim ON claim_status_history(claim_id, at);
+CREATE TABLE IF NOT EXISTS payments (
+    id             INTEGER PRIMARY KEY,
+    practice_id    INTEGER NOT NULL,
+    kind           TEXT NOT NULL,                      -- era (a payer's remittance), patient
+    payer_id       INTEGER,                            -- era only
+    patient_id     TEXT,                               -- patient only
+    trace_number   TEXT NOT NULL,                      -- EFT trace or check number
+    method         TEXT NOT NULL,                      -- ACH, CHK, card, cash
+    payment_date   TEXT NOT NULL,                      -- YYYY-MM-DD
+    amount_cents   INTEGER NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_practice_updated ON payments(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS remittances (              -- one claim on an ERA (835 CLP)
+    id                 INTEGER PRIMARY KEY,
+    payment_id         INTEGER NOT NULL,
+    practice_id        INTEGER NOT NULL,
+    claim_id           INTEGER NOT NULL,
+    claim_status_code  TEXT NOT NULL,                  -- 835 CLP02: 1, 2, 4, 22 ...
+    billed_cents       INTEGER NOT NULL,
+    paid_cents         INTEGER NOT NULL,
+    patient_resp_cents INTEGER NOT NULL,
+    received_at        TEXT NOT NULL,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remittances_claim ON remittances(claim_id);
+CREATE INDEX IF NOT EXISTS remittances_practice_updated ON remittances(practice_id, updated_at);
+CREATE TABLE IF NOT EXISTS remittance_lines (          -- 835 SVC: billed = paid + adjustments
+    id            INTEGER PRIMARY KEY,
+    remittance_id INTEGER NOT NULL,
+    claim_line_id INTEGER NOT NULL,
+    billed_cents  INTEGER NOT NULL,
+    allowed_cents INTEGER NOT NULL,
+    paid_cents    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remittance_lines_remittance ON remittance_lines(remittance_id);
+CREATE TABLE IF NOT EXISTS adjustments (               -- 835 CAS
+    id                  INTEGER PRIMARY KEY,
+    remittance_line_id  INTEGER NOT NULL,
+    group_code          TEXT NOT NULL,                 -- CO, PR, OA, PI
+    carc                TEXT NOT NULL,
+    rarc                TEXT,
+    amount_cents        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS adjustments_line ON adjustments(remittance_line_id);
+CREATE TABLE IF NOT EXISTS statements (
+    id               INTEGER PRIMARY KEY,
+    statement_number TEXT NOT NULL UNIQUE,
+    practice_id      INTEGER NOT NULL,
+    patient_id       TEXT NOT NULL,
+    statement_date   TEXT NOT NULL,                    -- YYYY-MM-DD
+    due_date         TEXT NOT NULL,
+    balance_cents    INTEGER NOT NULL,
+    aging_json       TEXT NOT NULL,                    -- {current, over30, over60, over90, over120}
+    lines_json       TEXT NOT NULL,                    -- [{chargeId, serviceDate, code, amount, balance}]
+    status           TEXT NOT NULL,                    -- sent, paid, collections
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS statements_patient ON statements(patient_id, statement_date);
+CREATE INDEX IF NOT EXISTS statements_practice_updated ON statements(practice_id, updated_at);
+-- Portal sessions and the message outbox ----------------------------------------------------------
+CREATE TABLE IF NOT EXISTS portal_sessions (
+    id             TEXT PRIMARY KEY,                   -- the session cookie's value
+    user_id        INTEGER NOT NULL,
+    csrf_token     TEXT NOT NULL,
+    state          TEXT NOT NULL,                      -- mfa_pending, active, ended
+    mfa_method     TEXT,                               -- totp, sms, email
+    mfa_code       TEXT,                               -- the code sent by SMS or e-mail
+    mfa_attempts   INTEGER NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL,
+    last_seen_at   TEXT NOT NULL,
+    ended_reason   TEXT
+);
+CREATE INDEX IF NOT EXISTS portal_sessions_user ON portal_sessions(user_id, created_at);
+CREATE TABLE IF NOT EXISTS portal_user_state (
+    user_id           INTEGER PRIMARY KEY,
+    failed_attempts   INTEGER NOT NULL DEFAULT 0,
+    locked_until      TEXT,
+    last_totp_step    INTEGER NOT NULL DEFAULT 0,      -- a TOTP code is good once
+    force_mfa         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS portal_devices (            -- remembered devices that skip MFA
+    token      TEXT PRIMARY KEY,
+    user_id    INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS outbox (                    -- SMS and e-mail the tenant "sent"
+    id         INTEGER PRIMARY KEY,
+    channel    TEXT NOT NULL,                          -- sms, email
+    recipient  TEXT NOT NULL,
+    subject    TEXT NOT NULL DEFAULT '',
+    body       TEXT NOT NULL,
+    code       TEXT,                                   -- the one-time code it carries
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS change_log (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     at          TEXT NOT NULL,
@@ -404,6 +704,23 @@ TRUTH_TABLES: dict[str, str] = {
     "transactions": "id",
     "eligibility_requests": "id",
     "documents": "id",
+    "fhir_ids": "id",
+    "encounters": "id",
+    "encounter_addenda": "id",
+    "vitals": "id",
+    "problems": "id",
+    "medications": "id",
+    "allergies": "id",
+    "lab_results": "id",
+    "immunizations": "id",
+    "claims": "id",
+    "claim_lines": "id",
+    "claim_status_history": "id",
+    "payments": "id",
+    "remittances": "id",
+    "remittance_lines": "id",
+    "adjustments": "id",
+    "statements": "id",
     "change_log": "seq",
 }
 
