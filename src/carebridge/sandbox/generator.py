@@ -42,7 +42,7 @@ from mimesis.enums import Gender
 from mimesis.locales import Locale
 
 from carebridge.domain.npi import npi_from_base
-from carebridge.sandbox import codes, personas
+from carebridge.sandbox import billing, clinical, codes, crosswalk, personas, statements
 from carebridge.sandbox.config import SandboxConfig
 from carebridge.sandbox.db import TenantDB
 
@@ -479,6 +479,8 @@ class Generator:
         self.plans: list[PracticePlan] = []
         self.txn_id = 0
         self.appt_id = 0
+        self.row_ids: dict[str, int] = {}
+        self.payments: dict[tuple[int, int, date], list[int]] = {}
         self.profile = lru_cache(maxsize=20_000)(self._profile)
         self._expected = lru_cache(maxsize=100_000)(self._expected_bookings)
 
@@ -1446,6 +1448,16 @@ class Generator:
                 ),
             )
             self._insurance(plan, rng, prof, relationship, responsible, insured, created_at)
+            clinical.patient_chart(
+                self.out.add,
+                random.Random(f"{self.seed}:chart:{iid}"),
+                practice_id=plan.id,
+                patient_id=prof.guid,
+                conditions=prof.conditions,
+                registered=datetime.fromisoformat(created_at.replace("Z", "+00:00")),
+                provider_id=prov,
+                now=now,
+            )
             if n % 2000 == 0:
                 self.progress(f"patients practice {plan.id}", n, plan.patients)
         self.out.flush()
@@ -1746,16 +1758,78 @@ class Generator:
                 confirmed,
                 int(contact_at is not None),
                 prof.confirmation,
-                aid if code == "O" else None,
+                aid if code in "OI" else None,
                 _weighted(rng, APPLICATIONS),
                 "CareCloud Central",
                 _z(created),
                 _z(max(updated, created)),
             ),
         )
+        if code in "OI" and arrived is not None:
+            self.chart(
+                plan,
+                prof,
+                guid,
+                aid,
+                day,
+                start,
+                arrived,
+                departed,
+                column,
+                reason,
+                complaint,
+                lines,
+                dx,
+                now,
+            )
         if code == "O" and departed is not None:
             self.ledger(plan, rng, prof, guid, aid, day, departed, column, lines, dx)
             self.documents(plan, rng, prof, reason, day, departed)
+
+    def chart(
+        self,
+        plan: PracticePlan,
+        prof: Profile,
+        appointment: str,
+        encounter: int,
+        day: date,
+        start: datetime,
+        arrived: datetime,
+        departed: datetime | None,
+        column: Column,
+        reason: Reason,
+        complaint: str,
+        lines: list[tuple[str, int]],
+        dx: list[str],
+        now: datetime,
+    ) -> None:
+        """The encounter of a visit that took place, signed within days of the visit."""
+        rng = random.Random(f"{self.seed}:visit:{encounter}")
+        signed_at = None
+        if departed is not None:
+            signed = departed + timedelta(hours=rng.choice((0.5, 2, 6, 20, 30, 52)))
+            signed_at = signed if signed <= now else None
+        clinical.visit_chart(
+            self.out.add,
+            rng,
+            encounter_id=encounter,
+            practice_id=plan.id,
+            patient_id=prof.guid,
+            appointment_id=appointment,
+            provider_id=column.provider_id,
+            location_id=column.location_id,
+            encounter_date=day,
+            start=max(start, arrived) if departed is not None else arrived,
+            end=departed,
+            complaint=complaint,
+            dx=dx,
+            lines=lines,
+            age=_age(prof.dob, day),
+            gender=prof.gender,
+            nurse=reason.kind == "nurse",
+            signed_at=signed_at,
+            now=now,
+        )
 
     def visit_plan(
         self, rng: random.Random, prof: Profile, reason: Reason, age: int, day: date
@@ -1960,7 +2034,9 @@ class Generator:
         denied = payer is not None and rng.random() < payer.denial_rate
         denial = codes.DENIALS[min(int(rng.expovariate(0.5)), len(codes.DENIALS) - 1)]
         resolution = rng.random()  # what happened to a denial: resubmitted, written off, open
+        overturned: date | None = None  # a denial reversed on appeal: when it was denied
         if denied and adjudicated and age_days >= lag + 45 and resolution < 0.5:
+            overturned = service + timedelta(days=lag)
             denied, lag = False, lag + rng.randrange(30, 45)
             adjudicated = age_days >= lag
         paid_on = service + timedelta(days=lag)
@@ -1977,6 +2053,7 @@ class Generator:
         statement_on = paid_on + timedelta(days=rng.randrange(18, 50))
         copay_due = cov.copay_cents
         copay_collected = payer is not None and copay_due > 0 and rng.random() < 0.8
+        claim_lines: list[tuple[int, str, int, billing.LineOutcome]] = []
         for code, units in lines:
             proc = codes.PROCEDURE_BY_CODE[code]
             amount = proc.fee_cents * units
@@ -2010,15 +2087,30 @@ class Generator:
                     balance = 0
             else:
                 allowed = amount * payer.allowed_pct // 100
-                share = 0
+                share = copay_part = from_deductible = coinsurance_part = 0
                 if not proc.preventive and payer.kind != "medicaid":
                     if code in codes.EVALUATION_CODES and copay_due:
-                        share += min(allowed, copay_due)
+                        copay_part = min(allowed, copay_due)
+                        share += copay_part
                     rest = allowed - share
                     from_deductible = min(rest, deductible_left)
                     deductible_left -= from_deductible
                     share += from_deductible
-                    share += (rest - from_deductible) * cov.coinsurance_pct // 100
+                    coinsurance_part = (rest - from_deductible) * cov.coinsurance_pct // 100
+                    share += coinsurance_part
+                if billed:
+                    claim_lines.append(
+                        (
+                            charge_id,
+                            code,
+                            units,
+                            billing.denied_line(amount, denial)
+                            if denied
+                            else billing.paid_line(
+                                amount, allowed, copay_part, from_deductible, coinsurance_part
+                            ),
+                        )
+                    )
                 at_visit = 0
                 if copay_collected and code in codes.EVALUATION_CODES and copay_due:
                     at_visit = min(copay_due, share)
@@ -2139,6 +2231,170 @@ class Generator:
                     at=at,
                 )
 
+        if payer is not None and claim_lines:
+            self.claim(
+                plan,
+                prof,
+                encounter,
+                service,
+                departed,
+                column,
+                dx,
+                payer.id,
+                claim_lines,
+                adjudicated=bool(adjudicated),
+                paid_on=paid_on,
+                overturned=overturned,
+                written_off=bool(denied and adjudicated) and age_days >= lag + 45 and resolution < 0.8,
+                appealed=denied and resolution >= 0.9,
+            )
+
+    def claim(
+        self,
+        plan: PracticePlan,
+        prof: Profile,
+        encounter: int,
+        service: date,
+        departed: datetime,
+        column: Column,
+        dx: list[str],
+        payer_id: int,
+        lines: list[tuple[int, str, int, billing.LineOutcome]],
+        *,
+        adjudicated: bool,
+        paid_on: date,
+        overturned: date | None,
+        written_off: bool,
+        appealed: bool,
+    ) -> None:
+        """The claim of a billed visit, its status history and, once adjudicated, its ERA."""
+        tz = plan.tz
+        claim_id = self._next("claims")
+        history: list[tuple[str, date, str]] = []
+        submitted = service + timedelta(days=2)
+        history.append(("submitted", submitted, "Sent in an 837P batch"))
+        for status, day, note in (
+            ("accepted", submitted + timedelta(days=1), "Accepted by the payer"),
+            ("pending", submitted + timedelta(days=4), "In adjudication"),
+        ):
+            limit = overturned or (paid_on if adjudicated else None)
+            if day <= self.anchor and (limit is None or day < limit):
+                history.append((status, day, note))
+        if history[-1][0] == "submitted" and adjudicated:
+            history.append(
+                ("accepted", min(submitted + timedelta(days=1), paid_on), "Accepted by the payer")
+            )
+        outcome = "submitted"
+        if overturned is not None and overturned <= self.anchor:
+            history.append(("denied", overturned, "Denied"))
+            history.append(("appealed", overturned + timedelta(days=10), "Corrected claim sent"))
+            if adjudicated:
+                history.append(("pending", overturned + timedelta(days=11), "In adjudication"))
+        era: date | None = None
+        if adjudicated:
+            outcome = billing.final_status([o for _, _, _, o in lines])
+            era = max(paid_on, history[-1][1])
+            history.append((outcome, era, "Remittance received"))
+            if outcome == "denied" and written_off and era + timedelta(days=45) <= self.anchor:
+                history.append(("closed", era + timedelta(days=45), "Denial written off"))
+            elif outcome == "denied" and appealed and era + timedelta(days=20) <= self.anchor:
+                history.append(("appealed", era + timedelta(days=20), "Appeal sent"))
+        stamps = [
+            self._instant(day, time(8 + n % 9, (claim_id * 7 + n) % 60), tz)
+            for n, (_, day, _) in enumerate(history)
+        ]
+        created = _z(departed + timedelta(minutes=30))
+        billed = sum(o.billed for _, _, _, o in lines)
+        paid = sum(o.paid for _, _, _, o in lines) if adjudicated else 0
+        patient = (
+            sum(a[3] for _, _, _, o in lines for a in o.adjustments if a[0] == "PR")
+            if adjudicated
+            else 0
+        )
+        status = history[-1][0]
+        names = [h[0] for h in history]
+        decided = stamps[len(names) - 1 - names[::-1].index(outcome)] if era is not None else None
+        self.out.add(
+            billing.SQL_CLAIM,
+            (
+                claim_id,
+                billing.claim_number(plan.fhir_code, claim_id),
+                plan.id,
+                prof.guid,
+                encounter,
+                payer_id,
+                prof.internal_id * 3 - 2,
+                column.provider_id,
+                column.location_id,
+                service.isoformat(),
+                service.isoformat(),
+                status,
+                billed,
+                paid,
+                patient,
+                _json(dx),
+                "[]",
+                "[]",
+                f"{payer_id}{claim_id:011d}" if len(history) > 1 else None,
+                stamps[0],
+                decided,
+                created,
+                stamps[-1],
+            ),
+        )
+        self.out.add(
+            billing.SQL_HISTORY, (claim_id, "draft", None, "Created from charges", created)
+        )
+        self.out.add(
+            billing.SQL_HISTORY, (claim_id, "scrubbed", None, "Passed the scrubber", created)
+        )
+        for (status_name, _, note), at in zip(history, stamps, strict=True):
+            self.out.add(
+                billing.SQL_HISTORY,
+                (claim_id, status_name, billing.CATEGORY[status_name], note, at),
+            )
+        line_ids: list[int] = []
+        for n, (charge_id, code, units, outcome_line) in enumerate(lines, start=1):
+            line_id = self._next("claim_lines")
+            line_ids.append(line_id)
+            self.out.add(
+                billing.SQL_CLAIM_LINE,
+                (
+                    line_id,
+                    claim_id,
+                    n,
+                    charge_id,
+                    code,
+                    "[]",
+                    units,
+                    service.isoformat(),
+                    outcome_line.billed,
+                    "[1]",
+                ),
+            )
+        if era is None:
+            return
+        key = (plan.id, payer_id, era)
+        payment = self.payments.get(key)
+        if payment is None:
+            payment = [self._next("payments"), 0]
+            self.payments[key] = payment
+        at = decided or stamps[-1]
+        paid_now, _ = billing.write_remittance(
+            self.out.add,
+            self._next,
+            payment_id=payment[0],
+            practice_id=plan.id,
+            claim_id=claim_id,
+            lines=[(line_id, o) for line_id, (_, _, _, o) in zip(line_ids, lines, strict=True)],
+            at=at,
+        )
+        payment[1] += paid_now
+
+    def _next(self, table: str) -> int:
+        self.row_ids[table] = self.row_ids.get(table, 0) + 1
+        return self.row_ids[table]
+
     def documents(
         self,
         plan: PracticePlan,
@@ -2176,8 +2432,31 @@ class Generator:
     # --- finishing ----------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Set each patient's last seen date from the checked-out visits."""
+        """Set each patient's last seen date from the checked-out visits; write the ERA
+        payments, the FHIR id crosswalk and patient statements."""
+        for (practice_id, payer_id, day), (payment_id, amount) in sorted(
+            self.payments.items(), key=lambda item: item[1][0]
+        ):
+            at = _z(datetime.combine(day, time(7), UTC))
+            self.out.add(
+                billing.SQL_PAYMENT,
+                (
+                    payment_id,
+                    practice_id,
+                    "era",
+                    payer_id,
+                    None,
+                    f"EFT{self.seed % 1000:03d}{payment_id:09d}",
+                    "ACH",
+                    day.isoformat(),
+                    amount,
+                    at,
+                    at,
+                ),
+            )
         self.out.flush()
+        crosswalk.link_all(self.db)
+        statements.generate_history(self.db, self.anchor)
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE patients SET last_seen_date = (SELECT substr(MAX(a.start_time), 1, 10) "
