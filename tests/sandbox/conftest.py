@@ -141,3 +141,215 @@ def api(live: LiveTenant, token: str) -> Iterator[httpx.Client]:
 
 
 __all__ = ["ANCHOR", "START", "LiveTenant", "personas", "start_live"]
+
+
+# --- portal helpers (tests/sandbox/test_portal_*.py) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalUser:
+    """A user who signs in to the portal, with the secrets a test needs."""
+
+    id: int
+    username: str
+    password: str
+    totp_seed: str
+    email: str
+    phone: str
+
+
+def portal_persona(live: LiveTenant) -> PortalUser:
+    """The persona front-desk user of practice 1."""
+    row = live.tenant.db.one("SELECT * FROM users WHERE id = ?", (personas.USER_ID,))
+    assert row is not None
+    return PortalUser(
+        row["id"], row["username"], row["password"], row["totp_seed"], row["email"], row["phone"]
+    )
+
+
+def add_portal_user(live: LiveTenant, name: str, practice_id: int = 1) -> PortalUser:
+    """A fresh portal user of ``practice_id`` (so a test's lockouts and sessions are its own)."""
+    import base64
+    import hashlib
+
+    db = live.tenant.db
+    user_id = int(db.scalar("SELECT MAX(id) FROM users") or 0) + 1
+    seed = base64.b32encode(hashlib.sha256(name.encode()).digest()[:20]).decode()
+    user = PortalUser(
+        user_id,
+        f"{name}@portal.example",
+        f"pw-{name}-1",
+        seed,
+        f"{name}@portal.example",
+        f"+1555010{user_id % 10000:04d}",
+    )
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user.id,
+                practice_id,
+                user.username,
+                user.password,
+                "Test",
+                name.title(),
+                user.email,
+                user.phone,
+                user.totp_seed,
+            ),
+        )
+    return user
+
+
+def portal_totp(live: LiveTenant, user: PortalUser) -> str:
+    """A TOTP code of a step nobody used yet: moves the tenant clock to the next 30 s step."""
+    import pyotp
+
+    live.clock.advance(timedelta(seconds=30))
+    return str(pyotp.TOTP(user.totp_seed).at(live.clock.now()))
+
+
+def portal_outbox_code(live: LiveTenant, channel: str, recipient: str) -> str:
+    """The newest one-time code sent to ``recipient`` over ``channel``."""
+    with live.client() as c:
+        messages = c.get(
+            "/_sandbox/outbox", params={"channel": channel, "recipient": recipient}
+        ).json()
+    return str(messages[0]["code"])
+
+
+def portal_login(
+    live: LiveTenant,
+    client: httpx.Client,
+    user: PortalUser,
+    *,
+    method: str = "totp",
+    remember: bool = False,
+) -> dict[str, Any]:
+    """Sign ``client`` in through the whole MFA flow; sets its ``X-CSRF-Token`` header."""
+    r = client.post(
+        "/portal/api/session", json={"username": user.username, "password": user.password}
+    )
+    assert r.status_code == 200, r.text
+    if r.json()["status"] == "mfa_required":
+        assert client.post("/portal/api/session/mfa/challenge", json={"method": method}).is_success
+        if method == "totp":
+            code = portal_totp(live, user)
+        else:
+            code = portal_outbox_code(live, method, user.phone if method == "sms" else user.email)
+        r = client.post(
+            "/portal/api/session/mfa/verify", json={"code": code, "rememberDevice": remember}
+        )
+        assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    client.headers["X-CSRF-Token"] = body["csrfToken"]
+    return body
+
+
+__all__ += [
+    "PortalUser",
+    "add_portal_user",
+    "portal_login",
+    "portal_outbox_code",
+    "portal_persona",
+    "portal_totp",
+]
+
+
+# --- the Connector (FHIR R4, SMART backend services) ------------------------------------------
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def smart_credentials(live: LiveTenant) -> dict[str, Any]:
+    """The default backend client of the Connector (its private key included)."""
+    from carebridge.sandbox.fhir.auth import credentials
+
+    return credentials(live.tenant)
+
+
+def smart_assertion(
+    live: LiveTenant,
+    *,
+    client_id: str | None = None,
+    private_key: Any = None,
+    kid: str | None = None,
+    algorithm: str = "ES384",
+    **overrides: Any,
+) -> str:
+    """A client assertion signed with PyJWT (the default client's key unless one is given);
+    ``overrides`` replace claims (``None`` removes one)."""
+    import uuid
+
+    import jwt
+
+    creds = smart_credentials(live)
+    cid = client_id or creds["client_id"]
+    claims: dict[str, Any] = {
+        "iss": cid,
+        "sub": cid,
+        "aud": creds["token_url"],
+        "exp": int(live.clock.now().timestamp()) + 240,
+        "jti": str(uuid.uuid4()),
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    key = private_key if private_key is not None else creds["private_key_pem"]
+    headers = {"kid": kid if kid is not None else creds["kid"]} if kid != "" else None
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+
+
+def smart_token_response(
+    live: LiveTenant,
+    assertion: str,
+    scope: str = "system/*.read",
+    *,
+    http: httpx.Client | None = None,
+    **form: str,
+) -> httpx.Response:
+    """POST a client-credentials grant with ``assertion`` to the Connector's token endpoint."""
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion,
+        "scope": scope,
+        **form,
+    }
+    url = smart_credentials(live)["token_url"]
+    if http is not None:
+        return http.post(url, data=data)
+    with live.client() as c:
+        return c.post(url, data=data)
+
+
+def smart_token(
+    live: LiveTenant, scope: str = "system/*.read", *, http: httpx.Client | None = None
+) -> str:
+    """A Connector bearer token of the default backend client."""
+    r = smart_token_response(live, smart_assertion(live), scope, http=http)
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+@pytest.fixture(scope="session")
+def fhir_http() -> Iterator[httpx.Client]:
+    """One plain httpx client (creating a client costs ~50 ms of TLS setup)."""
+    with httpx.Client(timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def fhir_live() -> Iterator[LiveTenant]:
+    """One small tenant shared by the Connector test modules (same shape as ``live``); they
+    only add rows, touch ``updated_at`` and move the clock forward, which none of them mind."""
+    config = SandboxConfig(
+        seed=42, patients=60, practices=2, anchor=ANCHOR, appointments_per_patient=60
+    )
+    tenant, stop = start_live(config)
+    yield tenant
+    stop()
+
+
+def fhir_base(live: LiveTenant, practice: int = 0) -> str:
+    """The absolute FHIR base URL of practice ``practice`` (index, by id)."""
+    return str(smart_credentials(live)["practices"][practice]["fhir_base"])

@@ -41,6 +41,10 @@ def serve_command(
     rotate_refresh_tokens: Annotated[
         bool, typer.Option(help="Issue a new refresh token on every refresh.")
     ] = False,
+    realtime: Annotated[
+        bool,
+        typer.Option(help="Let the practice work as wall-clock time passes (the activity clock)."),
+    ] = False,
 ) -> None:
     """Generate (or reopen) a tenant, print its credentials, and serve it until stopped."""
     from carebridge.sandbox.serve import open_tenant, serve
@@ -66,6 +70,6 @@ def serve_command(
     except sqlite3.DatabaseError as err:
         raise _fail(f"--state {state} is not a usable tenant database ({err})") from None
     try:
-        serve(tenant, host, port)
+        serve(tenant, host, port, realtime=realtime)
     except OSError as err:
         raise _fail(f"cannot serve on {host}:{port} ({err.strerror or err})") from None

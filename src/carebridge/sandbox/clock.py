@@ -44,3 +44,25 @@ class ManualClock:
         with self._lock:
             self._now += delta
             return self._now
+
+
+class OffsetClock:
+    """Wall-clock time plus an offset that only grows: what `serve` uses, so the control
+    plane's clock advance can move the tenant into the future while time keeps passing."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Return the wall-clock instant plus the offset."""
+        with self._lock:
+            return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the clock forward by ``delta`` and return the new instant."""
+        if delta < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += delta
+            return datetime.now(UTC) + self._offset

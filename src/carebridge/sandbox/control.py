@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carebridge.sandbox import personas
+from carebridge.sandbox.activity import Activity, ClockError
 from carebridge.sandbox.db import TRUTH_TABLES
 from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2.common import ApiError, error_response, json_response, loads
@@ -429,6 +431,8 @@ async def _body(request: Request) -> dict[str, Any]:
     return parsed
 
 
+MAX_ADVANCE = 366 * 24 * 60  # minutes: a year at most per call
+
 SETTINGS = {
     "access_token_ttl": (int, 1, 10**8),
     "refresh_token_ttl": (int, 1, 10**9),
@@ -525,6 +529,27 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
             tenant.config = replace(tenant.config, **changes)
         return json_response({k: getattr(tenant.config, k) for k in SETTINGS})
 
+    async def clock(request: Request) -> Response:
+        del request
+        return json_response(
+            {"now": tenant.now_db(), "activity_at": tenant.db.get_meta("activity_at")}
+        )
+
+    async def clock_advance(request: Request) -> Response:
+        body = await _body(request)
+        minutes = body.get("minutes")
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not 0 <= minutes <= MAX_ADVANCE
+        ):
+            raise ApiError(400, f"minutes must be an integer from 0 to {MAX_ADVANCE}")
+        try:
+            happened = await anyio.to_thread.run_sync(Activity(tenant).advance, minutes)
+        except ClockError as err:
+            raise ApiError(409, str(err)) from None
+        return json_response({"now": tenant.now_db(), "activity": happened})
+
     async def truth_index(request: Request) -> Response:
         del request
         return json_response(
@@ -580,6 +605,8 @@ def routes(tenant: Tenant) -> list[BaseRoute]:
         Route("/_sandbox/truth", handle(truth_index), methods=["GET"]),
         Route("/_sandbox/truth/{entity}", handle(truth), methods=["GET"]),
         Route("/_sandbox/changes", handle(changes), methods=["GET"]),
+        Route("/_sandbox/clock", handle(clock), methods=["GET"]),
+        Route("/_sandbox/clock/advance", handle(clock_advance), methods=["POST"]),
     ]
 
 

@@ -341,6 +341,8 @@ CREATE TABLE IF NOT EXISTS transactions (
 );
 CREATE INDEX IF NOT EXISTS transactions_patient_date ON transactions(patient_id, posting_date);
 CREATE INDEX IF NOT EXISTS transactions_practice_updated ON transactions(practice_id, updated_at);
+CREATE INDEX IF NOT EXISTS transactions_encounter ON transactions(encounter_id);
+CREATE INDEX IF NOT EXISTS transactions_unbilled ON transactions(practice_id) WHERE billed = 0;
 CREATE TABLE IF NOT EXISTS eligibility_requests (
     id            INTEGER PRIMARY KEY,
     practice_id   INTEGER NOT NULL,
@@ -403,6 +405,7 @@ CREATE TABLE IF NOT EXISTS encounters (
 );
 CREATE INDEX IF NOT EXISTS encounters_patient ON encounters(patient_id, start_time);
 CREATE INDEX IF NOT EXISTS encounters_practice_updated ON encounters(practice_id, updated_at);
+CREATE INDEX IF NOT EXISTS encounters_open ON encounters(practice_id) WHERE status = 'open';
 CREATE TABLE IF NOT EXISTS encounter_addenda (
     id           INTEGER PRIMARY KEY,
     encounter_id INTEGER NOT NULL,

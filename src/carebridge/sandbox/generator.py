@@ -2245,7 +2245,9 @@ class Generator:
                 adjudicated=bool(adjudicated),
                 paid_on=paid_on,
                 overturned=overturned,
-                written_off=bool(denied and adjudicated) and age_days >= lag + 45 and resolution < 0.8,
+                written_off=bool(denied and adjudicated)
+                and age_days >= lag + 45
+                and resolution < 0.8,
                 appealed=denied and resolution >= 0.9,
             )
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from carebridge.sandbox import crosswalk
 from carebridge.sandbox.codes import FEE_SCHEDULE_CENTS
 from carebridge.sandbox.tenant import Grant, Tenant
 from carebridge.sandbox.v2.common import (
@@ -221,6 +222,7 @@ async def create_patient(request: Request, tenant: Tenant, grant: Grant) -> Resp
                 now,
             ),
         )
+        crosswalk.link(conn, "Patient", grant.practice_id, guid)
         tenant.db.log_change(
             conn,
             at=now,
