@@ -545,7 +545,9 @@ def adjudicate(
         lines=[(line_id, o) for line_id, o, _ in outcomes],
         at=at,
     )
-    # Post to the ledger: payment and contractual or denial adjustment on each charge.
+    # Post to the ledger: payment and contractual or denial adjustment on each charge. A
+    # denial of a visit whose copay was collected leaves a credit (a negative balance) that
+    # the practice owes the patient.
     name = payer.name if payer else "Insurance"
     for _, outcome, charge in outcomes:
         if charge is None:
@@ -589,7 +591,7 @@ def adjudicate(
         conn.execute(
             "UPDATE transactions SET balance_cents = ?, balance_type = 'patient', "
             "transaction_status = ?, updated_at = ? WHERE id = ?",
-            (max(balance, 0), "closed" if balance <= 0 else "posted", at, charge["id"]),
+            (balance, "closed" if balance <= 0 else "posted", at, charge["id"]),
         )
     status = final_status([o for _, o, _ in outcomes])
     record_status(conn, claim_id, status, at, f"ERA {payment_id}")
