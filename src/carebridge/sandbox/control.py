@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from carebridge.sandbox import personas
 from carebridge.sandbox.activity import Activity, ClockError
 from carebridge.sandbox.db import TRUTH_TABLES
+from carebridge.sandbox.fhir.auth import credentials as smart_credentials
 from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2.common import ApiError, error_response, json_response, loads
 from carebridge.sandbox.v2.oauth import seed_refresh_token
@@ -72,6 +73,8 @@ def credentials(tenant: Tenant) -> dict[str, object]:
             "scopes": loads(limited["scopes_json"]),
         },
         "practices": practices,
+        "portal_url": f"{base}/portal/api",
+        "connector": smart_credentials(tenant),
     }
 
 

@@ -26,9 +26,19 @@ SQL_LINK = (
 )
 
 
-def fhir_id(resource_type: str, entity_id: str | int) -> str:
-    """The Connector's logical id of one v2 entity."""
-    return str(uuid.uuid5(NAMESPACE, f"{resource_type}/{entity_id}"))
+def fhir_id(resource_type: str, entity_id: str | int, table: str | None = None) -> str:
+    """The Connector's logical id of one v2 entity.
+
+    ``table`` names the source when a resource type draws on more than its own table (payers
+    are Organizations too); the type's own table needs no name.
+    """
+    own = LINKED.get(resource_type, (None,))[0]
+    name = (
+        f"{resource_type}/{entity_id}"
+        if table is None or table == own
+        else f"{resource_type}/{table}/{entity_id}"
+    )
+    return str(uuid.uuid5(NAMESPACE, name))
 
 
 def link(
