@@ -9,7 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.sandbox.conftest import ANCHOR, START, LiveTenant, start_live
+from tests.sandbox.conftest import (
+    ANCHOR,
+    START,
+    LiveTenant,
+    fhir_base,
+    portal_login,
+    portal_persona,
+    smart_token,
+    start_live,
+)
 
 from carebridge.sandbox import billing
 from carebridge.sandbox.activity import Activity, ClockError
@@ -244,3 +253,32 @@ def test_clock_moves_only_forward_in_whole_ticks(clocked: LiveTenant) -> None:
     at = datetime.fromisoformat(after["activity_at"].replace("Z", "+00:00"))
     assert at.tzinfo is not None
     assert at.astimezone(UTC).minute % 15 == 0
+
+
+def test_a_visit_the_clock_charts_shows_on_the_portal_and_the_connector(
+    clocked: LiveTenant,
+) -> None:
+    with clocked.client() as c:
+        assert c.post("/_sandbox/clock/advance", json={"minutes": 6 * 60}).status_code == 200
+    row = clocked.tenant.db.one(
+        "SELECT e.* FROM change_log c JOIN encounters e ON CAST(e.id AS TEXT) = c.entity_id "
+        "WHERE c.source = 'clock' AND c.entity = 'encounter' AND c.action = 'created' "
+        "AND e.practice_id = 1 ORDER BY c.seq DESC LIMIT 1"
+    )
+    assert row is not None
+    with clocked.client() as portal:
+        portal_login(clocked, portal, portal_persona(clocked))
+        shown = portal.get(f"/portal/api/encounters/{row['id']}")
+    assert shown.status_code == 200
+    assert shown.json()["updatedAt"] == row["updated_at"]
+    with clocked.client(smart_token(clocked)) as fhir:
+        resource = fhir.get(f"{fhir_base(clocked)}/Encounter/enc-{row['id']}")
+    assert resource.status_code == 200
+    body = resource.json()
+    assert body["meta"]["lastUpdated"].replace("+00:00", "Z") == row["updated_at"]
+    patient = clocked.tenant.db.scalar(
+        "SELECT fhir_id FROM fhir_ids WHERE entity = 'patients' AND entity_id = ?",
+        (row["patient_id"],),
+    )
+    assert body["subject"]["reference"] == f"Patient/{patient}"
+    assert patient != row["patient_id"]
