@@ -1,0 +1,133 @@
+"""An adaptive throttle per tenant: AIMD on both concurrency and request rate.
+
+Successes with healthy latency grow the budget additively; a 429, a 5xx or a latency spike
+shrinks it multiplicatively, at most once per cooldown so one burst of failures counts once.
+The rate is enforced by a token bucket on an injected clock, so tests are exact and sleepless.
+The current budget is published for the API's ``RateLimit`` headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    """Bounds and gains of the controller."""
+
+    min_rate: float = 0.5  # requests/s
+    max_rate: float = 200.0
+    start_rate: float = 20.0
+    min_concurrency: int = 1
+    max_concurrency: int = 32
+    start_concurrency: int = 8
+    increase: float = 1.0  # added to the rate per healthy window
+    decrease: float = 0.5  # rate and concurrency multiply by this on congestion
+    slow_seconds: float = 2.0  # a response slower than this counts as congestion
+    cooldown: float = 1.0  # seconds between two decreases
+    burst: float = 1.0  # seconds of rate the bucket may hold
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the throttle allows right now."""
+
+    rate: float
+    concurrency: int
+    in_flight: int
+    tokens: float
+
+    @property
+    def remaining(self) -> int:
+        """Requests that could start now (for ``RateLimit: remaining``)."""
+        return max(0, min(int(self.tokens), self.concurrency - self.in_flight))
+
+
+class AimdThrottle:
+    """The controller and its gate. ``clock`` returns seconds; ``sleep`` waits."""
+
+    def __init__(
+        self,
+        config: ThrottleConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config or ThrottleConfig()
+        self.clock = clock
+        self.sleep = sleep
+        self.rate = self.config.start_rate
+        self.concurrency = self.config.start_concurrency
+        self.in_flight = 0
+        self.tokens = self.rate * self.config.burst
+        self._stamp = clock()
+        self._last_decrease = float("-inf")
+        self._paused_until = 0.0
+        self._slots = asyncio.Condition()
+
+    # --- the controller -------------------------------------------------------------------------
+
+    def budget(self) -> Budget:
+        """The current budget."""
+        self._refill()
+        return Budget(self.rate, self.concurrency, self.in_flight, self.tokens)
+
+    def on_success(self, latency: float) -> None:
+        """A healthy (or slow) response came back."""
+        if latency > self.config.slow_seconds:
+            self.on_congestion()
+            return
+        cfg = self.config
+        self.rate = min(cfg.max_rate, self.rate + cfg.increase / max(self.rate, 1.0) * 4)
+        if self.in_flight >= self.concurrency - 1:
+            self.concurrency = min(cfg.max_concurrency, self.concurrency + 1)
+
+    def on_congestion(self, retry_after: float | None = None) -> None:
+        """A 429, a 5xx or a timeout: shrink once per cooldown; honour Retry-After."""
+        now = self.clock()
+        if retry_after:
+            self._paused_until = max(self._paused_until, now + retry_after)
+        if now - self._last_decrease < self.config.cooldown:
+            return
+        self._last_decrease = now
+        cfg = self.config
+        self.rate = max(cfg.min_rate, self.rate * cfg.decrease)
+        self.concurrency = max(cfg.min_concurrency, int(self.concurrency * cfg.decrease))
+        self.tokens = min(self.tokens, self.rate * cfg.burst)
+
+    # --- the gate -------------------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        now = self.clock()
+        elapsed = max(0.0, now - self._stamp)
+        self._stamp = now
+        self.tokens = min(self.rate * self.config.burst, self.tokens + elapsed * self.rate)
+
+    def delay(self) -> float:
+        """Seconds until one request may start by rate (0 when it may start now)."""
+        self._refill()
+        pause = max(0.0, self._paused_until - self.clock())
+        # A token short by a rounding error counts as whole: waiting 1e-12 s would not move a
+        # float clock, and the gate would spin.
+        missing = 0.0 if self.tokens >= 1 - 1e-6 else (1 - self.tokens) / self.rate
+        return max(pause, missing)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one request's place: waits for concurrency, then for a rate token."""
+        async with self._slots:
+            await self._slots.wait_for(lambda: self.in_flight < self.concurrency)
+            self.in_flight += 1
+        try:
+            while (wait := self.delay()) > 0:
+                await self.sleep(wait)
+            self.tokens -= 1
+            yield
+        finally:
+            async with self._slots:
+                self.in_flight -= 1
+                self._slots.notify_all()

@@ -1,0 +1,149 @@
+"""The AIMD throttle on a fake clock: it grows while healthy, halves on congestion, and settles
+near a hidden limit with few 429s."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_healthy_responses_grow_the_rate_and_congestion_halves_it() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(ThrottleConfig(start_rate=10), clock=t.clock, sleep=t.sleep)
+    for _ in range(50):
+        throttle.on_success(latency=0.05)
+    grown = throttle.budget().rate
+    assert grown > 10
+    throttle.on_congestion()
+    assert throttle.budget().rate == pytest.approx(grown / 2)
+    throttle.on_congestion()  # within the cooldown: one burst counts once
+    assert throttle.budget().rate == pytest.approx(grown / 2)
+    t.now += 2
+    throttle.on_congestion()
+    assert throttle.budget().rate == pytest.approx(grown / 4)
+
+
+def test_a_slow_response_is_congestion() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=10, slow_seconds=1), clock=t.clock, sleep=t.sleep
+    )
+    throttle.on_success(latency=3.0)
+    assert throttle.budget().rate == 5
+
+
+def test_bounds_hold() -> None:
+    t = FakeTime()
+    cfg = ThrottleConfig(
+        start_rate=1, min_rate=0.5, max_rate=3, start_concurrency=2, max_concurrency=4
+    )
+    throttle = AimdThrottle(cfg, clock=t.clock, sleep=t.sleep)
+    for _ in range(5):
+        t.now += 5
+        throttle.on_congestion()
+    assert throttle.budget().rate == 0.5
+    assert throttle.budget().concurrency == 1
+    for _ in range(10_000):
+        throttle.on_success(latency=0.01)
+    assert throttle.budget().rate == 3
+
+
+def test_retry_after_pauses_the_gate() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(ThrottleConfig(start_rate=100), clock=t.clock, sleep=t.sleep)
+    throttle.on_congestion(retry_after=4)
+    assert throttle.delay() == pytest.approx(4)
+
+    async def one() -> None:
+        async with throttle.slot():
+            pass
+
+    asyncio.run(one())
+    assert t.now == pytest.approx(4)
+
+
+def test_the_gate_spaces_requests_by_the_rate() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=10, burst=0.1, increase=0), clock=t.clock, sleep=t.sleep
+    )
+
+    async def run() -> None:
+        for _ in range(21):
+            async with throttle.slot():
+                pass
+
+    asyncio.run(run())
+    assert t.now == pytest.approx(2.0, abs=0.11)
+
+
+def test_concurrency_is_capped() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=1000, start_concurrency=3, max_concurrency=3),
+        clock=t.clock,
+        sleep=t.sleep,
+    )
+    peak = 0
+
+    async def one(gate: asyncio.Event) -> None:
+        nonlocal peak
+        async with throttle.slot():
+            peak = max(peak, throttle.in_flight)
+            await gate.wait()
+
+    async def run() -> None:
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(one(gate)) for _ in range(10)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert throttle.in_flight == 3
+        gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    assert peak == 3
+    assert throttle.in_flight == 0
+
+
+def test_it_settles_under_a_hidden_limit() -> None:
+    """A simulated upstream allows 20 requests/s (a token bucket the client cannot see)."""
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=5, max_rate=200), clock=t.clock, sleep=t.sleep
+    )
+    limit, bucket, stamp = 20.0, 20.0, 0.0
+    ok = limited = 0
+
+    async def run() -> None:
+        nonlocal bucket, stamp, ok, limited
+        for _ in range(3000):
+            async with throttle.slot():
+                bucket = min(limit, bucket + (t.now - stamp) * limit)
+                stamp = t.now
+                if bucket >= 1:
+                    bucket -= 1
+                    ok += 1
+                    throttle.on_success(latency=0.02)
+                else:
+                    limited += 1
+                    throttle.on_congestion()
+
+    asyncio.run(run())
+    throughput = ok / t.now
+    assert 0.6 * limit <= throughput <= limit * 1.05
+    assert limited / (ok + limited) < 0.1
