@@ -282,3 +282,21 @@ def test_a_visit_the_clock_charts_shows_on_the_portal_and_the_connector(
     )
     assert body["subject"]["reference"] == f"Patient/{patient}"
     assert patient != row["patient_id"]
+
+
+def test_realtime_catch_up_runs_the_ticks_that_passed_without_moving_the_clock() -> None:
+    clock = ManualClock(START)
+    tenant = Tenant.open(
+        SandboxConfig(seed=3, patients=40, practices=1, anchor=ANCHOR), clock=clock
+    )
+    try:
+        activity = Activity(tenant)
+        assert activity.run_until(tenant.now()) == {}  # the first call only sets the cursor
+        clock.advance(timedelta(hours=3, minutes=10))  # wall time passes (serve --realtime)
+        happened = activity.run_until(tenant.now())
+        assert tenant.now() == START + timedelta(hours=3, minutes=10)
+        assert tenant.db.get_meta("activity_at") == "2026-11-24T18:00:00Z"
+        assert sum(happened.values()) > 0
+        assert activity.run_until(tenant.now()) == {}  # nothing new until the next tick ends
+    finally:
+        tenant.db.close()

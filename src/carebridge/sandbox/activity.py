@@ -132,6 +132,8 @@ class Activity:
         self.counts = Counter()
         stored = self.db.get_meta("activity_at")
         cursor = _instant(stored) if stored else _floor(self.tenant.now())
+        if stored is None:  # the practice starts working now; later calls catch up from here
+            self.db.set_meta("activity_at", _z(cursor))
         while cursor + TICK <= target:
             if move_clock:
                 self._move_clock(cursor + TICK)
