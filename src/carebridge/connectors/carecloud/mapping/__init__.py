@@ -1,0 +1,1 @@
+"""Pure mappers from wire models to the domain, one module per surface."""
