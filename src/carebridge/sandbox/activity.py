@@ -98,6 +98,8 @@ class Practice:
     bookings_per_tick: float
     reasons: list[tuple[int, str, int, str | None]]  # id, kind, duration, procedure code
     patients: int
+    first_patient: int | None = None  # internal ids, for uniform picks by index seek
+    last_patient: int | None = None
 
 
 class Activity:
@@ -162,6 +164,10 @@ class Activity:
                 )
             )
             per_weekday = booked / 20  # bookings land on office hours of weekdays
+            bounds = self.db.one(
+                "SELECT MIN(internal_id), MAX(internal_id) FROM patients WHERE practice_id = ?",
+                (pid,),
+            ) or (None, None)
             out.append(
                 Practice(
                     id=pid,
@@ -188,6 +194,8 @@ class Activity:
                             "SELECT COUNT(*) FROM patients WHERE practice_id = ?", (pid,)
                         )
                     ),
+                    first_patient=bounds[0],
+                    last_patient=bounds[1],
                 )
             )
         self._practices = out
@@ -430,11 +438,7 @@ class Activity:
             if rng.random() < NEW_PATIENT_SHARE:
                 patient_id = self.new_patient(conn, rng, practice, now)
             else:
-                offset = rng.randrange(max(practice.patients, 1))
-                row = conn.execute(
-                    "SELECT id FROM patients WHERE practice_id = ? AND status = 'A' ORDER BY internal_id LIMIT 1 OFFSET ?",
-                    (practice.id, offset),
-                ).fetchone()
+                row = self._random_patient(conn, rng, practice)
                 if row is None:
                     return None
                 patient_id = str(row[0])
@@ -510,6 +514,20 @@ class Activity:
         )
         self.log(conn, practice, "appointment", guid, "created", now)
         return guid
+
+    def _random_patient(
+        self, conn: sqlite3.Connection, rng: random.Random, practice: Practice
+    ) -> sqlite3.Row | None:
+        """An active patient of the practice, uniformly by internal id (an index seek)."""
+        if practice.first_patient is None or practice.last_patient is None:
+            return None
+        pick = rng.randint(practice.first_patient, practice.last_patient)
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT id FROM patients WHERE +practice_id = ? AND status = 'A' AND internal_id >= ? "
+            "ORDER BY internal_id LIMIT 1",
+            (practice.id, pick),
+        ).fetchone()
+        return row
 
     def cancel(
         self,
@@ -663,6 +681,8 @@ class Activity:
                 tuple(policy.values()),
             )
         practice.patients += 1
+        practice.last_patient = max(practice.last_patient or internal, internal)
+        practice.first_patient = practice.first_patient or internal
         self.log(conn, practice, "patient", guid, "created", now)
         return guid
 

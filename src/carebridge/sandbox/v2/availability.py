@@ -98,8 +98,14 @@ def find_slots(
     booked: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     for row in tenant.db.all(
         "SELECT resource_id, start_time, end_time FROM appointments WHERE practice_id = ? "
-        "AND start_time < ? AND end_time > ? AND status_code NOT IN ('C', 'R')",
-        (practice_id, hi, lo),
+        "AND start_time >= ? AND start_time < ? AND end_time > ? AND status_code NOT IN ('C', 'R')",
+        # A visit is shorter than a day, so the lower bound keeps the index scan to the window.
+        (
+            practice_id,
+            to_db_instant(datetime.combine(start - timedelta(days=1), time(0), tz)),
+            hi,
+            lo,
+        ),
     ):
         booked[row[0]].append((from_db_instant(row[1]), from_db_instant(row[2])))
     now = tenant.now()

@@ -180,8 +180,10 @@ def to_db_instant(moment: datetime) -> str:
 
 
 def from_db_instant(text: str) -> datetime:
-    """Parse the database's UTC text form."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    """Parse the database's UTC text form (``fromisoformat`` is ~20x faster than strptime)."""
+    if len(text) != 20 or text[-1] != "Z":
+        raise ValueError(f"not a stored instant: {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def local_iso(text: str | None, tz: ZoneInfo) -> str | None:
