@@ -147,3 +147,20 @@ def test_it_settles_under_a_hidden_limit() -> None:
     throughput = ok / t.now
     assert 0.6 * limit <= throughput <= limit * 1.05
     assert limited / (ok + limited) < 0.1
+
+
+def test_a_rate_below_one_per_burst_still_admits_requests() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=0.5, min_rate=0.5, burst=1.0, increase=0),
+        clock=t.clock,
+        sleep=t.sleep,
+    )
+
+    async def run() -> None:
+        for _ in range(4):
+            async with throttle.slot():
+                pass
+
+    asyncio.run(run())
+    assert t.now == pytest.approx(6.0)

@@ -63,7 +63,7 @@ class AimdThrottle:
         self.rate = self.config.start_rate
         self.concurrency = self.config.start_concurrency
         self.in_flight = 0
-        self.tokens = self.rate * self.config.burst
+        self.tokens = self._capacity()
         self._stamp = clock()
         self._last_decrease = float("-inf")
         self._paused_until = 0.0
@@ -97,15 +97,19 @@ class AimdThrottle:
         cfg = self.config
         self.rate = max(cfg.min_rate, self.rate * cfg.decrease)
         self.concurrency = max(cfg.min_concurrency, int(self.concurrency * cfg.decrease))
-        self.tokens = min(self.tokens, self.rate * cfg.burst)
+        self.tokens = min(self.tokens, self._capacity())
 
     # --- the gate -------------------------------------------------------------------------------
+
+    def _capacity(self) -> float:
+        # At least one whole token, or a slow rate could never admit a request.
+        return max(1.0, self.rate * self.config.burst)
 
     def _refill(self) -> None:
         now = self.clock()
         elapsed = max(0.0, now - self._stamp)
         self._stamp = now
-        self.tokens = min(self.rate * self.config.burst, self.tokens + elapsed * self.rate)
+        self.tokens = min(self._capacity(), self.tokens + elapsed * self.rate)
 
     def delay(self) -> float:
         """Seconds until one request may start by rate (0 when it may start now)."""
@@ -114,7 +118,8 @@ class AimdThrottle:
         # A token short by a rounding error counts as whole: waiting 1e-12 s would not move a
         # float clock, and the gate would spin.
         missing = 0.0 if self.tokens >= 1 - 1e-6 else (1 - self.tokens) / self.rate
-        return max(pause, missing)
+        wait = max(pause, missing)
+        return wait if wait > 1e-6 else 0.0  # a rounding residue is no reason to wait
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -1,0 +1,214 @@
+"""One surface's HTTP client: credential, throttle, policy and bounded retries around httpx.
+
+Every request goes through the same steps: wait for a throttle slot, take the broker's current
+credential, send, classify the outcome (``policy.classify``) and act on it. Renewals after a
+401 are single-flight in the broker. Reads are retried with stamina's jittered backoff, which
+honours ``Retry-After``; a write whose effect is unknown raises :class:`WriteUnconfirmed` so the
+caller reads back before it tries again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+import httpx
+import stamina
+
+from carebridge.connectors.carecloud.paging import fhir_next, portal_next, v2_next
+from carebridge.connectors.carecloud.policy import Action, Resolution, Surface, classify
+from carebridge.connectors.carecloud.session import Broker
+from carebridge.connectors.carecloud.throttle import AimdThrottle
+from carebridge.errors import (
+    AuthError,
+    RateLimited,
+    TransportError,
+    UpstreamError,
+    UpstreamStatusError,
+)
+
+C = TypeVar("C")
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+
+
+class WriteUnconfirmed(UpstreamError):
+    """A write was sent but its effect is unknown (timeout, dropped connection, 5xx): read back
+    before retrying."""
+
+    retryable = False
+
+
+class _Again(Exception):
+    """Internal: one more attempt, after ``retry_after`` seconds when the upstream said so."""
+
+    def __init__(self, resolution: Resolution, final: UpstreamError) -> None:
+        super().__init__(resolution.reason)
+        self.resolution = resolution
+        self.final = final
+
+
+def _backoff(error: Exception) -> bool | timedelta:
+    if not isinstance(error, _Again):
+        return False
+    wait = error.resolution.retry_after
+    if error.resolution.action in (Action.REFRESH, Action.RELOGIN):
+        return timedelta(0)
+    return timedelta(seconds=wait) if wait is not None else True
+
+
+class SurfaceClient(Generic[C]):
+    """Requests to one surface of one tenant.
+
+    Args:
+        surface: ``v2``, ``portal`` or ``fhir``.
+        http: the ``httpx.AsyncClient`` (its transport is the seam tests replace).
+        broker: the surface's credential broker.
+        apply: puts the credential on a request (bearer header, cookies and CSRF token).
+        throttle: the tenant's adaptive throttle.
+        attempts: tries per request, renewals and rate limits included.
+    """
+
+    def __init__(
+        self,
+        surface: Surface,
+        http: httpx.AsyncClient,
+        broker: Broker[C, Any],
+        apply: Callable[[httpx.Request, C], None],
+        throttle: AimdThrottle,
+        *,
+        attempts: int = 8,
+        deadline: float = 120.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.surface: Surface = surface
+        self.http = http
+        self.broker = broker
+        self.apply = apply
+        self.throttle = throttle
+        self.attempts = attempts
+        self.deadline = deadline
+        self._monotonic = monotonic
+        self.sent = 0
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        endpoint: str | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one logical request; returns a 2xx/3xx response or raises a typed error.
+
+        Raises:
+            RateLimited, TransportError, UpstreamStatusError, AuthError: when retries run out
+                or the answer is final.
+            WriteUnconfirmed: a non-idempotent request whose effect is unknown.
+        """
+        safe = method.upper() in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
+        label = endpoint or f"{method.upper()} {httpx.URL(url).path}"
+        try:
+            for attempt in stamina.retry_context(
+                on=_backoff,
+                attempts=self.attempts,
+                timeout=self.deadline,
+                wait_initial=0.2,
+                wait_max=10.0,
+            ):
+                with attempt:
+                    return await self._once(method, url, safe, label, kwargs)
+        except _Again as again:
+            raise again.final from None
+        raise TransportError("no attempt was made", endpoint=label)  # attempts >= 1
+
+    async def _once(
+        self, method: str, url: str, idempotent: bool, label: str, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        async with self.throttle.slot():
+            credential = await self.broker.current()
+            request = self.http.build_request(method, url, **kwargs)
+            self.apply(request, credential)
+            started = self._monotonic()
+            outcome: httpx.Response | Exception
+            try:
+                outcome = await self.http.send(request)
+                await outcome.aread()
+            except httpx.HTTPError as err:
+                outcome = err
+            self.sent += 1
+        latency = self._monotonic() - started
+        resolution = classify(outcome, surface=self.surface, idempotent=idempotent)
+        status = outcome.status_code if isinstance(outcome, httpx.Response) else None
+        if resolution.action is Action.OK and isinstance(outcome, httpx.Response):
+            self.throttle.on_success(latency)
+            return outcome
+        if resolution.action in (Action.REFRESH, Action.RELOGIN):
+            self.broker.invalidate(credential)
+            raise _Again(
+                resolution,
+                AuthError(f"{label}: refused after renewal ({resolution.reason})", endpoint=label),
+            )
+        if resolution.action is Action.RATE_LIMITED:
+            self.throttle.on_congestion(resolution.retry_after)
+            raise _Again(
+                resolution,
+                RateLimited(
+                    f"{label}: rate limited", retry_after=resolution.retry_after, endpoint=label
+                ),
+            )
+        if resolution.congestion:
+            self.throttle.on_congestion(resolution.retry_after)
+        if resolution.action is Action.RETRY:
+            final: UpstreamError = (
+                UpstreamStatusError(f"{label}: status {status}", status=status, endpoint=label)
+                if status is not None
+                else TransportError(f"{label}: {resolution.reason}", endpoint=label)
+            )
+            raise _Again(resolution, final)
+        if resolution.action is Action.VERIFY:
+            raise WriteUnconfirmed(
+                f"{label}: outcome unknown ({resolution.reason})", endpoint=label
+            )
+        if status in (401, 403, 423):
+            raise AuthError(f"{label}: refused ({resolution.reason})", endpoint=label)
+        if status is None:
+            raise TransportError(f"{label}: {resolution.reason}", endpoint=label)
+        raise UpstreamStatusError(f"{label}: status {status}", status=status, endpoint=label)
+
+    # --- paging -------------------------------------------------------------------------------
+
+    async def v2_pages(
+        self, url: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """Every page of a v2 list, following the ``Link`` header's ``next``."""
+        next_url: str | None = url
+        page_params = params
+        while next_url:
+            response = await self.request("GET", next_url, params=page_params)
+            yield response
+            next_url, page_params = v2_next(response.headers.get("link")), None
+
+    async def fhir_pages(
+        self, url: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every searchset Bundle of a FHIR search, following ``link[next]``."""
+        next_url: str | None = url
+        page_params = params
+        while next_url:
+            bundle = (await self.request("GET", next_url, params=page_params)).json()
+            yield bundle
+            next_url, page_params = fhir_next(bundle), None
+
+    async def portal_pages(
+        self, url: str, params: dict[str, Any] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a portal list (``page``/``totalPages``)."""
+        page: int | None = 1
+        while page is not None:
+            body = (await self.request("GET", url, params={**(params or {}), "page": page})).json()
+            yield body
+            page = portal_next(body)
