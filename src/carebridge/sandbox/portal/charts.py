@@ -370,7 +370,7 @@ async def show_patient(request: Request, tenant: Tenant, session: PortalSession)
             "lastSeenDate": row["last_seen_date"],
             "primaryProvider": provider_json(tenant, row["primary_provider_id"]),
             "primaryLocationId": row["primary_location_id"],
-            "preferredLanguage": data.get("language") if isinstance(data, dict) else None,
+            "preferredLanguage": data.get("language_code") if isinstance(data, dict) else None,
             "createdAt": row["created_at"],
         }
     )
