@@ -7,7 +7,7 @@ mode removes backoff sleeps and the throttle runs on a fake clock, so nothing he
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import stamina
+from tests.sandbox.conftest import start_live
 
 from carebridge.connectors.carecloud.auth import NeedCode
 from carebridge.connectors.carecloud.mfa import OutboxSource, TotpSource
@@ -74,6 +75,7 @@ class Sandbox:
     clock: ManualClock
     transport: Counting
     creds: dict[str, Any]
+    base: str
 
     def connect(self, **kwargs: Any) -> Connection:
         t = FakeTime()
@@ -105,22 +107,31 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    clock = ManualClock(START)
+@pytest.fixture(params=["asgi", "http"])
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
+    """The same suite through ``httpx.ASGITransport`` and over real HTTP (uvicorn, loopback)."""
     config = SandboxConfig(
         seed=5, patients=40, practices=1, anchor=date(2026, 11, 24), base_url=BASE
     )
-    tenant = Tenant.open(config, clock=clock)
-    transport = Counting(httpx.ASGITransport(app=build_app(tenant)))
     with stamina.set_testing(True, attempts=8):
-        yield Sandbox(tenant, clock, transport, credentials(tenant))
-    tenant.db.close()
+        if request.param == "asgi":
+            clock = ManualClock(START)
+            tenant = Tenant.open(config, clock=clock)
+            transport = Counting(httpx.ASGITransport(app=build_app(tenant)))
+            yield Sandbox(tenant, clock, transport, credentials(tenant), BASE)
+            await transport.inner.aclose()
+            tenant.db.close()
+        else:
+            live, stop = start_live(config)
+            transport = Counting(httpx.AsyncHTTPTransport())
+            yield Sandbox(live.tenant, live.clock, transport, live.credentials, live.base_url)
+            await transport.inner.aclose()
+            stop()
 
 
 @pytest.fixture
 async def control(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=sandbox.transport, base_url=BASE) as c:
+    async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base) as c:
         yield c
 
 
@@ -131,7 +142,7 @@ async def test_v2_refreshes_once_and_then_reuses_the_token(sandbox: Sandbox) -> 
     conn = sandbox.connect(v2=sandbox.v2())
     assert conn.v2 is not None
     for _ in range(3):
-        r = await conn.v2.request("GET", f"{BASE}/v2/providers")
+        r = await conn.v2.request("GET", f"{sandbox.base}/v2/providers")
         assert r.status_code == 200
     assert sandbox.transport.count("/oauth2/access_token") == 1
     assert conn.v2.broker.renewals == 1
@@ -148,9 +159,9 @@ async def test_v2_renews_before_expiry_and_keeps_a_rotated_refresh_token(
     secrets = sandbox.v2()
     conn = sandbox.connect(v2=secrets, on_rotate=rotated.append)
     assert conn.v2 is not None
-    assert (await conn.v2.request("GET", f"{BASE}/v2/locations")).status_code == 200
+    assert (await conn.v2.request("GET", f"{sandbox.base}/v2/locations")).status_code == 200
     sandbox.clock.advance(timedelta(minutes=59, seconds=30))  # inside the renewal margin
-    assert (await conn.v2.request("GET", f"{BASE}/v2/locations")).status_code == 200
+    assert (await conn.v2.request("GET", f"{sandbox.base}/v2/locations")).status_code == 200
     assert conn.v2.broker.renewals == 2
     assert len(rotated) == 2
     assert len(set(rotated)) == 2
@@ -168,12 +179,12 @@ async def test_v2_renews_before_expiry_and_keeps_a_rotated_refresh_token(
 async def test_fifty_requests_on_a_revoked_token_cause_one_refresh(sandbox: Sandbox) -> None:
     conn = sandbox.connect(v2=sandbox.v2())
     assert conn.v2 is not None
-    assert (await conn.v2.request("GET", f"{BASE}/v2/providers")).status_code == 200
+    assert (await conn.v2.request("GET", f"{sandbox.base}/v2/providers")).status_code == 200
     with sandbox.tenant.db.transaction() as db:  # the upstream drops the token early
         db.execute("UPDATE oauth_tokens SET revoked = 1")
     before = sandbox.transport.count("/oauth2/access_token")
     results = await asyncio.gather(
-        *(conn.v2.request("GET", f"{BASE}/v2/providers") for _ in range(50))
+        *(conn.v2.request("GET", f"{sandbox.base}/v2/providers") for _ in range(50))
     )
     assert all(r.status_code == 200 for r in results)
     assert sandbox.transport.count("/oauth2/access_token") - before == 1
@@ -184,10 +195,10 @@ async def test_fifty_requests_on_a_revoked_token_cause_one_refresh(sandbox: Sand
 async def test_fifty_requests_on_an_expired_token_cause_one_refresh(sandbox: Sandbox) -> None:
     conn = sandbox.connect(v2=sandbox.v2())
     assert conn.v2 is not None
-    assert (await conn.v2.request("GET", f"{BASE}/v2/providers")).status_code == 200
+    assert (await conn.v2.request("GET", f"{sandbox.base}/v2/providers")).status_code == 200
     sandbox.clock.advance(timedelta(hours=2))
     results = await asyncio.gather(
-        *(conn.v2.request("GET", f"{BASE}/v2/providers") for _ in range(50))
+        *(conn.v2.request("GET", f"{sandbox.base}/v2/providers") for _ in range(50))
     )
     assert all(r.status_code == 200 for r in results)
     assert sandbox.transport.count("/oauth2/access_token") == 2
@@ -201,7 +212,7 @@ async def test_wrong_client_secret_is_a_typed_auth_error(sandbox: Sandbox) -> No
     )
     assert conn.v2 is not None
     with pytest.raises(AuthError) as err:
-        await conn.v2.request("GET", f"{BASE}/v2/providers")
+        await conn.v2.request("GET", f"{sandbox.base}/v2/providers")
     assert "wrong" not in str(err.value)
     await conn.aclose()
 
@@ -217,11 +228,13 @@ def _portal(sandbox: Sandbox, conn_http: httpx.AsyncClient | None, method: str) 
     elif conn_http is not None:
         sources.append(
             OutboxSource(
-                conn_http, f"{BASE}/_sandbox/outbox", {"sms": user["phone"], "email": user["email"]}
+                conn_http,
+                f"{sandbox.base}/_sandbox/outbox",
+                {"sms": user["phone"], "email": user["email"]},
             )
         )
     return PortalSecrets(
-        api_url=f"{BASE}/portal/api",
+        api_url=f"{sandbox.base}/portal/api",
         username=user["username"],
         password=user["password"],
         codes=sources,
@@ -234,7 +247,7 @@ async def test_portal_sign_in_with_each_mfa_method(sandbox: Sandbox, method: str
     async with httpx.AsyncClient(transport=sandbox.transport) as outbox_http:
         conn = sandbox.connect(portal=_portal(sandbox, outbox_http, method))
         assert conn.portal is not None
-        r = await conn.portal.request("GET", f"{BASE}/portal/api/session")
+        r = await conn.portal.request("GET", f"{sandbox.base}/portal/api/session")
         assert r.status_code == 200
         assert r.json()["user"]["username"] == sandbox.user()["username"]
         assert sandbox.transport.count("/portal/api/session/mfa/verify") == 1
@@ -246,7 +259,7 @@ async def test_portal_without_a_code_source_raises_mfa_required(sandbox: Sandbox
     conn = sandbox.connect(portal=secrets)
     assert conn.portal is not None
     with pytest.raises(MfaRequired):
-        await conn.portal.request("GET", f"{BASE}/portal/api/session")
+        await conn.portal.request("GET", f"{sandbox.base}/portal/api/session")
     await conn.aclose()
 
 
@@ -257,7 +270,9 @@ async def test_a_session_killed_mid_pagination_loses_and_repeats_no_page(
     assert conn.portal is not None
     seen: list[str] = []
     pages = 0
-    async for page in conn.portal.portal_pages(f"{BASE}/portal/api/patients", {"pageSize": 7}):
+    async for page in conn.portal.portal_pages(
+        f"{sandbox.base}/portal/api/patients", {"pageSize": 7}
+    ):
         seen.extend(item["chartNumber"] for item in page["items"])
         pages += 1
         if pages == 2:
@@ -275,13 +290,17 @@ async def test_forced_mfa_is_answered_transparently(
 ) -> None:
     conn = sandbox.connect(portal=_portal(sandbox, None, "totp"))
     assert conn.portal is not None
-    assert (await conn.portal.request("GET", f"{BASE}/portal/api/session")).status_code == 200
+    assert (
+        await conn.portal.request("GET", f"{sandbox.base}/portal/api/session")
+    ).status_code == 200
     forced = await control.post(
         "/_sandbox/sessions/force-mfa", json={"user": sandbox.user()["username"]}
     )
     assert forced.is_success
     sandbox.clock.advance(timedelta(seconds=31))
-    assert (await conn.portal.request("GET", f"{BASE}/portal/api/session")).status_code == 200
+    assert (
+        await conn.portal.request("GET", f"{sandbox.base}/portal/api/session")
+    ).status_code == 200
     assert conn.portal.broker.renewals == 2
     await conn.aclose()
 
@@ -322,7 +341,7 @@ async def test_a_429_storm_converges_and_no_call_fails(
     conn = sandbox.connect(v2=sandbox.v2())
     assert conn.v2 is not None
     start_rate = conn.throttle.budget().rate
-    results = [await conn.v2.request("GET", f"{BASE}/v2/providers") for _ in range(30)]
+    results = [await conn.v2.request("GET", f"{sandbox.base}/v2/providers") for _ in range(30)]
     assert all(r.status_code == 200 for r in results)
     assert conn.throttle.budget().rate < start_rate
     assert conn.v2.sent > 30  # some attempts were refused and retried
@@ -334,7 +353,7 @@ async def test_a_5xx_burst_is_retried(sandbox: Sandbox, control: httpx.AsyncClie
     assert (await control.post("/_sandbox/faults", json=rule)).is_success
     conn = sandbox.connect(v2=sandbox.v2())
     assert conn.v2 is not None
-    r = await conn.v2.request("GET", f"{BASE}/v2/locations")
+    r = await conn.v2.request("GET", f"{sandbox.base}/v2/locations")
     assert r.status_code == 200
     assert conn.v2.sent == 4
     await conn.aclose()
@@ -357,7 +376,7 @@ async def test_a_write_hit_by_a_5xx_is_not_retried_blind(
     assert conn.v2 is not None
     with pytest.raises(WriteUnconfirmed):
         await conn.v2.request(
-            "POST", f"{BASE}/v2/patients", json={"patient": {"first_name": "Test"}}
+            "POST", f"{sandbox.base}/v2/patients", json={"patient": {"first_name": "Test"}}
         )
     assert conn.v2.sent == 1
     await conn.aclose()
