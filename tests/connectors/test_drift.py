@@ -3,14 +3,13 @@ and reported, breaking drift raises ``UnexpectedPayload`` naming the field."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
+from tests.connectors.harness import Sandbox
 
 from carebridge.connectors.carecloud.drift import (
     ROOT,
@@ -27,56 +26,11 @@ from carebridge.connectors.carecloud.mapping.common import Context
 from carebridge.connectors.carecloud.mapping.v2 import map_appointment, map_patient
 from carebridge.connectors.carecloud.wire import v2
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 BASE = "http://sandbox.test"
 SHOW = "GET /v2/patients/{id}"
 LIST = "GET /v2/appointments"
-
-
-class Sandbox:
-    """A small tenant behind ``httpx.ASGITransport``, with a practice-1 access token."""
-
-    def __init__(self, seed: int) -> None:
-        self.clock = ManualClock(START)
-        config = SandboxConfig(
-            seed=seed, patients=40, practices=1, anchor=date(2026, 11, 24), base_url=BASE
-        )
-        self.tenant = Tenant.open(config, clock=self.clock)
-        self.app = build_app(self.tenant)
-        creds = self.request("GET", "/_sandbox/credentials").json()
-        grant = self.request(
-            "POST",
-            "/oauth2/access_token",
-            auth=(creds["client_id"], creds["client_secret"]),
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": creds["practices"][0]["refresh_token"],
-            },
-        )
-        self.headers = {"Authorization": f"Bearer {grant.json()['access_token']}"}
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                return await client.request(method, url, **kwargs)
-
-        return asyncio.run(send())
-
-    def get(self, url: str, **params: Any) -> Any:
-        response = self.request("GET", url, headers=self.headers, params=params)
-        assert response.is_success, (url, response.status_code, response.text)
-        return response.json()
-
-    def control(self, method: str, url: str, body: Any = None) -> httpx.Response:
-        response = self.request(method, url, json=body)
-        assert response.is_success, (url, response.status_code, response.text)
-        return response
 
 
 @pytest.fixture(scope="module")

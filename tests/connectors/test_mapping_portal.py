@@ -8,10 +8,8 @@ the wire models, mapped, and each mapped field is compared with the sandbox's ow
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -20,9 +18,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from pydantic import BaseModel
+from tests.connectors.harness import InProcessTenant, open_tenant
 from tests.sandbox.conftest import (
     ANCHOR,
-    START,
     LiveTenant,
     personas,
     portal_login,
@@ -48,10 +46,7 @@ from carebridge.domain import (
     money_sum,
 )
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
 from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
 
 API = "/portal/api"
 TENANT = "tnt_portal"
@@ -59,55 +54,6 @@ ItemT = TypeVar("ItemT", bound=BaseModel)
 
 
 # --- an in-process tenant: the real ASGI app behind httpx, no sockets ----------------------------
-
-
-class InProcess(httpx.BaseTransport):
-    """Hands each request to the tenant's ASGI app on one private event loop (sync clients)."""
-
-    def __init__(self, app: Any) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
-        self.loop = asyncio.new_event_loop()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        async def call() -> httpx.Response:
-            forwarded = httpx.Request(
-                request.method, request.url, headers=request.headers, content=request.read()
-            )
-            response = await self._asgi.handle_async_request(forwarded)
-            body = await response.aread()
-            return httpx.Response(response.status_code, headers=response.headers, content=body)
-
-        return self.loop.run_until_complete(call())
-
-    def close(self) -> None:
-        """Clients come and go; the loop lives as long as the tenant (``shut``)."""
-
-    def shut(self) -> None:
-        self.loop.close()
-
-
-@dataclass
-class InProcessTenant(LiveTenant):
-    """A ``LiveTenant`` whose clients reach the app in process (the conftest helpers work)."""
-
-    transport: InProcess | None = None
-
-    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(
-            base_url=self.base_url, headers=headers, transport=self.transport, **kwargs
-        )
-
-
-def open_tenant(config: SandboxConfig) -> tuple[InProcessTenant, InProcess]:
-    """Generate a tenant on the conftest's manual clock and wire it in process."""
-    clock = ManualClock(START)
-    tenant = Tenant.open(config, clock=clock)
-    transport = InProcess(build_app(tenant))
-    live = InProcessTenant(tenant, clock, config.base_url, {}, transport)
-    with live.client() as c:
-        live.credentials = c.get("/_sandbox/credentials").json()
-    return live, transport
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------

@@ -3,17 +3,15 @@ field with the tenant's ground-truth tables."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
+from tests.connectors.harness import Sandbox
 
 from carebridge.connectors.carecloud.drift import check, check_list
 from carebridge.connectors.carecloud.mapping.common import Context
@@ -42,7 +40,6 @@ from carebridge.connectors.carecloud.mapping.v2 import (
     payer_kind,
     usual_duration,
 )
-from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.connectors.carecloud.wire import v2
 from carebridge.domain import (
     AppointmentId,
@@ -60,68 +57,12 @@ from carebridge.domain import (
     VisitReasonId,
 )
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2.availability import find_slots
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)
 BASE = "http://sandbox.test"
 TENANT = "tnt1"
-
-
-class Sandbox:
-    """A small tenant behind ``httpx.ASGITransport``, with a practice-1 access token."""
-
-    def __init__(self, seed: int) -> None:
-        self.clock = ManualClock(START)
-        config = SandboxConfig(seed=seed, patients=40, practices=1, anchor=ANCHOR, base_url=BASE)
-        self.tenant = Tenant.open(config, clock=self.clock)
-        self.app = build_app(self.tenant)
-        creds = self.request("GET", "/_sandbox/credentials").json()
-        grant = self.request(
-            "POST",
-            "/oauth2/access_token",
-            auth=(creds["client_id"], creds["client_secret"]),
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": creds["practices"][0]["refresh_token"],
-            },
-        )
-        self.headers = {"Authorization": f"Bearer {grant.json()['access_token']}"}
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                return await client.request(method, url, **kwargs)
-
-        return asyncio.run(send())
-
-    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response = self.request(method, url, headers=self.headers, **kwargs)
-        assert response.is_success, (url, response.status_code, response.text)
-        return response
-
-    def get(self, url: str, **params: Any) -> Any:
-        return self.call("GET", url, params=params).json()
-
-    def pages(self, url: str, **params: Any) -> list[Any]:
-        """Every item of a paged v2 list, following the ``Link`` header."""
-        items: list[Any] = []
-        response = self.call("GET", url, params=params)
-        while True:
-            items.extend(response.json())
-            following = v2_next(response.headers.get("link"))
-            if following is None:
-                return items
-            parts = urlsplit(following)
-            response = self.call("GET", f"{parts.path}?{parts.query}")
-
-    def truth(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return self.tenant.db.all(sql, params)
 
 
 @pytest.fixture(scope="module")

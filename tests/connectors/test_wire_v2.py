@@ -4,62 +4,21 @@ string money, timestamps with offsets, GUID and integer ids)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
+from tests.connectors.harness import Sandbox
 
 from carebridge.connectors.carecloud.drift import check, check_list, compare
 from carebridge.connectors.carecloud.wire import WireModel, v2
 from carebridge.sandbox import personas
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 BASE = "http://sandbox.test"
-
-
-class Sandbox:
-    """A small tenant behind ``httpx.ASGITransport``, with a practice-1 access token."""
-
-    def __init__(self, seed: int) -> None:
-        self.clock = ManualClock(START)
-        config = SandboxConfig(
-            seed=seed, patients=40, practices=1, anchor=date(2026, 11, 24), base_url=BASE
-        )
-        self.tenant = Tenant.open(config, clock=self.clock)
-        self.app = build_app(self.tenant)
-        creds = self.request("GET", "/_sandbox/credentials").json()
-        grant = self.request(
-            "POST",
-            "/oauth2/access_token",
-            auth=(creds["client_id"], creds["client_secret"]),
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": creds["practices"][0]["refresh_token"],
-            },
-        )
-        self.headers = {"Authorization": f"Bearer {grant.json()['access_token']}"}
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                return await client.request(method, url, **kwargs)
-
-        return asyncio.run(send())
-
-    def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        response = self.request(method, url, headers=self.headers, **kwargs)
-        assert response.is_success, (url, response.status_code, response.text)
-        return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +39,10 @@ def payloads(sandbox: Sandbox) -> dict[str, Any]:
     cancelled = db.scalar("SELECT id FROM appointments WHERE status_code = 'C' LIMIT 1")
     confirmed = db.scalar("SELECT appointment_id FROM appointment_confirmations LIMIT 1")
     document = db.scalar("SELECT id FROM documents ORDER BY id LIMIT 1")
-    call = sandbox.call
+
+    def call(method: str, url: str, **kwargs: Any) -> Any:
+        return sandbox.call(method, url, **kwargs).json()
+
     found: dict[str, Any] = {
         "search": call("POST", "/v2/patients/search", json={"terms": ["sandbox"]}),
         "patient": call("GET", f"/v2/patients/{guarantor}"),

@@ -1,0 +1,134 @@
+"""Shared harness of the connector tests: the sandbox in process.
+
+- :class:`Sandbox`: a small tenant behind ``httpx.ASGITransport`` with a practice-1 token, for
+  fetching raw v2 payloads;
+- :class:`InProcess` and :func:`open_tenant`: a ``LiveTenant`` whose sync clients reach the app
+  in process, so the sandbox conftest's portal and SMART helpers work unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tests.sandbox.conftest import LiveTenant
+
+from carebridge.connectors.carecloud.paging import v2_next
+from carebridge.sandbox.app import build_app
+from carebridge.sandbox.clock import ManualClock
+from carebridge.sandbox.config import SandboxConfig
+from carebridge.sandbox.tenant import Tenant
+
+START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+ANCHOR = date(2026, 11, 24)
+BASE = "http://sandbox.test"
+
+
+class Sandbox:
+    """A small tenant behind ``httpx.ASGITransport``, with a practice-1 access token."""
+
+    def __init__(self, seed: int) -> None:
+        self.clock = ManualClock(START)
+        config = SandboxConfig(seed=seed, patients=40, practices=1, anchor=ANCHOR, base_url=BASE)
+        self.tenant = Tenant.open(config, clock=self.clock)
+        self.app = build_app(self.tenant)
+        creds = self.request("GET", "/_sandbox/credentials").json()
+        grant = self.request(
+            "POST",
+            "/oauth2/access_token",
+            auth=(creds["client_id"], creds["client_secret"]),
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": creds["practices"][0]["refresh_token"],
+            },
+        )
+        self.headers = {"Authorization": f"Bearer {grant.json()['access_token']}"}
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(send())
+
+    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self.request(method, url, headers=self.headers, **kwargs)
+        assert response.is_success, (url, response.status_code, response.text)
+        return response
+
+    def get(self, url: str, **params: Any) -> Any:
+        return self.call("GET", url, params=params).json()
+
+    def pages(self, url: str, **params: Any) -> list[Any]:
+        """Every item of a paged v2 list, following the ``Link`` header."""
+        items: list[Any] = []
+        response = self.call("GET", url, params=params)
+        while True:
+            items.extend(response.json())
+            following = v2_next(response.headers.get("link"))
+            if following is None:
+                return items
+            parts = urlsplit(following)
+            response = self.call("GET", f"{parts.path}?{parts.query}")
+
+    def truth(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self.tenant.db.all(sql, params)
+
+    def control(self, method: str, url: str, body: Any = None) -> httpx.Response:
+        response = self.request(method, url, json=body)
+        assert response.is_success, (url, response.status_code, response.text)
+        return response
+
+
+class InProcess(httpx.BaseTransport):
+    """Hands each request to the tenant's ASGI app on one private event loop (sync clients)."""
+
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+        self.loop = asyncio.new_event_loop()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def call() -> httpx.Response:
+            forwarded = httpx.Request(
+                request.method, request.url, headers=request.headers, content=request.read()
+            )
+            response = await self._asgi.handle_async_request(forwarded)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return self.loop.run_until_complete(call())
+
+    def close(self) -> None:
+        """Clients come and go; the loop lives as long as the tenant (``shut``)."""
+
+    def shut(self) -> None:
+        self.loop.close()
+
+
+@dataclass
+class InProcessTenant(LiveTenant):
+    """A ``LiveTenant`` whose clients reach the app in process (the conftest helpers work)."""
+
+    transport: InProcess | None = None
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(
+            base_url=self.base_url, headers=headers, transport=self.transport, **kwargs
+        )
+
+
+def open_tenant(config: SandboxConfig) -> tuple[InProcessTenant, InProcess]:
+    """Generate a tenant on the conftest's manual clock and wire it in process."""
+    clock = ManualClock(START)
+    tenant = Tenant.open(config, clock=clock)
+    transport = InProcess(build_app(tenant))
+    live = InProcessTenant(tenant, clock, config.base_url, {}, transport)
+    with live.client() as c:
+        live.credentials = c.get("/_sandbox/credentials").json()
+    return live, transport
