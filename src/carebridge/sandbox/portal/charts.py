@@ -55,7 +55,7 @@ from carebridge.sandbox.portal.common import (
     text_field,
     updated_since,
 )
-from carebridge.sandbox.portal.session import PortalSession, portal
+from carebridge.sandbox.portal.session import PortalSession, log_write, portal
 from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2.common import dumps, from_db_instant, loads, to_db_instant
 
@@ -563,26 +563,6 @@ def _notes(value: Any, current: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _log(
-    tenant: Tenant,
-    conn: sqlite3.Connection,
-    session: PortalSession,
-    entity: str,
-    entity_id: int | str,
-    action: str,
-    at: str,
-) -> None:
-    tenant.db.log_change(
-        conn,
-        at=at,
-        practice_id=session.practice_id,
-        entity=entity,
-        entity_id=entity_id,
-        action=action,
-        source="portal",
-    )
-
-
 def _locked() -> PortalError:
     return PortalError(423, "encounter_locked", "The encounter is signed; add an addendum instead.")
 
@@ -648,7 +628,7 @@ async def create_encounter(request: Request, tenant: Tenant, session: PortalSess
                 now,
             ),
         )
-        _log(tenant, conn, session, "encounter", encounter_id, "create", now)
+        log_write(tenant, conn, session, "encounter", encounter_id, "create", now)
     row = _encounter_row(tenant, session, encounter_id)
     return json_response(encounter_detail(tenant, row), status=201)
 
@@ -697,7 +677,7 @@ async def update_encounter(request: Request, tenant: Tenant, session: PortalSess
         if cursor.rowcount == 0:  # signed meanwhile
             outcome = _locked()
         else:
-            _log(tenant, conn, session, "encounter", row["id"], "update", now)
+            log_write(tenant, conn, session, "encounter", row["id"], "update", now)
     if outcome is not None:
         raise outcome
     return json_response(encounter_detail(tenant, _encounter_row(tenant, session, row["id"])))
@@ -724,7 +704,7 @@ async def sign_encounter(request: Request, tenant: Tenant, session: PortalSessio
         if cursor.rowcount == 0:
             outcome = PortalError(409, "invalid_transition", "The encounter is already signed.")
         else:
-            _log(tenant, conn, session, "encounter", row["id"], "sign", now)
+            log_write(tenant, conn, session, "encounter", row["id"], "sign", now)
             _post_charges(tenant, conn, session, row, now)
     if outcome is not None:
         raise outcome
@@ -792,7 +772,7 @@ def _post_charges(
                 now,
             ),
         )
-        _log(tenant, conn, session, "charge", charge_id, "create", now)
+        log_write(tenant, conn, session, "charge", charge_id, "create", now)
 
 
 async def add_addendum(request: Request, tenant: Tenant, session: PortalSession) -> Response:
@@ -814,8 +794,8 @@ async def add_addendum(request: Request, tenant: Tenant, session: PortalSession)
         )
         addendum_id = int(cursor.lastrowid or 0)
         conn.execute("UPDATE encounters SET updated_at = ? WHERE id = ?", (now, row["id"]))
-        _log(tenant, conn, session, "encounter_addendum", addendum_id, "create", now)
-        _log(tenant, conn, session, "encounter", row["id"], "addendum", now)
+        log_write(tenant, conn, session, "encounter_addendum", addendum_id, "create", now)
+        log_write(tenant, conn, session, "encounter", row["id"], "addendum", now)
     detail = encounter_detail(tenant, _encounter_row(tenant, session, row["id"]))
     return json_response(detail, status=201)
 
@@ -878,7 +858,7 @@ async def add_problem(request: Request, tenant: Tenant, session: PortalSession) 
             ),
         )
         new_id = int(cursor.lastrowid or 0)
-        _log(tenant, conn, session, "problem", new_id, "create", now)
+        log_write(tenant, conn, session, "problem", new_id, "create", now)
     created = tenant.db.one("SELECT * FROM problems WHERE id = ?", (new_id,))
     assert created is not None  # noqa: S101 - written just above
     return json_response(problem_json(created), status=201)
@@ -923,7 +903,7 @@ async def add_medication(request: Request, tenant: Tenant, session: PortalSessio
             ),
         )
         new_id = int(cursor.lastrowid or 0)
-        _log(tenant, conn, session, "medication", new_id, "create", now)
+        log_write(tenant, conn, session, "medication", new_id, "create", now)
     created = tenant.db.one("SELECT * FROM medications WHERE id = ?", (new_id,))
     assert created is not None  # noqa: S101 - written just above
     return json_response(medication_json(created), status=201)
@@ -979,7 +959,7 @@ async def add_allergy(request: Request, tenant: Tenant, session: PortalSession) 
                 ),
             )
             new_id = int(cursor.lastrowid or 0)
-            _log(tenant, conn, session, "allergy", new_id, "create", now)
+            log_write(tenant, conn, session, "allergy", new_id, "create", now)
     if new_id is None:
         raise PortalError(
             409, "duplicate", "This allergen is already on the active list.", field="allergenCode"

@@ -51,7 +51,7 @@ from carebridge.sandbox.portal.common import (
     to_int,
     updated_since,
 )
-from carebridge.sandbox.portal.session import PortalSession, portal
+from carebridge.sandbox.portal.session import PortalSession, log_write, portal
 from carebridge.sandbox.tenant import Tenant
 from carebridge.sandbox.v2.common import dumps, loads
 
@@ -734,7 +734,7 @@ async def create_claim(request: Request, tenant: Tenant, session: PortalSession)
                 )
                 _log_claim(tenant, conn, session, outcome, "create", now)
                 for charge_id in charge_ids:
-                    _log(tenant, conn, session, "charge", charge_id, "billed", now)
+                    log_write(tenant, conn, session, "charge", charge_id, "billed", now)
                 if referral is not None:
                     conn.execute(
                         "INSERT OR REPLACE INTO portal_claim_referrals(claim_id, npi, name) "
@@ -779,26 +779,6 @@ async def appeal_claim(request: Request, tenant: Tenant, session: PortalSession)
     return json_response(claim_detail(tenant, _claim_row(tenant, session, row["claim_number"])))
 
 
-def _log(
-    tenant: Tenant,
-    conn: sqlite3.Connection,
-    session: PortalSession,
-    entity: str,
-    entity_id: int | str,
-    action: str,
-    at: str,
-) -> None:
-    tenant.db.log_change(
-        conn,
-        at=at,
-        practice_id=session.practice_id,
-        entity=entity,
-        entity_id=entity_id,
-        action=action,
-        source="portal",
-    )
-
-
 def _log_claim(
     tenant: Tenant,
     conn: sqlite3.Connection,
@@ -807,7 +787,7 @@ def _log_claim(
     action: str,
     at: str,
 ) -> None:
-    _log(tenant, conn, session, "claim", claim_id, action, at)
+    log_write(tenant, conn, session, "claim", claim_id, action, at)
 
 
 # --- routes -----------------------------------------------------------------------------------

@@ -83,6 +83,27 @@ PublicHandler = Callable[[Request, Tenant], Awaitable[Response]]
 # --- wrappers ---------------------------------------------------------------------------------
 
 
+def log_write(
+    tenant: Tenant,
+    conn: sqlite3.Connection,
+    session: PortalSession,
+    entity: str,
+    entity_id: int | str,
+    action: str,
+    at: str,
+) -> None:
+    """Append a portal write to the change log, in the write's transaction."""
+    tenant.db.log_change(
+        conn,
+        at=at,
+        practice_id=session.practice_id,
+        entity=entity,
+        entity_id=entity_id,
+        action=action,
+        source="portal",
+    )
+
+
 def portal(tenant: Tenant, handler: PortalHandler, *, write: bool = False) -> Endpoint:
     """Wrap a handler that needs a verified session (and, for a write, the CSRF token)."""
 
