@@ -57,6 +57,7 @@ check: lint type test
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_appointments.py
+	$(BIN)/python bench/activity.py 2000
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
 lock:
