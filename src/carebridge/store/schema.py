@@ -1,0 +1,166 @@
+"""The store's tables, in SQLAlchemy Core. Alembic migrations (``store/migrations``) create them.
+
+Every table but ``tenants`` carries ``tenant_id`` first in its key or in an index, and every
+query of the store filters by it. Instants are timezone-aware; JSON is portable JSON (SQLite's
+TEXT, PostgreSQL's JSONB through ``JSON().with_variant``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Instant = DateTime(timezone=True)
+# SQLite's INTEGER PRIMARY KEY autoincrements only as INTEGER; PostgreSQL gets a BIGINT.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _tenant() -> Column[str]:
+    return Column(
+        "tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),  # ten_...
+    Column("name", String(200), nullable=False),
+    Column("upstream", String(32), nullable=False),  # carecloud
+    Column("settings", Json, nullable=False),  # base URLs, practice, surfaces enabled
+    Column("created_at", Instant, nullable=False),
+    Column("disabled_at", Instant),
+)
+
+vault_secrets = Table(
+    "vault_secrets",
+    metadata,
+    _tenant(),
+    Column("name", String(100), nullable=False),  # v2.refresh_token, portal.password ...
+    Column("sealed", Text, nullable=False),  # vault.Sealed.to_text()
+    Column("kid", String(64), nullable=False),  # the KEK that wraps it (rotation progress)
+    Column("updated_at", Instant, nullable=False),
+    Index("ix_vault_secrets_kid", "kid"),
+    PrimaryKeyConstraint("tenant_id", "name"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),  # key_...
+    _tenant(),
+    Column("prefix", String(32), nullable=False, unique=True),  # shown, and the lookup key
+    Column("secret_hash", String(128), nullable=False),  # never the key itself
+    Column("scopes", Json, nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", Instant, nullable=False),
+    Column("last_used_at", Instant),
+    Column("revoked_at", Instant),
+    Index("ix_api_keys_tenant", "tenant_id"),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    _tenant(),
+    Column("kind", String(32), nullable=False),  # patient, appointment, claim ...
+    Column("id", String(64), nullable=False),  # the carebridge id (pat_...)
+    Column("data", Json, nullable=False),  # the domain record as JSON
+    Column("patient_id", String(64)),  # filters: every per-patient entity
+    Column("provider_id", String(64)),
+    Column("location_id", String(64)),
+    Column("status", String(32)),
+    Column("name_key", String(200)),  # normalized "last, first" for name search
+    Column("birth_date", String(10)),
+    Column("starts_at", Instant),  # appointments, encounters: the date-range filter
+    Column("upstream_updated_at", Instant),
+    Column("fetched_at", Instant, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_entities_kind_updated", "tenant_id", "kind", "upstream_updated_at"),
+    Index("ix_entities_kind_patient", "tenant_id", "kind", "patient_id"),
+    Index("ix_entities_kind_starts", "tenant_id", "kind", "starts_at"),
+    Index("ix_entities_kind_name", "tenant_id", "kind", "name_key"),
+    PrimaryKeyConstraint("tenant_id", "kind", "id"),
+)
+
+crosswalk = Table(
+    "crosswalk",
+    metadata,
+    _tenant(),
+    Column("surface", String(32), nullable=False),  # v2, chart_number, rcm_account, fhir ...
+    Column("upstream_id", String(128), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Index("ix_crosswalk_entity", "tenant_id", "entity_id"),
+    PrimaryKeyConstraint("tenant_id", "surface", "kind", "upstream_id"),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    _tenant(),
+    Column("principal", String(64), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # in_flight, done
+    Column("status_code", Integer),
+    Column("response", Json),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Index("ix_idempotency_expires", "expires_at"),
+    PrimaryKeyConstraint("tenant_id", "principal", "key"),
+)
+
+write_ledger = Table(
+    "write_ledger",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("operation", String(64), nullable=False),  # create_appointment ...
+    Column("entity_id", String(64)),
+    Column("request", Json, nullable=False),
+    Column("state", String(16), nullable=False),  # accepted, applied, confirmed, diverged
+    Column("diverged", Json),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Index("ix_write_ledger_tenant_created", "tenant_id", "created_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("principal", String(64), nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("patient_ids", Json, nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_tenant_at", "tenant_id", "at"),
+)
