@@ -110,3 +110,10 @@ def test_a_lost_write_is_verified_before_any_retry(error: Exception) -> None:
 def test_an_unknown_exception_fails() -> None:
     resolution = classify(ValueError("bug"), surface="fhir", idempotent=True)
     assert (resolution.action, resolution.reason) == (Action.FAIL, "ValueError")
+
+
+def test_a_socket_error_below_httpx_is_a_lost_connection() -> None:
+    assert (
+        classify(ConnectionAbortedError(), surface="v2", idempotent=False).action is Action.VERIFY
+    )
+    assert classify(ConnectionRefusedError(), surface="v2", idempotent=False).action is Action.RETRY

@@ -137,7 +137,7 @@ class SurfaceClient(Generic[C]):
             try:
                 outcome = await self.http.send(request)
                 await outcome.aread()
-            except httpx.HTTPError as err:
+            except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
                 outcome = err
             self.sent += 1
         latency = self._monotonic() - started

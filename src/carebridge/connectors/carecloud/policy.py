@@ -122,4 +122,8 @@ def _classify_exception(error: BaseException, *, idempotent: bool) -> Resolution
         return Resolution(unknown, "connection_lost")
     if isinstance(error, httpx.TransportError):
         return Resolution(unknown, "transport")
+    if isinstance(error, ConnectionRefusedError):
+        return Resolution(Action.RETRY, "connect")
+    if isinstance(error, OSError):  # a reset or abort below httpx: the request may have landed
+        return Resolution(unknown, "connection_lost")
     return Resolution(Action.FAIL, type(error).__name__)

@@ -135,4 +135,5 @@ class AimdThrottle:
         finally:
             async with self._slots:
                 self.in_flight -= 1
-                self._slots.notify_all()
+                # One place freed: wake one waiter (waking all is quadratic with many waiters).
+                self._slots.notify(1)
