@@ -22,24 +22,22 @@ import asyncio
 import functools
 import os
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from carebridge.connectors.carecloud.client import SurfaceClient
 from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.connectors.carecloud.surfaces import V2Secrets, connect
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 from carebridge.errors import UpstreamError
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
 
 ANCHOR = date(2026, 11, 24)
 PATIENTS = 2000
@@ -49,23 +47,43 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "16"))
 
 
 def start_sandbox() -> tuple[str, Callable[[], None]]:
-    """A tenant on a pre-bound loopback socket (the pattern of ``tests/sandbox/conftest.py``)."""
+    """``carebridge sandbox serve`` in its own process on a free loopback port, so the server
+    does not share this process's interpreter with the clients being measured."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = SandboxConfig(seed=42, patients=PATIENTS, anchor=ANCHOR, base_url=base_url)
-    tenant = Tenant.open(config)
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(tenant), log_level="warning", lifespan="off", access_log=False)
+    port = sock.getsockname()[1]
+    sock.close()
+    base_url = f"http://127.0.0.1:{port}"
+    exe = str(Path(sys.executable).with_name("carebridge"))
+    proc = subprocess.Popen(
+        [
+            exe,
+            "sandbox",
+            "serve",
+            "--port",
+            str(port),
+            "--patients",
+            str(PATIENTS),
+            "--anchor",
+            ANCHOR.isoformat(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/_sandbox/credentials", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise SystemExit("the sandbox did not start within 120 s")
 
     def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        tenant.db.close()
+        proc.terminate()
+        proc.wait(timeout=10)
 
     return base_url, stop
 
