@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from carebridge.connectors.carecloud.mapping.common import Context, Mapped
 from carebridge.connectors.carecloud.mapping.portal import (
@@ -82,6 +82,7 @@ from carebridge.domain import (
     to_e164,
     to_money,
 )
+from carebridge.domain.vocab import InsurancePolicyType
 from carebridge.errors import UnexpectedPayload
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
@@ -557,26 +558,7 @@ def location_from_fhir(
     return map_traced(resource, build, ctx)
 
 
-POLICY_TYPES = {
-    "commercial_insurance",
-    "ppo",
-    "hmo",
-    "pos",
-    "epo",
-    "indemnity",
-    "medicare_a",
-    "medicare_b",
-    "medicare_hmo",
-    "medicare_ppo",
-    "medicare_supplement",
-    "medicaid",
-    "medicaid_hmo",
-    "blue_cross_blue_shield",
-    "workers_compensation",
-    "auto_insurance",
-    "champus",
-    "champ_va",
-}
+POLICY_TYPES = frozenset(get_args(InsurancePolicyType)) - {"other"}
 ACT_CODE_POLICY = {"PPO": "ppo", "HMO": "hmo", "POS": "pos", "EPO": "epo"}
 # FHIR's subscriber-relationship is the beneficiary's relation to the subscriber; the domain's
 # is the insured's relation to the patient: the inverse ("child": the insured is a parent).
