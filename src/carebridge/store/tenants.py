@@ -1,0 +1,214 @@
+"""Tenants, their sealed upstream credentials, and their API keys, in the store.
+
+Every function takes the tenant id and filters by it; a key or secret of another tenant is never
+returned. Secrets are sealed by the vault before they reach a row and opened only on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.errors import StoreError
+from carebridge.store.schema import api_keys, tenants, vault_secrets
+from carebridge.store.vault import Sealed, Vault
+
+
+class TenantExists(StoreError):
+    """A tenant with that id is already onboarded."""
+
+
+class UnknownTenant(StoreError):
+    """No tenant has that id."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An API key as the store knows it: never the key itself."""
+
+    id: str
+    tenant_id: str
+    prefix: str
+    secret_hash: str
+    scopes: frozenset[str]
+    label: str
+    revoked: bool
+
+
+async def add_tenant(
+    engine: AsyncEngine,
+    vault: Vault,
+    *,
+    tenant_id: str,
+    name: str,
+    upstream: str,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    now: datetime,
+) -> None:
+    """Onboard a tenant with its settings and sealed secrets, in one transaction."""
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                tenants.insert().values(
+                    id=tenant_id,
+                    name=name,
+                    upstream=upstream,
+                    settings=dict(settings),
+                    created_at=now,
+                )
+            )
+            for slot, secret in secrets.items():
+                sealed = vault.seal(tenant_id, slot, secret)
+                await conn.execute(
+                    vault_secrets.insert().values(
+                        tenant_id=tenant_id,
+                        name=slot,
+                        sealed=sealed.to_text(),
+                        kid=sealed.kid,
+                        updated_at=now,
+                    )
+                )
+    except IntegrityError:
+        raise TenantExists(f"tenant {tenant_id!r} already exists") from None
+
+
+async def tenant_settings(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:
+    """A tenant's settings (no secrets)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(tenants.c.settings).where(tenants.c.id == tenant_id))
+        ).first()
+    if row is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
+    return dict(row[0])
+
+
+async def put_secret(
+    engine: AsyncEngine, vault: Vault, tenant_id: str, slot: str, secret: str, *, now: datetime
+) -> None:
+    """Seal and store (or replace) one secret of a tenant, e.g. a rotated refresh token."""
+    sealed = vault.seal(tenant_id, slot, secret)
+    async with engine.begin() as conn:
+        changed = await conn.execute(
+            update(vault_secrets)
+            .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot)
+            .values(sealed=sealed.to_text(), kid=sealed.kid, updated_at=now)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(
+                vault_secrets.insert().values(
+                    tenant_id=tenant_id,
+                    name=slot,
+                    sealed=sealed.to_text(),
+                    kid=sealed.kid,
+                    updated_at=now,
+                )
+            )
+
+
+async def secrets_of(engine: AsyncEngine, vault: Vault, tenant_id: str) -> dict[str, str]:
+    """Every secret of a tenant, opened (for building its upstream connection)."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(vault_secrets.c.name, vault_secrets.c.sealed).where(
+                    vault_secrets.c.tenant_id == tenant_id
+                )
+            )
+        ).all()
+    return {
+        name: vault.open_text(tenant_id, name, Sealed.from_text(sealed)) for name, sealed in rows
+    }
+
+
+async def rotate_vault(engine: AsyncEngine, vault: Vault, *, now: datetime) -> int:
+    """Re-wrap every secret whose key is not the primary; returns how many changed.
+
+    Each row is re-wrapped in its own short transaction, so the API keeps reading secrets while
+    a rotation runs (old and new key ids both open until the old key is dropped).
+    """
+    async with engine.connect() as conn:
+        stale = (
+            await conn.execute(
+                select(
+                    vault_secrets.c.tenant_id, vault_secrets.c.name, vault_secrets.c.sealed
+                ).where(vault_secrets.c.kid != vault.ring.primary)
+            )
+        ).all()
+    for tenant_id, name, text in stale:
+        rewrapped = vault.rewrap(Sealed.from_text(text))
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(vault_secrets)
+                .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == name)
+                .values(sealed=rewrapped.to_text(), kid=rewrapped.kid, updated_at=now)
+            )
+    return len(stale)
+
+
+async def add_key(
+    engine: AsyncEngine,
+    *,
+    key_id: str,
+    tenant_id: str,
+    prefix: str,
+    secret_hash: str,
+    scopes: frozenset[str],
+    label: str,
+    now: datetime,
+) -> None:
+    """Store an API key's hash and scopes."""
+    async with engine.begin() as conn:
+        exists = (await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))).first()
+        if exists is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        await conn.execute(
+            api_keys.insert().values(
+                id=key_id,
+                tenant_id=tenant_id,
+                prefix=prefix,
+                secret_hash=secret_hash,
+                scopes=sorted(scopes),
+                label=label,
+                created_at=now,
+            )
+        )
+
+
+async def key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredKey | None:
+    """The key with this prefix (the caller verifies the secret against the hash)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(api_keys).where(api_keys.c.prefix == prefix))).first()
+    if row is None:
+        return None
+    return StoredKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        prefix=row.prefix,
+        secret_hash=row.secret_hash,
+        scopes=frozenset(row.scopes),
+        label=row.label,
+        revoked=row.revoked_at is not None,
+    )
+
+
+async def revoke_key(engine: AsyncEngine, tenant_id: str, key_id: str, *, now: datetime) -> bool:
+    """Revoke a tenant's key; False when the tenant has no such key."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(api_keys)
+            .where(
+                api_keys.c.tenant_id == tenant_id,
+                api_keys.c.id == key_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    return bool(result.rowcount)
