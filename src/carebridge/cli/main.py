@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
 from carebridge.cli.sandbox import sandbox_app
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="carebridge: CareCloud, normalized."
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(vault_app, name="vault")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

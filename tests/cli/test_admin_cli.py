@@ -1,0 +1,136 @@
+"""``carebridge tenants / keys / vault / audit``: the happy paths, and bad input as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from carebridge.cli.main import app
+from carebridge.services.keys import verify
+from carebridge.store import tenants as repo
+from carebridge.store.engine import create_engine
+from carebridge.store.vault import KEY_BYTES, KeyRing
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CAREBRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "CAREBRIDGE_VAULT_KEY": KeyRing({"k1": bytes(KEY_BYTES)}, "k1").to_text(),
+    }
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    result = CliRunner().invoke(app, args, env=env)
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def _add(env: dict[str, str]) -> tuple[int, str]:
+    return _run(
+        [
+            "tenants",
+            "add",
+            "--id",
+            "ten_maple",
+            "--name",
+            "Maple Grove",
+            "--settings",
+            '{"api_base": "http://127.0.0.1:8700"}',
+            "--secret",
+            "v2.client_secret=cs-1",
+            "--secret",
+            "portal.password=pw-1",
+        ],
+        env,
+    )
+
+
+def test_onboard_then_create_a_key_shown_once(env: dict[str, str]) -> None:
+    code, out = _add(env)
+    assert code == 0
+    assert "2 sealed secret(s)" in out
+    assert "cs-1" not in out
+    code, out = _run(
+        [
+            "keys",
+            "create",
+            "--tenant",
+            "ten_maple",
+            "--scopes",
+            "patient.read,appointment.write",
+            "--json",
+        ],
+        env,
+    )
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["scopes"] == ["appointment.write", "patient.read"]
+
+    async def stored() -> repo.StoredKey | None:
+        engine = create_engine(env["CAREBRIDGE_DATABASE_URL"])
+        try:
+            return await repo.key_by_prefix(engine, shown["key"].split("_")[1])
+        finally:
+            await engine.dispose()
+
+    key = anyio.run(stored)
+    assert key is not None
+    assert key.tenant_id == "ten_maple"
+    assert verify(shown["key"], key.secret_hash)
+    assert shown["key"] not in Path(
+        env["CAREBRIDGE_DATABASE_URL"].removeprefix("sqlite:///")
+    ).read_bytes().decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["keys", "create", "--tenant", "ten_maple", "--scopes", "patient.delete"],
+            "unknown scopes: patient.delete",
+        ),
+        (["keys", "create", "--tenant", "ten_nobody", "--scopes", "patient.read"], "no tenant"),
+        (["tenants", "add", "--id", "t", "--name", "n", "--settings", "[1"], "not valid JSON"),
+        (["tenants", "add", "--id", "t", "--name", "n", "--secret", "novalue"], "SLOT=VALUE"),
+        (["tenants", "add", "--id", "ten_maple", "--name", "again"], "already exists"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    assert _add(env)[0] == 0
+    code, out = _run(args, env)
+    assert code == 2
+    assert message in out
+    assert out.count("error:") == 1
+
+
+def test_missing_vault_key_is_refused(env: dict[str, str]) -> None:
+    code, out = _run(
+        ["tenants", "add", "--id", "t", "--name", "n"], {**env, "CAREBRIDGE_VAULT_KEY": ""}
+    )
+    assert code == 2
+    assert "CAREBRIDGE_VAULT_KEY" in out
+
+
+def test_vault_rotation_from_the_command_line(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    new = KeyRing.parse(env["CAREBRIDGE_VAULT_KEY"]).with_primary("k2", bytes(range(KEY_BYTES)))
+    code, out = _run(["vault", "rotate"], {**env, "CAREBRIDGE_VAULT_KEY": new.to_text()})
+    assert code == 0
+    assert "re-wrapped 2 secret(s) under key k2" in out
+    code, out = _run(["vault", "new-key", "--kid", "k9"], env)
+    assert code == 0
+    assert KeyRing.parse(out.strip()).primary == "k9"
+
+
+def test_audit_verify_reports_an_intact_empty_chain(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    code, out = _run(["audit", "verify", "--tenant", "ten_maple"], env)
+    assert code == 0
+    assert "intact: 0 entries" in out
