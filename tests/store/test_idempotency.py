@@ -1,0 +1,124 @@
+"""Idempotency records: Stripe's semantics, per tenant and principal, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.store import idempotency as idem
+from carebridge.store import migrate
+from carebridge.store.engine import create_engine
+from carebridge.store.schema import tenants
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+BODY = {"patient_id": "pat_1", "start": "2026-11-26T15:00:00Z"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name = f"cb_idem_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        for tenant in ("ten_a", "ten_b"):
+            await conn.execute(
+                tenants.insert().values(
+                    id=tenant, name=tenant, upstream="carecloud", settings={}, created_at=NOW
+                )
+            )
+    yield engine
+    await engine.dispose()
+
+
+def fp(body: object = BODY) -> str:
+    return idem.request_hash("POST", "/create_appointment", body)
+
+
+async def _begin(
+    engine: AsyncEngine,
+    *,
+    tenant: str = "ten_a",
+    key: str = "k-1",
+    body: object = BODY,
+    now: datetime = NOW,
+) -> idem.Outcome:
+    return await idem.begin(
+        engine, tenant_id=tenant, principal="key_1", key=key, fingerprint=fp(body), now=now
+    )
+
+
+async def test_same_key_and_body_replays_the_stored_response(engine: AsyncEngine) -> None:
+    assert isinstance(await _begin(engine), idem.Start)
+    assert isinstance(await _begin(engine), idem.InFlight)  # while the first still runs
+    await idem.complete(
+        engine,
+        tenant_id="ten_a",
+        principal="key_1",
+        key="k-1",
+        status_code=201,
+        response={"id": "apt_1"},
+    )
+    assert await _begin(engine) == idem.Replay(201, {"id": "apt_1"})
+
+
+async def test_same_key_with_another_body_is_a_mismatch(engine: AsyncEngine) -> None:
+    assert isinstance(await _begin(engine), idem.Start)
+    await idem.complete(
+        engine, tenant_id="ten_a", principal="key_1", key="k-1", status_code=201, response={}
+    )
+    assert isinstance(
+        await _begin(engine, body={**BODY, "start": "2026-11-27T15:00:00Z"}), idem.Mismatch
+    )
+
+
+async def test_keys_are_per_tenant(engine: AsyncEngine) -> None:
+    assert isinstance(await _begin(engine, tenant="ten_a"), idem.Start)
+    assert isinstance(await _begin(engine, tenant="ten_b"), idem.Start)
+
+
+async def test_an_abandoned_or_expired_key_starts_afresh(engine: AsyncEngine) -> None:
+    assert isinstance(await _begin(engine), idem.Start)
+    await idem.abandon(engine, tenant_id="ten_a", principal="key_1", key="k-1")
+    assert isinstance(await _begin(engine), idem.Start)
+    await idem.complete(
+        engine, tenant_id="ten_a", principal="key_1", key="k-1", status_code=201, response={}
+    )
+    later = NOW + timedelta(hours=24, seconds=1)
+    assert isinstance(await _begin(engine, body={"other": 1}, now=later), idem.Start)
+    assert await idem.purge(engine, later + timedelta(hours=25)) == 1
+
+
+async def test_errors_are_stored_and_replayed_too(engine: AsyncEngine) -> None:
+    assert isinstance(await _begin(engine, key="k-409"), idem.Start)
+    problem = {"type": "about:blank", "title": "Slot taken", "status": 409}
+    await idem.complete(
+        engine, tenant_id="ten_a", principal="key_1", key="k-409", status_code=409, response=problem
+    )
+    assert await _begin(engine, key="k-409") == idem.Replay(409, problem)
