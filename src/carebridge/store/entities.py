@@ -1,0 +1,170 @@
+"""Normalized records in the store: one JSON row per entity, with indexed columns for filters.
+
+:func:`upsert` writes domain records (any pydantic model with an ``id``) and reports what
+changed, with the before and after JSON, so sync (issue 6) can turn changes into events in the
+same transaction. :func:`query` reads one kind with filters and keyset pagination: the cursor is
+the last id of the previous page, so a page boundary never skips or repeats a row.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from carebridge.errors import StoreError
+from carebridge.store.schema import entities
+
+MAX_LIMIT = 500
+
+
+class BadCursor(StoreError):
+    """A pagination cursor this store did not issue."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record's change: ``before`` is None for a new record."""
+
+    kind: str
+    id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
+    """The filterable columns of one record (absent attributes give NULL)."""
+    get = record.__dict__.get
+    name = get("name")
+    name_key = None
+    if kind == "patient" and name is not None:
+        name_key = f"{getattr(name, 'last', '')}, {getattr(name, 'first', '')}".lower()
+    birth = get("birth_date")
+    start = get("start")
+    updated = get("updated_at")
+    return {
+        "patient_id": _text(record.__dict__["id"] if kind == "patient" else get("patient_id")),
+        "provider_id": _text(get("provider_id")),
+        "location_id": _text(get("location_id")),
+        "status": _text(get("status")),
+        "name_key": name_key,
+        "birth_date": birth.isoformat() if isinstance(birth, date) else None,
+        "starts_at": start if isinstance(start, datetime) else None,
+        "upstream_updated_at": updated if isinstance(updated, datetime) else None,
+    }
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(entities)
+
+
+async def upsert(
+    conn: AsyncConnection,
+    tenant_id: str,
+    kind: str,
+    records: Iterable[BaseModel],
+    *,
+    fetched_at: datetime,
+) -> list[Change]:
+    """Insert or update records of one kind in the caller's transaction; returns the changes
+    (a record whose JSON is unchanged only refreshes ``fetched_at``)."""
+    rows = [(str(r.__dict__["id"]), r.model_dump(mode="json"), r) for r in records]
+    if not rows:
+        return []
+    existing = {
+        row.id: row.data
+        for row in await conn.execute(
+            select(entities.c.id, entities.c.data).where(
+                entities.c.tenant_id == tenant_id,
+                entities.c.kind == kind,
+                entities.c.id.in_([row[0] for row in rows]),
+            )
+        )
+    }
+    changes: list[Change] = []
+    statement = _insert(conn)
+    for entity_id, data, record in rows:
+        before = existing.get(entity_id)
+        values = {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "id": entity_id,
+            "data": data,
+            "fetched_at": fetched_at,
+            "deleted": False,
+            **index_columns(kind, record),
+        }
+        upsert_stmt = statement.values(**values).on_conflict_do_update(
+            index_elements=["tenant_id", "kind", "id"],
+            set_={k: v for k, v in values.items() if k not in ("tenant_id", "kind", "id")},
+        )
+        await conn.execute(upsert_stmt)
+        if before != data:
+            changes.append(Change(kind, entity_id, before, data))
+    return changes
+
+
+def _cursor(entity_id: str) -> str:
+    return base64.urlsafe_b64encode(entity_id.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> str:
+    try:
+        padded = (cursor + "=" * (-len(cursor) % 4)).encode()
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor("the cursor is not one this API issued") from None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records (their JSON) and the cursor of the next, if any."""
+
+    items: Sequence[dict[str, Any]]
+    next_cursor: str | None
+
+
+async def query(
+    engine: AsyncEngine,
+    tenant_id: str,
+    kind: str,
+    *,
+    filters: dict[str, str] | None = None,
+    updated_since: datetime | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page:
+    """A page of one kind's records, filtered by indexed columns, in id order."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    statement: Select[Any] = select(entities.c.id, entities.c.data).where(
+        entities.c.tenant_id == tenant_id, entities.c.kind == kind, entities.c.deleted.is_(False)
+    )
+    for column, value in (filters or {}).items():
+        statement = statement.where(entities.c[column] == value)
+    if updated_since is not None:
+        statement = statement.where(entities.c.upstream_updated_at >= updated_since.astimezone(UTC))
+    if starts_from is not None:
+        statement = statement.where(entities.c.starts_at >= starts_from.astimezone(UTC))
+    if starts_before is not None:
+        statement = statement.where(entities.c.starts_at < starts_before.astimezone(UTC))
+    if cursor:
+        statement = statement.where(entities.c.id > _after(cursor))
+    statement = statement.order_by(entities.c.id).limit(limit + 1)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(statement)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([row.data for row in rows], _cursor(rows[-1].id) if more and rows else None)
