@@ -1,0 +1,60 @@
+"""Ports of the store as the use cases see it: normalized records, API keys and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A page of records (their JSON) and the cursor of the next page, if any."""
+
+    items: Sequence[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An API key as stored: its hash, tenant and scopes."""
+
+    id: str
+    tenant_id: str
+    secret_hash: str
+    scopes: frozenset[str]
+    revoked: bool
+
+
+class RecordStore(Protocol):
+    """Normalized records per tenant."""
+
+    async def page(
+        self,
+        tenant_id: str,
+        kind: str,
+        *,
+        filters: dict[str, str],
+        updated_since: datetime | None,
+        starts_from: datetime | None,
+        starts_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> RecordPage: ...
+
+    async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None: ...
+
+
+class KeyStore(Protocol):
+    """API keys by their public prefix."""
+
+    async def by_prefix(self, prefix: str) -> KeyRecord | None: ...
+
+
+class AuditSink(Protocol):
+    """Where every PHI access is recorded, durably, before the response."""
+
+    async def record(
+        self, tenant_id: str, principal: str, route: str, patient_ids: Sequence[str], at: datetime
+    ) -> int: ...
