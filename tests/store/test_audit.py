@@ -4,60 +4,22 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carebridge.store import migrate
 from carebridge.store.audit import AuditEntry, AuditLog, verify
-from carebridge.store.engine import create_engine
-from carebridge.store.schema import audit_log, tenants
+from carebridge.store.schema import audit_log
 
 pytestmark = pytest.mark.anyio
 AT = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store.db'}"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"cb_audit_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    migrate.upgrade(url)
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        for tenant in ("ten_a", "ten_b"):
-            await conn.execute(
-                tenants.insert().values(
-                    id=tenant, name=tenant, upstream="carecloud", settings={}, created_at=AT
-                )
-            )
-    yield engine
-    await engine.dispose()
+def engine(seeded: AsyncEngine) -> AsyncEngine:
+    return seeded
 
 
 def _entry(tenant: str, n: int) -> AuditEntry:

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.domain import factories
 
 from carebridge.domain import Appointment, PatientId
-from carebridge.store import entities, migrate
-from carebridge.store.engine import create_engine
-from carebridge.store.schema import tenants
+from carebridge.store import entities
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    migrate.upgrade(url)
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        for tenant in ("ten_a", "ten_b"):
-            await conn.execute(
-                tenants.insert().values(
-                    id=tenant, name=tenant, upstream="carecloud", settings={}, created_at=NOW
-                )
-            )
-    yield engine
-    await engine.dispose()
+def engine(seeded: AsyncEngine) -> AsyncEngine:
+    return seeded
 
 
 def _appointments(n: int) -> list[Appointment]:

@@ -2,59 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.store import idempotency as idem
-from carebridge.store import migrate
-from carebridge.store.engine import create_engine
-from carebridge.store.schema import tenants
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 BODY = {"patient_id": "pat_1", "start": "2026-11-26T15:00:00Z"}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"cb_idem_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = (
-        f"sqlite:///{tmp_path / 'store.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    migrate.upgrade(url)
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        for tenant in ("ten_a", "ten_b"):
-            await conn.execute(
-                tenants.insert().values(
-                    id=tenant, name=tenant, upstream="carecloud", settings={}, created_at=NOW
-                )
-            )
-    yield engine
-    await engine.dispose()
+def engine(seeded: AsyncEngine) -> AsyncEngine:
+    return seeded
 
 
 def fp(body: object = BODY) -> str:

@@ -3,11 +3,8 @@ and (in CI) on PostgreSQL."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -26,7 +23,6 @@ TABLES = {
     "write_ledger",
     "audit_log",
 }
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _check_round_trip(url: str) -> None:
@@ -63,16 +59,6 @@ def test_async_driver_urls_are_accepted() -> None:
         migrate.sync_url("mysql://u@h/db")
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    name = f"cb_migrations_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.postgres
-def test_postgresql_migrates_up_and_down(pg_database: str) -> None:
-    _check_round_trip(pg_database)
+def test_postgresql_migrates_up_and_down(pg_url: str) -> None:
+    _check_round_trip(pg_url)

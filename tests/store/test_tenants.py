@@ -23,11 +23,6 @@ SECRETS = {"v2.client_secret": "cs-123", "v2.refresh_token": "rt-456", "portal.p
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     migrate.upgrade(url)

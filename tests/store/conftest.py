@@ -1,0 +1,57 @@
+"""Shared fixtures of the store tests: a migrated store on SQLite, and on PostgreSQL in CI."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.store import migrate
+from carebridge.store.engine import create_engine
+from carebridge.store.schema import tenants
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+CREATED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    name = f"cb_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def seeded(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
+    """A migrated store with tenants ``ten_a`` and ``ten_b``, on each database."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        for tenant in ("ten_a", "ten_b"):
+            await conn.execute(
+                tenants.insert().values(
+                    id=tenant, name=tenant, upstream="carecloud", settings={}, created_at=CREATED
+                )
+            )
+    yield engine
+    await engine.dispose()
