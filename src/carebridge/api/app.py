@@ -40,6 +40,11 @@ async def _principal(
     return await authenticate(keys, authorization)
 
 
+def _given(**values: str | None) -> dict[str, str]:
+    """The filters the caller gave (empty ones are not filters)."""
+    return {key: value for key, value in values.items() if value}
+
+
 Caller = Annotated[Principal, Depends(_principal)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
@@ -66,16 +71,12 @@ def create_app(records: Records, keys: KeyStore) -> FastAPI:
         location_id: str | None = None,
         updated_since: datetime | None = None,
     ) -> Page:
-        filters = {
-            k: v
-            for k, v in {
-                "name_key": name.lower() if name else None,
-                "birth_date": dob,
-                "provider_id": provider_id,
-                "location_id": location_id,
-            }.items()
-            if v
-        }
+        filters = _given(
+            name_key=name.lower() if name else None,
+            birth_date=dob,
+            provider_id=provider_id,
+            location_id=location_id,
+        )
         page = await records.list(
             caller,
             "patient",
@@ -103,16 +104,9 @@ def create_app(records: Records, keys: KeyStore) -> FastAPI:
         provider_id: str | None = None,
         location_id: str | None = None,
     ) -> Page:
-        filters = {
-            k: v
-            for k, v in {
-                "status": status,
-                "patient_id": patient_id,
-                "provider_id": provider_id,
-                "location_id": location_id,
-            }.items()
-            if v
-        }
+        filters = _given(
+            status=status, patient_id=patient_id, provider_id=provider_id, location_id=location_id
+        )
         page = await records.list(
             caller,
             "appointment",
