@@ -84,10 +84,10 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         "reader": await _key(engine, "ten_a", "patient.read,appointment.read", "key_reader"),
         "scheduler": await _key(engine, "ten_a", "appointment.write", "key_scheduler"),
         "other": await _key(engine, "ten_b", "patient.read", "key_other"),
+        "auditor": await _key(engine, "ten_a", "audit.read", "key_auditor"),
     }
-    app = create_app(
-        Records(SqlRecords(engine), SqlAudit(engine), clock=lambda: NOW), SqlKeys(engine)
-    )
+    audit = SqlAudit(engine)
+    app = create_app(Records(SqlRecords(engine), audit, clock=lambda: NOW), SqlKeys(engine), audit)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api.test"
     ) as client:
@@ -204,3 +204,24 @@ async def test_health_and_openapi(api: Api) -> None:
     spec = (await api.client.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.1")
     assert "/patients" in spec["paths"]
+
+
+async def test_audit_events_show_who_read_which_patients(api: Api) -> None:
+    mine = api.patient_ids[3]
+    assert (
+        await api.client.get(f"/patients/{mine}", headers=_auth(api.keys["reader"]))
+    ).status_code == 200
+    await api.client.get(f"/patients/{mine}", headers=_auth(api.keys["other"]))  # 404: no entry
+    r = await api.client.get("/audit_events", headers=_auth(api.keys["auditor"]))
+    assert r.status_code == 200
+    events = r.json()["data"]
+    assert [(e["principal"], e["route"], e["patient_ids"]) for e in events] == [
+        ("key_reader", "GET /patients/{id}", [mine])
+    ]
+    assert (
+        await api.client.get("/audit_events", headers=_auth(api.keys["reader"]))
+    ).status_code == 403
+    paged = await api.client.get(
+        "/audit_events", params={"after": events[-1]["seq"]}, headers=_auth(api.keys["auditor"])
+    )
+    assert paged.json() == {"data": [], "next_after": None}

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from pydantic import BaseModel
 
 from carebridge.api import problems
-from carebridge.ports.records import KeyStore
+from carebridge.ports.records import AuditReader, KeyStore
 from carebridge.services.records import Principal, Records, authenticate
 
 MAX_LIMIT = 500
@@ -25,6 +25,13 @@ class Page(BaseModel):
 
     data: list[dict[str, Any]]
     next_cursor: str | None
+
+
+class AuditPage(BaseModel):
+    """Audit entries in sequence order; ``next_after`` continues the read (the replay cursor)."""
+
+    data: list[dict[str, Any]]
+    next_after: int | None
 
 
 class Health(BaseModel):
@@ -49,7 +56,7 @@ Caller = Annotated[Principal, Depends(_principal)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
-def create_app(records: Records, keys: KeyStore) -> FastAPI:
+def create_app(records: Records, keys: KeyStore, audit: AuditReader | None = None) -> FastAPI:
     """The API over the given use cases."""
     app = FastAPI(title="carebridge", version="0.1.0", openapi_url="/openapi.json")
     problems.install(app)
@@ -118,5 +125,21 @@ def create_app(records: Records, keys: KeyStore) -> FastAPI:
             cursor=cursor,
         )
         return Page(data=list(page.items), next_cursor=page.next_cursor)
+
+    if audit is not None:
+        reader = audit
+
+        @app.get("/audit_events")
+        async def audit_events(
+            caller: Caller,
+            after: Annotated[int, Query(ge=0)] = 0,
+            limit: Limit = 100,
+        ) -> AuditPage:
+            """Who accessed which patients' data, through which route, when (scope
+            ``audit.read``). The log is hash-chained: ``carebridge audit verify`` checks it."""
+            caller.require("audit.read")
+            events = await reader.events(caller.tenant_id, after=after, limit=limit)
+            more = len(events) == limit
+            return AuditPage(data=events, next_after=events[-1]["seq"] if more and events else None)
 
     return app

@@ -58,3 +58,9 @@ class AuditSink(Protocol):
     async def record(
         self, tenant_id: str, principal: str, route: str, patient_ids: Sequence[str], at: datetime
     ) -> int: ...
+
+
+class AuditReader(Protocol):
+    """The audit log, read back in sequence order."""
+
+    async def events(self, tenant_id: str, *, after: int, limit: int) -> list[dict[str, Any]]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from carebridge.ports.records import KeyRecord, RecordPage
 from carebridge.store import entities
 from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
+from carebridge.store.schema import audit_log
 from carebridge.store.schema import entities as entity_table
 
 
@@ -76,10 +77,33 @@ class SqlKeys:
 
 
 class SqlAudit:
-    """``AuditSink`` over the hash-chained audit log (group commit)."""
+    """``AuditSink`` and ``AuditReader`` over the hash-chained audit log (group commit)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
         self.log = AuditLog(engine)
+
+    async def events(self, tenant_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(audit_log)
+                    .where(audit_log.c.tenant_id == tenant_id, audit_log.c.seq > after)
+                    .order_by(audit_log.c.seq)
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            {
+                "seq": int(r.seq),
+                "principal": r.principal,
+                "route": r.route,
+                "patient_ids": list(r.patient_ids),
+                "at": (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)).isoformat(),
+                "hash": r.hash,
+            }
+            for r in rows
+        ]
 
     async def record(
         self, tenant_id: str, principal: str, route: str, patient_ids: Sequence[str], at: datetime
