@@ -80,10 +80,14 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             )
         await entities.upsert(conn, "ten_a", "patient", patients, fetched_at=NOW)
         await entities.upsert(conn, "ten_b", "patient", patients[:1], fetched_at=NOW)
+        await entities.upsert(conn, "ten_a", "encounter", [factories.encounter()], fetched_at=NOW)
+        await entities.upsert(conn, "ten_a", "claim", [factories.claim()], fetched_at=NOW)
     keys = {
-        "reader": await _key(engine, "ten_a", "patient.read,appointment.read", "key_reader"),
+        "reader": await _key(
+            engine, "ten_a", "patient.read,appointment.read,encounter.read,claim.read", "key_reader"
+        ),
         "scheduler": await _key(engine, "ten_a", "appointment.write", "key_scheduler"),
-        "other": await _key(engine, "ten_b", "patient.read", "key_other"),
+        "other": await _key(engine, "ten_b", "patient.read,claim.read", "key_other"),
         "auditor": await _key(engine, "ten_a", "audit.read", "key_auditor"),
     }
     audit = SqlAudit(engine)
@@ -225,3 +229,27 @@ async def test_audit_events_show_who_read_which_patients(api: Api) -> None:
         "/audit_events", params={"after": events[-1]["seq"]}, headers=_auth(api.keys["auditor"])
     )
     assert paged.json() == {"data": [], "next_after": None}
+
+
+async def test_encounters_and_claims_are_served_with_their_detail(api: Api) -> None:
+    encounter, claim = factories.encounter(), factories.claim()
+    r = await api.client.get(
+        "/encounters", params={"status": "signed"}, headers=_auth(api.keys["reader"])
+    )
+    assert r.status_code == 200
+    assert [e["id"] for e in r.json()["data"]] == (
+        [str(encounter.id)] if encounter.status == "signed" else []
+    )
+    r = await api.client.get("/encounters", headers=_auth(api.keys["reader"]))
+    (served,) = r.json()["data"]
+    assert served["diagnoses"] == encounter.model_dump(mode="json")["diagnoses"]
+    r = await api.client.get(f"/claims/{claim.id}", headers=_auth(api.keys["reader"]))
+    assert r.status_code == 200
+    assert r.json()["status_history"] == claim.model_dump(mode="json")["status_history"]
+    assert (
+        await api.client.get(f"/claims/{claim.id}", headers=_auth(api.keys["other"]))
+    ).status_code == 404
+    bad = await api.client.get(
+        "/encounters", params={"status": "deleted"}, headers=_auth(api.keys["reader"])
+    )
+    assert bad.status_code == 422

@@ -126,6 +126,57 @@ def create_app(records: Records, keys: KeyStore, audit: AuditReader | None = Non
         )
         return Page(data=list(page.items), next_cursor=page.next_cursor)
 
+    @app.get("/encounters")
+    async def list_encounters(
+        caller: Caller,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        patient_id: str | None = None,
+        provider_id: str | None = None,
+        status: Annotated[str | None, Query(pattern="^(open|signed)$")] = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        updated_since: datetime | None = None,
+    ) -> Page:
+        """Encounters with their note, diagnoses, procedures, vitals, addenda and signature."""
+        page = await records.list(
+            caller,
+            "encounter",
+            "GET /encounters",
+            filters=_given(patient_id=patient_id, provider_id=provider_id, status=status),
+            starts_from=start,
+            starts_before=end,
+            updated_since=updated_since,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page(data=list(page.items), next_cursor=page.next_cursor)
+
+    @app.get("/claims")
+    async def list_claims(
+        caller: Caller,
+        limit: Limit = 100,
+        cursor: str | None = None,
+        patient_id: str | None = None,
+        status: str | None = None,
+        updated_since: datetime | None = None,
+    ) -> Page:
+        """Claims with their lines and 277 status history."""
+        page = await records.list(
+            caller,
+            "claim",
+            "GET /claims",
+            filters=_given(patient_id=patient_id, status=status),
+            updated_since=updated_since,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page(data=list(page.items), next_cursor=page.next_cursor)
+
+    @app.get("/claims/{claim_id}")
+    async def get_claim(caller: Caller, claim_id: str) -> dict[str, Any]:
+        return await records.get(caller, "claim", "GET /claims/{id}", claim_id)
+
     if audit is not None:
         reader = audit
 
