@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 from tests.sandbox.conftest import LiveTenant
 
 from carebridge.connectors.carecloud.paging import v2_next
+from carebridge.domain import LocationId, PatientId, ProviderId, ResourceId, VisitReasonId
 from carebridge.sandbox.app import build_app
 from carebridge.sandbox.clock import ManualClock
 from carebridge.sandbox.config import SandboxConfig
@@ -132,3 +134,38 @@ def open_tenant(config: SandboxConfig) -> tuple[InProcessTenant, InProcess]:
     with live.client() as c:
         live.credentials = c.get("/_sandbox/credentials").json()
     return live, transport
+
+
+def instant(text: str | None) -> datetime | None:
+    """A stored UTC instant (``...Z``) as an aware datetime."""
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def assert_appointment_matches(a: Any, r: Any, key: Callable[[str, object], str]) -> None:
+    """Every field a mapped appointment carries equals its ground-truth row ``r`` (the row joined
+    with its patient's ``chart_number`` and its cancellation ``reason_code``/``reason_name``)."""
+    assert a.patient_id == PatientId.new(key("patient", r["chart_number"]))
+    assert a.provider_id == ProviderId.new(key("provider", r["provider_id"]))
+    assert a.location_id == LocationId.new(key("location", r["location_id"]))
+    assert a.resource_id == ResourceId.new(key("resource", r["resource_id"]))
+    assert a.visit_reason_id == VisitReasonId.new(key("visit_reason", r["nature_of_visit_id"]))
+    assert (a.start, a.end) == (instant(r["start_time"]), instant(r["end_time"]))
+    assert (a.arrived_at, a.departed_at) == (instant(r["arrived_at"]), instant(r["departed_at"]))
+    assert (a.created_at, a.updated_at) == (instant(r["created_at"]), instant(r["updated_at"]))
+    assert a.chief_complaint == (r["reason_for_visit"] or "")
+    assert a.comments == (r["comments"] or "")
+    assert a.is_confirmed is bool(r["is_confirmed"])
+    assert a.patient_contacted is bool(r["patient_contacted"])
+    assert a.is_force_overbook is bool(r["is_force_overbook"])
+    assert a.upstream_status is not None
+    assert a.upstream_status.code == r["status_code"]
+    assert a.updated_by_application == r["updated_by_application"]
+    if r["cancellation_reason_id"] is None:
+        assert a.cancellation is None
+    else:
+        assert a.cancellation is not None
+        assert (a.cancellation.reason_code, a.cancellation.reason_name) == (
+            r["reason_code"],
+            r["reason_name"],
+        )
+        assert a.cancellation.comments == (r["cancellation_comments"] or "")

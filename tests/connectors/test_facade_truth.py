@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import stamina
+from tests.connectors.harness import assert_appointment_matches
 
 from carebridge.connectors.carecloud.facade import CareCloudTenant
 from carebridge.connectors.carecloud.mfa import TotpSource
@@ -589,34 +590,7 @@ def assert_schedule(box: Box, read: Read) -> None:
         if expected is AppointmentStatus.SCHEDULED and r["is_confirmed"]:
             expected = AppointmentStatus.CONFIRMED
         assert a.status is expected
-        assert a.patient_id == pid(r["chart_number"])
-        assert a.provider_id == prv(r["provider_id"])
-        assert a.location_id == LocationId.new(key("location", r["location_id"]))
-        assert a.resource_id == ResourceId.new(key("resource", r["resource_id"]))
-        assert a.visit_reason_id == VisitReasonId.new(key("visit_reason", r["nature_of_visit_id"]))
-        assert (a.start, a.end) == (instant(r["start_time"]), instant(r["end_time"]))
-        assert (a.arrived_at, a.departed_at) == (
-            instant(r["arrived_at"]),
-            instant(r["departed_at"]),
-        )
-        assert (a.created_at, a.updated_at) == (instant(r["created_at"]), instant(r["updated_at"]))
-        assert a.chief_complaint == (r["reason_for_visit"] or "")
-        assert a.comments == (r["comments"] or "")
-        assert a.is_confirmed is bool(r["is_confirmed"])
-        assert a.patient_contacted is bool(r["patient_contacted"])
-        assert a.is_force_overbook is bool(r["is_force_overbook"])
-        assert a.upstream_status is not None
-        assert a.upstream_status.code == r["status_code"]
-        assert a.updated_by_application == r["updated_by_application"]
-        if r["cancellation_reason_id"] is None:
-            assert a.cancellation is None
-        else:
-            assert a.cancellation is not None
-            assert (a.cancellation.reason_code, a.cancellation.reason_name) == (
-                r["reason_code"],
-                r["reason_name"],
-            )
-            assert a.cancellation.comments == (r["cancellation_comments"] or "")
+        assert_appointment_matches(a, r, key)
     assert read.details
     for d in read.details:
         r = rows[d.id]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.connectors.harness import Sandbox
+from tests.connectors.harness import Sandbox, assert_appointment_matches
 
 from carebridge.connectors.carecloud.drift import check, check_list
 from carebridge.connectors.carecloud.mapping.common import Context
@@ -432,34 +432,7 @@ def test_every_appointment_maps_to_the_ground_truth(sandbox: Sandbox) -> None:
         assert a.status is expected
         seen.add(a.status)
         assert a.id == AppointmentId.new(key("appointment", r["id"]))
-        assert a.patient_id == PatientId.new(key("patient", r["chart_number"]))
-        assert a.provider_id == ProviderId.new(key("provider", r["provider_id"]))
-        assert a.location_id == LocationId.new(key("location", r["location_id"]))
-        assert a.resource_id == ResourceId.new(key("resource", r["resource_id"]))
-        assert a.visit_reason_id == VisitReasonId.new(key("visit_reason", r["nature_of_visit_id"]))
-        assert (a.start, a.end) == (instant(r["start_time"]), instant(r["end_time"]))
-        assert (a.arrived_at, a.departed_at) == (
-            instant(r["arrived_at"]),
-            instant(r["departed_at"]),
-        )
-        assert (a.created_at, a.updated_at) == (instant(r["created_at"]), instant(r["updated_at"]))
-        assert a.chief_complaint == (r["reason_for_visit"] or "")
-        assert a.comments == (r["comments"] or "")
-        assert a.is_confirmed is bool(r["is_confirmed"])
-        assert a.patient_contacted is bool(r["patient_contacted"])
-        assert a.is_force_overbook is bool(r["is_force_overbook"])
-        assert a.upstream_status is not None
-        assert a.upstream_status.code == r["status_code"]
-        assert a.updated_by_application == r["updated_by_application"]
-        if r["cancellation_reason_id"] is None:
-            assert a.cancellation is None
-        else:
-            assert a.cancellation is not None
-            assert (a.cancellation.reason_code, a.cancellation.reason_name) == (
-                r["reason_code"],
-                r["reason_name"],
-            )
-            assert a.cancellation.comments == (r["cancellation_comments"] or "")
+        assert_appointment_matches(a, r, key)
     assert {
         AppointmentStatus.SCHEDULED,
         AppointmentStatus.CONFIRMED,
