@@ -22,6 +22,11 @@ TABLES = {
     "idempotency",
     "write_ledger",
     "audit_log",
+    "users",
+    "auth_challenges",
+    "user_sessions",
+    "notifications",
+    "freshness",
 }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -164,3 +165,79 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_audit_log_tenant_at", "tenant_id", "at"),
 )
+
+# --- people who sign in (POST /authenticate) --------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),  # usr_...
+    _tenant(),
+    Column("username", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=False),  # scrypt, with its parameters
+    Column("scopes", Json, nullable=False),
+    Column("mfa_methods", Json, nullable=False),  # ["totp", "sms", "email"]; [] = none
+    Column("email", String(320)),  # where e-mailed codes go
+    Column("phone", String(32)),  # where texted codes go
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", Instant),
+    Column("created_at", Instant, nullable=False),
+    Column("disabled_at", Instant),
+    UniqueConstraint("tenant_id", "username"),
+)
+"""A tenant's users. The TOTP seed is a vault secret named ``user.<id>.totp``."""
+
+auth_challenges = Table(
+    "auth_challenges",
+    metadata,
+    Column("id", String(64), primary_key=True),  # chl_...
+    _tenant(),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("method", String(16)),  # chosen method; NULL until chosen
+    Column("code_hash", String(64)),  # sms/email codes, hashed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("used_at", Instant),
+)
+"""An MFA challenge between the password step and the code step."""
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # ses_...
+    _tenant(),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("token_hash", String(128), nullable=False),  # never the token itself
+    Column("scopes", Json, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("revoked_at", Instant),
+)
+"""Session tokens issued by ``POST /authenticate``, bound to a tenant and the user's scopes."""
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("channel", String(16), nullable=False),  # sms, email
+    Column("destination", String(320), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Index("ix_notifications_tenant", "tenant_id", "id"),
+)
+"""Outgoing one-time codes; a delivery worker (or a developer, locally) reads them."""
+
+freshness = Table(
+    "freshness",
+    metadata,
+    _tenant(),
+    Column("kind", String(32), nullable=False),  # patient, appointment ...
+    Column("scope", String(200), nullable=False),  # "*" or "patient:<id>" or a window
+    Column("refreshed_at", Instant, nullable=False),  # when the upstream was last read
+    Column("cursor", Json),  # an incremental cursor, where the upstream has one
+    PrimaryKeyConstraint("tenant_id", "kind", "scope"),
+)
+"""When each slice of the store was last read from the upstream (freshness and fetch-through)."""
