@@ -114,13 +114,17 @@ class UnexpectedPayload(UpstreamError):
 
 
 class DomainError(CarebridgeError):
-    """A domain rule was broken."""
+    """A domain rule was broken. ``status`` is the HTTP status an API answers it with: 422 for
+    a request the rules refuse, 409 for one that conflicts with the record's current state."""
 
     failure_type: ClassVar[FailureType] = "domain"
+    status: ClassVar[int] = 422
 
 
 class InvalidTransition(DomainError):
     """A lifecycle transition that the state machine does not allow."""
+
+    status = 409
 
 
 class CodecError(CarebridgeError):

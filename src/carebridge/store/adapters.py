@@ -6,15 +6,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carebridge.domain.provenance import DomainModel
 from carebridge.ports.records import KeyRecord, RecordPage
-from carebridge.store import entities
+from carebridge.ports.writes import Outcome
+from carebridge.store import entities, idempotency
 from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
-from carebridge.store.schema import audit_log
+from carebridge.store.schema import audit_log, freshness, write_ledger
 from carebridge.store.schema import entities as entity_table
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class SqlRecords:
@@ -61,6 +68,127 @@ class SqlRecords:
                 )
             ).first()
         return None if row is None else dict(row[0])
+
+    async def put(
+        self, tenant_id: str, kind: str, records: Sequence[DomainModel], fetched_at: datetime
+    ) -> int:
+        """Upsert records of one kind; returns how many changed."""
+        async with self.engine.begin() as conn:
+            changes = await entities.upsert(conn, tenant_id, kind, records, fetched_at=fetched_at)
+        return len(changes)
+
+    async def refreshed_at(self, tenant_id: str, kind: str, scope: str) -> datetime | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(freshness.c.refreshed_at).where(
+                        freshness.c.tenant_id == tenant_id,
+                        freshness.c.kind == kind,
+                        freshness.c.scope == scope,
+                    )
+                )
+            ).first()
+        return None if row is None else _aware(row[0])
+
+    async def mark_refreshed(self, tenant_id: str, kind: str, scope: str, at: datetime) -> None:
+        async with self.engine.begin() as conn:
+            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+                freshness
+            )
+            await conn.execute(
+                insert.values(
+                    tenant_id=tenant_id, kind=kind, scope=scope, refreshed_at=at
+                ).on_conflict_do_update(
+                    index_elements=["tenant_id", "kind", "scope"], set_={"refreshed_at": at}
+                )
+            )
+
+
+class SqlIdempotency:
+    """``Idempotency`` over the idempotency table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def begin(
+        self, tenant_id: str, principal: str, key: str, fingerprint: str, now: datetime
+    ) -> Outcome:
+        return await idempotency.begin(
+            self.engine,
+            tenant_id=tenant_id,
+            principal=principal,
+            key=key,
+            fingerprint=fingerprint,
+            now=now,
+        )
+
+    async def complete(
+        self, tenant_id: str, principal: str, key: str, status_code: int, response: Any
+    ) -> None:
+        await idempotency.complete(
+            self.engine,
+            tenant_id=tenant_id,
+            principal=principal,
+            key=key,
+            status_code=status_code,
+            response=response,
+        )
+
+    async def abandon(self, tenant_id: str, principal: str, key: str) -> None:
+        await idempotency.abandon(self.engine, tenant_id=tenant_id, principal=principal, key=key)
+
+
+class SqlLedger:
+    """``WriteLedger`` over the write_ledger table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def open(
+        self, tenant_id: str, operation: str, request: dict[str, Any], now: datetime
+    ) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                write_ledger.insert()
+                .values(
+                    tenant_id=tenant_id,
+                    operation=operation,
+                    request=request,
+                    state="accepted",
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(write_ledger.c.id)
+            )
+            return int(result.scalar_one())
+
+    async def close(
+        self,
+        entry: int,
+        *,
+        state: str,
+        entity_id: str | None,
+        diverged: Sequence[str],
+        now: datetime,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(write_ledger)
+                .where(write_ledger.c.id == entry)
+                .values(state=state, entity_id=entity_id, diverged=list(diverged), updated_at=now)
+            )
+
+    async def entries(self, tenant_id: str) -> list[dict[str, Any]]:
+        """A tenant's ledger, oldest first (tests and operators)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(write_ledger)
+                    .where(write_ledger.c.tenant_id == tenant_id)
+                    .order_by(write_ledger.c.id)
+                )
+            ).all()
+        return [dict(r._mapping) for r in rows]
 
 
 class SqlKeys:

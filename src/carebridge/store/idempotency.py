@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,35 +23,11 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carebridge.ports.writes import InFlight, Mismatch, Outcome, Replay, Start
 from carebridge.store.schema import idempotency
 
 TTL = timedelta(hours=24)
 
-
-@dataclass(frozen=True)
-class Start:
-    """Run the request; complete the record afterwards."""
-
-
-@dataclass(frozen=True)
-class Replay:
-    """Answer with the stored response."""
-
-    status_code: int
-    response: Any
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """The key was used with another request body (422)."""
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """The first request with this key is still running (409)."""
-
-
-Outcome = Start | Replay | Mismatch | InFlight
 
 
 def request_hash(method: str, path: str, body: Any) -> str:

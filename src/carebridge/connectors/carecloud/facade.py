@@ -282,8 +282,7 @@ class CareCloudTenant:
     async def _known(self, patient_id: PatientId) -> PersonIds:
         person = self._people.get(patient_id)
         if person is None:
-            async for _ in self.patients():
-                pass
+            await self._scan_patients()
             person = self._people.get(patient_id)
         if person is None:
             raise UpstreamStatusError(
@@ -656,6 +655,10 @@ class CareCloudTenant:
     async def _charts(self, patient_id: PatientId | None) -> list[str]:
         if patient_id is not None:
             return [(await self._known(patient_id)).chart_number]
+        return await self._scan_patients()
+
+    async def _scan_patients(self) -> list[str]:
+        """Every chart number, from the portal's patient list (one paged read), crosswalked."""
         items = await self._portal_list(
             "GET /portal/api/patients", "/patients", pw.PatientItemPayload
         )
@@ -807,7 +810,16 @@ class CareCloudTenant:
         await self._v2_ref(patient_id)  # the writes' index needs the patient's v2 id
         return (await writes.check_eligibility(self._writes, patient_id, request)).value
 
+    async def _prime(self, patient_id: PatientId | None, *, practice: bool = False) -> None:
+        """Fill the writes' id index with what a command names: the patient's upstream ids,
+        and the practice's lists (once per connection)."""
+        if patient_id is not None:
+            await self._v2_ref(patient_id)
+        if practice and not self._writes.index.resources:
+            await writes.index_practice(self._writes)
+
     async def create_appointment(self, command: NewAppointment) -> WriteResult[Appointment]:
+        await self._prime(command.patient_id, practice=True)
         return await writes.create_appointment(self._writes, command)
 
     async def cancel_appointment(
@@ -820,6 +832,7 @@ class CareCloudTenant:
     async def reschedule_appointment(
         self, appointment_id: AppointmentId, command: NewAppointment
     ) -> WriteResult[Appointment]:
+        await self._prime(command.patient_id, practice=True)
         return await writes.reschedule_appointment(self._writes, appointment_id, command)
 
     async def check_in(self, appointment_id: AppointmentId) -> WriteResult[Appointment]:
@@ -829,6 +842,7 @@ class CareCloudTenant:
         return await writes.check_out(self._writes, appointment_id)
 
     async def push_encounter(self, command: NewEncounter) -> WriteResult[Encounter]:
+        await self._prime(command.patient_id, practice=True)
         return await writes.push_encounter(self._writes, command)
 
     async def add_addendum(self, encounter_id: EncounterId, text: str) -> WriteResult[Encounter]:
@@ -838,9 +852,11 @@ class CareCloudTenant:
         return await writes.sign_encounter(self._writes, encounter_id)
 
     async def create_charge(self, command: NewCharge) -> WriteResult[Charge]:
+        await self._prime(command.patient_id, practice=True)
         return await writes.create_charge(self._writes, command)
 
     async def submit_claim(self, command: NewClaim) -> WriteResult[Claim]:
+        await self._prime(command.patient_id)
         return await writes.submit_claim(self._writes, command)
 
     # --- health -----------------------------------------------------------------------------

@@ -101,9 +101,11 @@ class ClaimRejected(DomainError):
 class EncounterLocked(DomainError):
     """The encounter is signed: edit it with an addendum (portal 423 ``encounter_locked``)."""
 
+    status = 409
 
-class UnknownId(ConfigError):
-    """A carebridge id the :class:`IdIndex` cannot turn into an upstream id."""
+
+class UnknownId(DomainError):
+    """A carebridge id in a command that the upstream does not know (422)."""
 
 
 # --- ids and context ------------------------------------------------------------------------------

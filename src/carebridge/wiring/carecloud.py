@@ -1,0 +1,213 @@
+"""A CareCloud tenant's connection, assembled from its settings and vaulted secrets.
+
+Settings (plain JSON in the tenants table)::
+
+    {"base_url": "https://api.carecloud.com",          # v2 lives at {base_url}/v2
+     "token_url": "https://api.carecloud.com/oauth2/access_token",
+     "portal_api": "https://.../portal/api",
+     "fhir_base": "https://.../api/fhir/R4/ABC",         # optional: the Connector
+     "fhir_token_url": "https://.../token"}              # optional
+
+Secrets (sealed by the vault): ``v2.client_id``, ``v2.client_secret``, ``v2.refresh_token``,
+``portal.username``, ``portal.password``, and optionally ``portal.totp_seed`` and the
+Connector's ``fhir.client_id``, ``fhir.private_key``, ``fhir.kid``, ``fhir.alg``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.connectors.carecloud.facade import CareCloudTenant
+from carebridge.connectors.carecloud.mfa import TotpSource
+from carebridge.connectors.carecloud.surfaces import (
+    PortalSecrets,
+    SmartSecrets,
+    V2Secrets,
+    connect,
+)
+from carebridge.errors import ConfigError
+from carebridge.store import tenants as repo
+from carebridge.store.vault import Vault
+
+REQUIRED_SETTINGS = ("base_url", "token_url", "portal_api")
+REQUIRED_SECRETS = (
+    "v2.client_id",
+    "v2.client_secret",
+    "v2.refresh_token",
+    "portal.username",
+    "portal.password",
+)
+FHIR_SECRETS = ("fhir.client_id", "fhir.private_key")
+
+
+def check_profile(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+    """Raise :class:`ConfigError` naming whatever a CareCloud tenant lacks."""
+    missing = [f"settings.{k}" for k in REQUIRED_SETTINGS if not settings.get(k)]
+    missing += [f"secrets.{k}" for k in REQUIRED_SECRETS if not secrets.get(k)]
+    if settings.get("fhir_base"):
+        missing += [f"secrets.{k}" for k in FHIR_SECRETS if not secrets.get(k)]
+        if not settings.get("fhir_token_url"):
+            missing.append("settings.fhir_token_url")
+    for key in ("base_url", "token_url", "portal_api", "fhir_base", "fhir_token_url"):
+        value = settings.get(key)
+        if value and not str(value).startswith(("http://", "https://")):
+            raise ConfigError(f"settings.{key} must be an http(s) URL")
+    if missing:
+        raise ConfigError("a CareCloud tenant needs " + ", ".join(missing))
+
+
+def from_sandbox(
+    credentials: Mapping[str, Any], practice: int = 0
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings and secrets of one practice of an emulated tenant, from the document its
+    ``GET /_sandbox/credentials`` answers."""
+    chosen = credentials["practices"][practice]
+    user = chosen["users"][0]
+    connector = credentials.get("connector") or {}
+    settings: dict[str, Any] = {
+        "base_url": credentials["base_url"],
+        "token_url": credentials["token_url"],
+        "portal_api": credentials["portal_url"],
+        "practice": chosen["id"],
+    }
+    secrets = {
+        "v2.client_id": credentials["client_id"],
+        "v2.client_secret": credentials["client_secret"],
+        "v2.refresh_token": chosen["refresh_token"],
+        "portal.username": user["username"],
+        "portal.password": user["password"],
+        "portal.totp_seed": user["totp_seed"],
+    }
+    fhir_base = (connector.get("fhir_base") or {}).get(chosen.get("fhir_code"))
+    if fhir_base:
+        settings["fhir_base"] = fhir_base
+        settings["fhir_token_url"] = connector["token_url"]
+        secrets |= {
+            "fhir.client_id": connector["client_id"],
+            "fhir.private_key": connector["private_key_pem"],
+            "fhir.kid": connector.get("kid") or "",
+            "fhir.alg": connector.get("alg") or "ES384",
+        }
+    return settings, secrets
+
+
+def open_tenant(
+    tenant_id: str,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    *,
+    clock: Callable[[], datetime],
+    transport: httpx.AsyncBaseTransport | None = None,
+    on_rotate: Callable[[str], None] | None = None,
+) -> CareCloudTenant:
+    """Connect one tenant's surfaces and wrap them in the facade."""
+    check_profile(settings, secrets)
+    totp = secrets.get("portal.totp_seed")
+    fhir = None
+    if settings.get("fhir_base"):
+        fhir = SmartSecrets(
+            settings["fhir_token_url"],
+            secrets["fhir.client_id"],
+            secrets["fhir.private_key"],
+            secrets.get("fhir.kid") or None,
+            secrets.get("fhir.alg") or "ES384",
+        )
+    connection = connect(
+        clock=clock,
+        transport=transport,
+        on_rotate=on_rotate,
+        v2=V2Secrets(
+            settings["token_url"],
+            secrets["v2.client_id"],
+            secrets["v2.client_secret"],
+            secrets["v2.refresh_token"],
+        ),
+        portal=PortalSecrets(
+            api_url=settings["portal_api"],
+            username=secrets["portal.username"],
+            password=secrets["portal.password"],
+            codes=[TotpSource(totp, clock)] if totp else [],
+            methods=("totp",) if totp else ("totp", "sms", "email"),
+        ),
+        fhir=fhir,
+    )
+    return CareCloudTenant(
+        connection,
+        tenant=tenant_id,
+        v2_base=settings["base_url"],
+        portal_api=settings["portal_api"],
+        fhir_base=settings.get("fhir_base"),
+        clock=clock,
+    )
+
+
+class TenantUpstreams:
+    """``Upstreams`` over the store: each tenant's facade, connected on first use and kept.
+
+    A rotated v2 refresh token is sealed back into the vault, so a restart keeps working.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        vault: Vault,
+        *,
+        clock: Callable[[], datetime],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.engine = engine
+        self.vault = vault
+        self.clock = clock
+        self.transport = transport
+        self._open: dict[str, CareCloudTenant] = {}
+        self._lock = anyio.Lock()
+        self._saving: set[asyncio.Task[None]] = set()
+
+    async def of(self, tenant_id: str) -> CareCloudTenant:
+        found = self._open.get(tenant_id)
+        if found is not None:
+            return found
+        async with self._lock:
+            found = self._open.get(tenant_id)
+            if found is None:
+                settings = await repo.tenant_settings(self.engine, tenant_id)
+                secrets = await repo.secrets_of(self.engine, self.vault, tenant_id)
+                found = open_tenant(
+                    tenant_id,
+                    settings,
+                    secrets,
+                    clock=self.clock,
+                    transport=self.transport,
+                    on_rotate=lambda token: self._keep_rotated(tenant_id, token),
+                )
+                self._open[tenant_id] = found
+        return found
+
+    def _keep_rotated(self, tenant_id: str, token: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            repo.put_secret(
+                self.engine, self.vault, tenant_id, "v2.refresh_token", token, now=self.clock()
+            )
+        )
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
+
+    def health(self, tenant_id: str) -> dict[str, Any] | None:
+        """The connected facade's health (None before its first use)."""
+        found = self._open.get(tenant_id)
+        return None if found is None else found.health()
+
+    async def aclose(self) -> None:
+        """Close every connection (after pending secret writes)."""
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
+        for tenant in self._open.values():
+            await tenant.connection.aclose()
+        self._open.clear()
