@@ -251,7 +251,7 @@ class Live:
                 return chosen.fetch(u, pid, since)
 
         else:
-            assert source is not None
+            assert source is not None  # noqa: S101 - checked above
             scope, chosen = "*", source
 
             def fetch(u: Upstream, since: datetime | None) -> AsyncIterator[Any]:
