@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from carebridge.ports.writes import request_hash
 from carebridge.store import idempotency as idem
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +21,7 @@ def engine(seeded: AsyncEngine) -> AsyncEngine:
 
 
 def fp(body: object = BODY) -> str:
-    return idem.request_hash("POST", "/create_appointment", body)
+    return request_hash("POST", "/create_appointment", body)
 
 
 async def _begin(

@@ -1,23 +1,39 @@
-"""The carebridge API (the read routes served from the store so far).
+"""The carebridge API: the seven seed endpoints and the rest of the surface.
 
-Every route authenticates an API key, checks its scope, scopes the query to the key's tenant
-(another tenant's ids are 404), audits PHI reads before answering, and answers errors as RFC
-9457 problems.
+Every route authenticates a bearer credential (an API key, or a session token from
+``POST /authenticate``), checks its scope, scopes the query to the caller's tenant (another
+tenant's ids are 404), audits PHI access before answering, and answers errors as RFC 9457
+problems. Reads say how old their data is (``Age``) and accept ``max_age`` (or
+``Cache-Control: max-age=N`` / ``no-cache``); writes take an ``Idempotency-Key`` and answer
+their ledger state. ``RateLimit`` headers carry the tenant's upstream budget.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+import orjson
+from fastapi import Body as BodyParam
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel
 
-from carebridge.api import problems
+from carebridge.api import bodies, problems
+from carebridge.domain import EligibilityRequest
+from carebridge.domain.values import AppointmentId, EncounterId
 from carebridge.ports.records import AuditReader, KeyStore
-from carebridge.services.records import Principal, Records, authenticate
+from carebridge.ports.upstream import Upstream, WriteResult
+from carebridge.ports.writes import request_hash
+from carebridge.services.live import Answer, BadRequest, Freshness, Live, Served
+from carebridge.services.records import NotFound, Principal, Records, Unauthorized, authenticate
 
 MAX_LIMIT = 500
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+_MAX_AGE = re.compile(r"max-age=(\d{1,9})")
+
+SessionCheck = Callable[[str], Awaitable[Principal | None]]
 
 
 class Page(BaseModel):
@@ -25,6 +41,21 @@ class Page(BaseModel):
 
     data: list[dict[str, Any]]
     next_cursor: str | None
+
+
+class Items(BaseModel):
+    """Records read in real time (no paging)."""
+
+    data: list[dict[str, Any]]
+
+
+class WriteAnswer(BaseModel):
+    """A write's record as read back, and whether the read-back matched the request."""
+
+    data: dict[str, Any]
+    confirmation: str
+    diverged: list[str]
+    ledger_id: int
 
 
 class AuditPage(BaseModel):
@@ -40,11 +71,19 @@ class Health(BaseModel):
     status: str
 
 
-async def _principal(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    keys: KeyStore = request.app.state.keys
-    return await authenticate(keys, authorization)
+def _json(
+    body: Any,
+    *,
+    status: int = 200,
+    age: timedelta | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    extra = {"Cache-Control": "private, no-store", **(headers or {})}
+    if age is not None:
+        extra["Age"] = str(max(0, int(age.total_seconds())))
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=extra
+    )
 
 
 def _given(**values: str | None) -> dict[str, str]:
@@ -52,145 +91,738 @@ def _given(**values: str | None) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-Caller = Annotated[Principal, Depends(_principal)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+def _freshness(max_age: int | None, cache_control: str | None) -> Freshness:
+    """``max_age`` wins; else ``Cache-Control: no-cache`` (0) or ``max-age=N``."""
+    if max_age is not None:
+        return Freshness(timedelta(seconds=max_age))
+    header = (cache_control or "").lower()
+    if "no-cache" in header:
+        return Freshness(timedelta(0))
+    found = _MAX_AGE.search(header)
+    return Freshness(timedelta(seconds=int(found.group(1)))) if found else Freshness()
 
 
-def create_app(records: Records, keys: KeyStore, audit: AuditReader | None = None) -> FastAPI:
-    """The API over the given use cases."""
-    app = FastAPI(title="carebridge", version="0.1.0", openapi_url="/openapi.json")
+async def _caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller: a session token (``cbs_``) from ``POST /authenticate``, or an API key."""
+    token = (authorization or "").strip()
+    bare = token[7:].strip() if token.lower().startswith("bearer ") else token
+    sessions: SessionCheck | None = request.app.state.sessions
+    if sessions is not None and bare.startswith("cbs_"):
+        principal = await sessions(bare)
+        if principal is None:
+            raise Unauthorized("the session token is not valid or has expired")
+    else:
+        principal = await authenticate(request.app.state.keys, authorization)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+CacheControl = Annotated[
+    str | None, Header(alias="Cache-Control", description="max-age=N, or no-cache for live data")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="The `next_cursor` of the previous page.")
+]
+MaxAge = Annotated[
+    int | None,
+    Query(ge=0, le=86_400 * 30, description="Oldest acceptable data, in seconds (0 = live)."),
+]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Replays the first answer for 24 h; 422 if reused with another body.",
+    ),
+]
+
+
+def create_app(
+    records: Records | None = None,
+    keys: KeyStore | None = None,
+    audit: AuditReader | None = None,
+    *,
+    live: Live | None = None,
+    sessions: SessionCheck | None = None,
+    extra_routers: list[Any] | None = None,
+) -> FastAPI:
+    """The API over the given use cases (``live`` without a backend serves the store only)."""
+    if live is None:
+        if records is None:
+            raise TypeError("create_app needs records or live")
+        live = Live(records.store, records.audit, clock=records.clock)
+    if keys is None:
+        raise TypeError("create_app needs a key store")
+    service = live
+    app = FastAPI(
+        title="carebridge",
+        version="0.1.0",
+        openapi_url="/openapi.json",
+        description=(__doc__ or "").strip(),
+    )
     problems.install(app)
-
     app.state.keys = keys
+    app.state.sessions = sessions
 
-    @app.get("/health")
+    def rate_headers(principal: Principal) -> dict[str, str]:
+        budget = service.budget(principal.tenant_id)
+        if budget is None:
+            return {}
+        quota, remaining = budget
+        return {
+            "RateLimit-Policy": f'"upstream";q={quota};w=1',
+            "RateLimit": f'"upstream";r={remaining};t=1',
+        }
+
+    def page(served: Served, principal: Principal) -> Response:
+        return _json(
+            {"data": list(served.page.items), "next_cursor": served.page.next_cursor},
+            age=served.age,
+            headers=rate_headers(principal),
+        )
+
+    async def listing(
+        principal: Principal,
+        kind: str,
+        route: str,
+        filters: dict[str, str],
+        *,
+        limit: int,
+        cursor: str | None,
+        max_age: int | None,
+        cache_control: str | None,
+        updated_since: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Response:
+        served = await service.page(
+            principal,
+            kind,
+            route,
+            freshness=_freshness(max_age, cache_control),
+            filters=filters,
+            updated_since=updated_since,
+            starts_from=start,
+            starts_before=end,
+            limit=limit,
+            cursor=cursor,
+        )
+        return page(served, principal)
+
+    # --- health --------------------------------------------------------------------------------
+
+    @app.get("/health", tags=["health"])
     async def health() -> Health:
+        """Liveness of the service."""
         return Health(status="ok")
 
-    @app.get("/patients")
+    @app.get("/health/upstream", tags=["health"])
+    async def health_upstream(principal: Caller) -> dict[str, Any]:
+        """The caller's tenant upstream: throttle budget, drift report, session state per
+        surface (no secrets). ``connected`` is false until the first upstream call."""
+        found = service.upstream_health(principal.tenant_id)
+        return {"tenant": principal.tenant_id, "connected": found is not None, **(found or {})}
+
+    # --- patients --------------------------------------------------------------------------------
+
+    @app.get("/patients", tags=["patients"], response_model=Page)
     async def list_patients(
-        caller: Caller,
+        principal: Caller,
+        cache_control: CacheControl = None,
         limit: Limit = 100,
-        cursor: str | None = None,
-        name: Annotated[str | None, Query(description="Last, First")] = None,
-        dob: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        name: Annotated[str | None, Query(max_length=200, description="Last, First")] = None,
+        dob: Annotated[str | None, Query(pattern=DATE)] = None,
         provider_id: str | None = None,
         location_id: str | None = None,
+        status: Annotated[str | None, Query(pattern="^(active|inactive)$")] = None,
         updated_since: datetime | None = None,
-    ) -> Page:
+    ) -> Response:
+        """Demographics, insurance (coverages with their eligibility) and balances."""
+        if dob is not None:
+            _check_date(dob, "dob")
         filters = _given(
             name_key=name.lower() if name else None,
             birth_date=dob,
             provider_id=provider_id,
             location_id=location_id,
+            status=status,
         )
-        page = await records.list(
-            caller,
+        return await listing(
+            principal,
             "patient",
             "GET /patients",
-            filters=filters,
-            updated_since=updated_since,
+            filters,
             limit=limit,
             cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+            updated_since=updated_since,
         )
-        return Page(data=list(page.items), next_cursor=page.next_cursor)
 
-    @app.get("/patients/{patient_id}")
-    async def get_patient(caller: Caller, patient_id: str) -> dict[str, Any]:
-        return await records.get(caller, "patient", "GET /patients/{id}", patient_id)
+    @app.get("/patients/{patient_id}", tags=["patients"])
+    async def get_patient(
+        principal: Caller,
+        patient_id: str,
+        max_age: MaxAge = None,
+        cache_control: CacheControl = None,
+    ) -> Response:
+        """One patient."""
+        record, age = await service.one(
+            principal,
+            "patient",
+            "GET /patients/{id}",
+            patient_id,
+            freshness=_freshness(max_age, cache_control),
+        )
+        return _json(record, age=age, headers=rate_headers(principal))
 
-    @app.get("/appointments")
+    @app.get("/eligibility", tags=["patients"])
+    async def eligibility(
+        principal: Caller,
+        patient_id: str,
+        service_date: Annotated[date | None, Query(description="Default: today.")] = None,
+        service_type: Annotated[
+            list[str] | None, Query(description="X12 service type codes (default 30).")
+        ] = None,
+    ) -> Response:
+        """A real-time eligibility inquiry (270/271), with normalized benefits."""
+        try:
+            request = EligibilityRequest(
+                service_date=service_date or service.clock().date(),
+                service_types=tuple(service_type or ["30"]),
+            )
+        except ValueError as err:
+            raise BadRequest(_first_error(err), field="service_type") from None
+        check = await service.eligibility(principal, "GET /eligibility", patient_id, request)
+        return _json(
+            check.model_dump(mode="json"), age=timedelta(0), headers=rate_headers(principal)
+        )
+
+    @app.get("/balances", tags=["billing"], response_model=Items)
+    async def balances(principal: Caller, patient_id: str) -> Response:
+        """A patient's balances (patient and insurance responsibility), read in real time."""
+        rows = await service.balances(principal, "GET /balances", patient_id)
+        return _json(
+            {"data": [r.model_dump(mode="json") for r in rows]},
+            age=timedelta(0),
+            headers=rate_headers(principal),
+        )
+
+    # --- practice ----------------------------------------------------------------------------
+
+    for kind, path in (
+        ("provider", "/providers"),
+        ("location", "/locations"),
+        ("resource", "/resources"),
+    ):
+        app.add_api_route(
+            path,
+            _practice_route(kind, path, listing),
+            methods=["GET"],
+            tags=["practice"],
+            response_model=Page,
+            summary=f"List {path[1:]}",
+        )
+
+    @app.get("/availability", tags=["scheduling"], response_model=Items)
+    async def availability(
+        principal: Caller,
+        visit_reason_id: str,
+        start: date,
+        end: date,
+        location_id: Annotated[list[str] | None, Query()] = None,
+        resource_id: Annotated[list[str] | None, Query()] = None,
+    ) -> Response:
+        """Free slots for a visit reason, read in real time (at most 31 days)."""
+        slots = await service.availability(
+            principal,
+            visit_reason_id,
+            start,
+            end,
+            location_ids=location_id or (),
+            resource_ids=resource_id or (),
+        )
+        return _json(
+            {"data": [s.model_dump(mode="json") for s in slots]},
+            age=timedelta(0),
+            headers=rate_headers(principal),
+        )
+
+    # --- scheduling --------------------------------------------------------------------------
+
+    @app.get("/appointments", tags=["scheduling"], response_model=Page)
     async def list_appointments(
-        caller: Caller,
+        principal: Caller,
+        cache_control: CacheControl = None,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
         start: datetime | None = None,
         end: datetime | None = None,
         status: str | None = None,
         patient_id: str | None = None,
         provider_id: str | None = None,
         location_id: str | None = None,
-    ) -> Page:
+    ) -> Response:
+        """Appointments in a window (default: a week back to 30 days ahead)."""
         filters = _given(
             status=status, patient_id=patient_id, provider_id=provider_id, location_id=location_id
         )
-        page = await records.list(
-            caller,
+        return await listing(
+            principal,
             "appointment",
             "GET /appointments",
-            filters=filters,
-            starts_from=start,
-            starts_before=end,
+            filters,
             limit=limit,
             cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+            start=start,
+            end=end,
         )
-        return Page(data=list(page.items), next_cursor=page.next_cursor)
 
-    @app.get("/encounters")
+    # --- charts ------------------------------------------------------------------------------
+
+    @app.get("/encounters", tags=["charts"], response_model=Page)
     async def list_encounters(
-        caller: Caller,
+        principal: Caller,
+        cache_control: CacheControl = None,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
         patient_id: str | None = None,
         provider_id: str | None = None,
         status: Annotated[str | None, Query(pattern="^(open|signed)$")] = None,
         start: datetime | None = None,
         end: datetime | None = None,
         updated_since: datetime | None = None,
-    ) -> Page:
-        """Encounters with their note, diagnoses, procedures, vitals, addenda and signature."""
-        page = await records.list(
-            caller,
+    ) -> Response:
+        """Encounters with their note, diagnoses, procedures, vitals, addenda and signature.
+        With ``patient_id``, the patient's chart is read through when stale."""
+        return await listing(
+            principal,
             "encounter",
             "GET /encounters",
-            filters=_given(patient_id=patient_id, provider_id=provider_id, status=status),
-            starts_from=start,
-            starts_before=end,
-            updated_since=updated_since,
+            _given(patient_id=patient_id, provider_id=provider_id, status=status),
             limit=limit,
             cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+            updated_since=updated_since,
+            start=start,
+            end=end,
         )
-        return Page(data=list(page.items), next_cursor=page.next_cursor)
 
-    @app.get("/claims")
+    for kind, path in (
+        ("lab", "/labs"),
+        ("immunization", "/immunizations"),
+        ("document", "/documents"),
+    ):
+        app.add_api_route(
+            path,
+            _chart_route(kind, path, listing),
+            methods=["GET"],
+            tags=["charts"],
+            response_model=Page,
+            summary=f"A patient's {path[1:]}",
+        )
+
+    # --- revenue cycle -------------------------------------------------------------------------
+
+    @app.get("/claims", tags=["billing"], response_model=Page)
     async def list_claims(
-        caller: Caller,
+        principal: Caller,
+        cache_control: CacheControl = None,
         limit: Limit = 100,
-        cursor: str | None = None,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
         patient_id: str | None = None,
         status: str | None = None,
         updated_since: datetime | None = None,
-    ) -> Page:
+    ) -> Response:
         """Claims with their lines and 277 status history."""
-        page = await records.list(
-            caller,
+        return await listing(
+            principal,
             "claim",
             "GET /claims",
-            filters=_given(patient_id=patient_id, status=status),
-            updated_since=updated_since,
+            _given(patient_id=patient_id, status=status),
             limit=limit,
             cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+            updated_since=updated_since,
         )
-        return Page(data=list(page.items), next_cursor=page.next_cursor)
 
-    @app.get("/claims/{claim_id}")
-    async def get_claim(caller: Caller, claim_id: str) -> dict[str, Any]:
-        return await records.get(caller, "claim", "GET /claims/{id}", claim_id)
+    @app.get("/claims/{claim_id}", tags=["billing"])
+    async def get_claim(
+        principal: Caller, claim_id: str, max_age: MaxAge = None, cache_control: CacheControl = None
+    ) -> Response:
+        """One claim."""
+        record, age = await service.one(
+            principal,
+            "claim",
+            "GET /claims/{id}",
+            claim_id,
+            freshness=_freshness(max_age, cache_control),
+        )
+        return _json(record, age=age, headers=rate_headers(principal))
+
+    for kind, path in (
+        ("charge", "/charges"),
+        ("payment", "/payments"),
+        ("remittance", "/remittances"),
+        ("statement", "/statements"),
+    ):
+        app.add_api_route(
+            path,
+            _billing_route(kind, path, listing),
+            methods=["GET"],
+            tags=["billing"],
+            response_model=Page,
+            summary=f"List {path[1:]}",
+        )
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def run(
+        request: Request,
+        principal: Principal,
+        *,
+        operation: str,
+        scope: str,
+        kind: str,
+        body: BaseModel,
+        key: str | None,
+        patient_ids: list[str],
+        call: Callable[[Upstream], Awaitable[WriteResult[Any]]],
+        created: bool = False,
+    ) -> Response:
+        payload = body.model_dump(mode="json")
+        answer: Answer = await service.write(
+            principal,
+            scope=scope,
+            operation=operation,
+            kind=kind,
+            fingerprint=request_hash("POST", request.url.path, payload),
+            request=payload,
+            idempotency_key=key,
+            patient_ids=patient_ids,
+            call=call,
+            render=lambda err: problems.render(err)[:2],
+            created=created,
+        )
+        headers = rate_headers(principal)
+        if answer.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        if answer.status >= 400:
+            return Response(
+                orjson.dumps(answer.body),
+                status_code=answer.status,
+                media_type=problems.MEDIA,
+                headers=headers,
+            )
+        return _json(answer.body, status=answer.status, headers=headers)
+
+    async def appointment_patient(principal: Principal, appointment_id: str) -> str:
+        record = await service.records.get(principal.tenant_id, "appointment", appointment_id)
+        if record is None:
+            raise NotFound(f"no appointment {appointment_id}")
+        await service.prime_appointment(principal, record)
+        return str(record["patient_id"])
+
+    @app.post(
+        "/create_appointment", tags=["scheduling"], status_code=201, response_model=WriteAnswer
+    )
+    async def create_appointment(
+        request: Request, principal: Caller, body: bodies.CreateAppointment, key: IdemKey = None
+    ) -> Response:
+        """Book a visit in a free slot (``GET /availability``); 409 when the slot is taken."""
+        command = body.command()
+        return await run(
+            request,
+            principal,
+            operation="create_appointment",
+            scope="appointment.write",
+            kind="appointment",
+            body=body,
+            key=key,
+            patient_ids=[body.patient_id],
+            call=lambda up: up.create_appointment(command),
+            created=True,
+        )
+
+    @app.post("/reschedule_appointment", tags=["scheduling"], response_model=WriteAnswer)
+    async def reschedule_appointment(
+        request: Request, principal: Caller, body: bodies.Reschedule, key: IdemKey = None
+    ) -> Response:
+        """Move an appointment to another free slot."""
+        patient = await appointment_patient(principal, body.appointment_id)
+        command = body.command(patient)
+        return await run(
+            request,
+            principal,
+            operation="reschedule_appointment",
+            scope="appointment.write",
+            kind="appointment",
+            body=body,
+            key=key,
+            patient_ids=[patient],
+            call=lambda up: up.reschedule_appointment(AppointmentId(body.appointment_id), command),
+        )
+
+    @app.post("/cancel_appointment", tags=["scheduling"], response_model=WriteAnswer)
+    async def cancel_appointment(
+        request: Request, principal: Caller, body: bodies.Cancel, key: IdemKey = None
+    ) -> Response:
+        """Cancel an appointment, with a cancellation reason code (default: the practice's)."""
+        patient = await appointment_patient(principal, body.appointment_id)
+        return await run(
+            request,
+            principal,
+            operation="cancel_appointment",
+            scope="appointment.write",
+            kind="appointment",
+            body=body,
+            key=key,
+            patient_ids=[patient],
+            call=lambda up: up.cancel_appointment(
+                AppointmentId(body.appointment_id),
+                reason_code=body.reason_code,
+                comments=body.comments,
+            ),
+        )
+
+    @app.post("/check_in", tags=["scheduling"], response_model=WriteAnswer)
+    async def check_in(
+        request: Request, principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
+    ) -> Response:
+        """Mark the patient arrived."""
+        patient = await appointment_patient(principal, body.appointment_id)
+        return await run(
+            request,
+            principal,
+            operation="check_in",
+            scope="appointment.write",
+            kind="appointment",
+            body=body,
+            key=key,
+            patient_ids=[patient],
+            call=lambda up: up.check_in(AppointmentId(body.appointment_id)),
+        )
+
+    @app.post("/check_out", tags=["scheduling"], response_model=WriteAnswer)
+    async def check_out(
+        request: Request, principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
+    ) -> Response:
+        """Mark the visit done (the upstream opens its encounter)."""
+        patient = await appointment_patient(principal, body.appointment_id)
+        return await run(
+            request,
+            principal,
+            operation="check_out",
+            scope="appointment.write",
+            kind="appointment",
+            body=body,
+            key=key,
+            patient_ids=[patient],
+            call=lambda up: up.check_out(AppointmentId(body.appointment_id)),
+        )
+
+    @app.post("/create_encounter", tags=["charts"], status_code=201, response_model=WriteAnswer)
+    async def create_encounter(
+        request: Request, principal: Caller, body: bodies.CreateEncounter, key: IdemKey = None
+    ) -> Response:
+        """Push an encounter (note, diagnoses, procedures) to the EHR; it starts open."""
+        command = body.command()
+        return await run(
+            request,
+            principal,
+            operation="create_encounter",
+            scope="encounter.write",
+            kind="encounter",
+            body=body,
+            key=key,
+            patient_ids=[body.patient_id],
+            call=lambda up: up.push_encounter(command),
+            created=True,
+        )
+
+    @app.post("/sign_encounter", tags=["charts"], response_model=WriteAnswer)
+    async def sign_encounter(
+        request: Request, principal: Caller, body: bodies.EncounterRef, key: IdemKey = None
+    ) -> Response:
+        """Sign an open encounter (it locks; its charges post)."""
+        record = await service.records.get(principal.tenant_id, "encounter", body.encounter_id)
+        if record is None:
+            raise NotFound(f"no encounter {body.encounter_id}")
+        patient = str(record["patient_id"])
+        await service.prime_chart(principal, patient)
+        return await run(
+            request,
+            principal,
+            operation="sign_encounter",
+            scope="encounter.write",
+            kind="encounter",
+            body=body,
+            key=key,
+            patient_ids=[patient],
+            call=lambda up: up.sign_encounter(EncounterId(body.encounter_id)),
+        )
+
+    @app.post("/create_charge", tags=["billing"], status_code=201, response_model=WriteAnswer)
+    async def create_charge(
+        request: Request, principal: Caller, body: bodies.CreateCharge, key: IdemKey = None
+    ) -> Response:
+        """Post a CPT/HCPCS charge to the patient's ledger."""
+        command = body.command()
+        return await run(
+            request,
+            principal,
+            operation="create_charge",
+            scope="charge.write",
+            kind="charge",
+            body=body,
+            key=key,
+            patient_ids=[body.patient_id],
+            call=lambda up: up.create_charge(command),
+            created=True,
+        )
+
+    @app.post("/submit_claim", tags=["billing"], status_code=201, response_model=WriteAnswer)
+    async def submit_claim(
+        request: Request,
+        principal: Caller,
+        body: Annotated[bodies.SubmitClaim, BodyParam()],
+        key: IdemKey = None,
+    ) -> Response:
+        """Scrub and submit a claim from unbilled charges; answers the claim and its status.
+        A scrubber rejection is a 422 naming every field."""
+        await service.prime_charges(principal, body.patient_id)
+        command = body.command()
+        return await run(
+            request,
+            principal,
+            operation="submit_claim",
+            scope="claim.write",
+            kind="claim",
+            body=body,
+            key=key,
+            patient_ids=[body.patient_id],
+            call=lambda up: up.submit_claim(command),
+            created=True,
+        )
+
+    # --- audit -----------------------------------------------------------------------------------
 
     if audit is not None:
         reader = audit
 
-        @app.get("/audit_events")
+        @app.get("/audit_events", tags=["admin"])
         async def audit_events(
-            caller: Caller,
+            principal: Caller,
             after: Annotated[int, Query(ge=0)] = 0,
             limit: Limit = 100,
         ) -> AuditPage:
             """Who accessed which patients' data, through which route, when (scope
             ``audit.read``). The log is hash-chained: ``carebridge audit verify`` checks it."""
-            caller.require("audit.read")
-            events = await reader.events(caller.tenant_id, after=after, limit=limit)
+            principal.require("audit.read")
+            events = await reader.events(principal.tenant_id, after=after, limit=limit)
             more = len(events) == limit
             return AuditPage(data=events, next_after=events[-1]["seq"] if more and events else None)
 
+    for router in extra_routers or []:
+        app.include_router(router)
     return app
+
+
+def _check_date(text: str, field: str) -> None:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{field} is not a calendar date", field=field) from None
+
+
+def _first_error(err: ValueError) -> str:
+    return str(err).splitlines()[-1].strip() if str(err) else "invalid"
+
+
+Listing = Callable[..., Awaitable[Response]]
+
+
+def _practice_route(kind: str, path: str, listing: Listing) -> Any:
+    async def route(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+    ) -> Response:
+        return await listing(
+            principal,
+            kind,
+            f"GET {path}",
+            {},
+            limit=limit,
+            cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+        )
+
+    route.__doc__ = f"The practice's {path[1:]} (refreshed daily unless ``max_age`` says less)."
+    return route
+
+
+def _chart_route(kind: str, path: str, listing: Listing) -> Any:
+    async def route(
+        principal: Caller,
+        patient_id: str,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        status: str | None = None,
+    ) -> Response:
+        return await listing(
+            principal,
+            kind,
+            f"GET {path}",
+            _given(patient_id=patient_id, status=status),
+            limit=limit,
+            cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+        )
+
+    route.__doc__ = f"A patient's {path[1:]}, read through the chart when stale."
+    return route
+
+
+def _billing_route(kind: str, path: str, listing: Listing) -> Any:
+    async def route(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        patient_id: str | None = None,
+        status: str | None = None,
+        updated_since: datetime | None = None,
+    ) -> Response:
+        return await listing(
+            principal,
+            kind,
+            f"GET {path}",
+            _given(patient_id=patient_id, status=status),
+            limit=limit,
+            cursor=cursor,
+            max_age=max_age,
+            cache_control=cache_control,
+            updated_since=updated_since,
+        )
+
+    route.__doc__ = f"The tenant's {path[1:]}, refreshed incrementally when stale."
+    return route

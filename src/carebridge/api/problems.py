@@ -1,4 +1,10 @@
-"""RFC 9457 problem details: every error of the API answers ``application/problem+json``."""
+"""RFC 9457 problem details: every error of the API answers ``application/problem+json``.
+
+:func:`render` turns an error into its status and body. The exception handlers use it, and so
+do the writes, whose refusals are stored with their idempotency key and replayed verbatim.
+Problem bodies never carry request values (they may be PHI): only messages the code wrote,
+field names and codes.
+"""
 
 from __future__ import annotations
 
@@ -10,45 +16,135 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carebridge.errors import (
+    AuthError,
+    CarebridgeError,
+    ConfigError,
+    DomainError,
+    RateLimited,
+    TransportError,
+    UpstreamError,
+    UpstreamStatusError,
+)
+from carebridge.services.live import BadRequest, KeyInFlight, KeyReused, NotConfigured
 from carebridge.services.records import Forbidden, NotFound, Unauthorized
+from carebridge.services.sessions import Locked
 from carebridge.store.entities import BadCursor
+from carebridge.store.tenants import TenantExists, UnknownTenant
 
 MEDIA = "application/problem+json"
+TYPES = "https://carebridge.dev/problems/"
 logger = logging.getLogger("carebridge.api")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Content",
+    423: "Locked",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def body(status: int, detail: str, *, kind: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A problem body; ``kind`` names a carebridge problem type (else ``about:blank``)."""
+    return {
+        "type": f"{TYPES}{kind}" if kind else "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
 
 
 def problem(
     status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     """A problem response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA, headers=headers)
+    content = body(status, detail, **extra) | {"title": title}
+    return JSONResponse(content, status_code=status, media_type=MEDIA, headers=headers)
+
+
+def _field_errors(fields: Any) -> list[dict[str, str]]:
+    return [{"field": str(f), "message": "refused by the upstream's rules"} for f in fields]
+
+
+def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The status, problem body and headers of an error."""
+    message = str(exc)
+    if isinstance(exc, Locked):
+        retry = str(exc.retry_after)
+        return 423, body(423, message, kind="locked"), {"Retry-After": retry}
+    if isinstance(exc, Unauthorized):
+        return 401, body(401, message), {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, Forbidden):
+        return 403, body(403, message, kind="missing-scope"), {}
+    if isinstance(exc, NotFound | UnknownTenant):
+        return 404, body(404, message), {}
+    if isinstance(exc, BadCursor):
+        return 400, body(400, message, errors=[{"field": "cursor", "message": message}]), {}
+    if isinstance(exc, BadRequest):
+        errors = [{"field": exc.field, "message": message}] if exc.field else []
+        return 400, body(400, message, errors=errors), {}
+    if isinstance(exc, KeyReused):
+        return 422, body(422, message, kind="idempotency-key-reused"), {}
+    if isinstance(exc, KeyInFlight):
+        return 409, body(409, message, kind="idempotency-key-in-flight"), {"Retry-After": "1"}
+    if isinstance(exc, TenantExists):
+        return 409, body(409, message), {}
+    if isinstance(exc, DomainError):
+        status = exc.status
+        kind = type(exc).__name__
+        extra: dict[str, Any] = {"code": kind}
+        fields = getattr(exc, "fields", None)
+        if fields:
+            extra["errors"] = _field_errors(fields)
+        return status, body(status, message, kind=_slug(kind), **extra), {}
+    if isinstance(exc, NotConfigured | ConfigError):
+        return 503, body(503, message, kind="not-configured"), {}
+    if isinstance(exc, RateLimited):
+        wait = str(max(1, round(exc.retry_after or 1)))
+        return (
+            503,
+            body(503, "the upstream is rate limiting", kind="upstream-busy"),
+            {"Retry-After": wait},
+        )
+    if isinstance(exc, TransportError):
+        return 504, body(504, "the upstream did not answer", kind="upstream-unreachable"), {}
+    if isinstance(exc, AuthError):
+        return (
+            502,
+            body(502, "the upstream refused carebridge's credentials", kind="upstream-auth"),
+            {},
+        )
+    if isinstance(exc, UpstreamStatusError):
+        if exc.status == 404:
+            return 404, body(404, message), {}
+        return 502, body(502, f"the upstream answered {exc.status}", kind="upstream-error"), {}
+    if isinstance(exc, UpstreamError):
+        return 502, body(502, "the upstream failed", kind="upstream-error"), {}
+    logger.error("unexpected %s", type(exc).__name__)  # the type only: messages may hold PHI
+    return 500, body(500, "an unexpected error"), {}
+
+
+def _slug(name: str) -> str:
+    out = "".join(f"-{c.lower()}" if c.isupper() else c for c in name)
+    return out.lstrip("-")
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem."""
 
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
+    @app.exception_handler(CarebridgeError)
+    async def _known(request: Request, exc: CarebridgeError) -> JSONResponse:
         del request
-        return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(Forbidden)
-    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        del request
-        return problem(403, "Forbidden", str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        del request
-        return problem(404, "Not Found", str(exc))
-
-    @app.exception_handler(BadCursor)
-    async def _bad_cursor(request: Request, exc: BadCursor) -> JSONResponse:
-        del request
-        return problem(
-            400, "Bad Request", str(exc), errors=[{"field": "cursor", "message": str(exc)}]
-        )
+        status, content, headers = render(exc)
+        return JSONResponse(content, status_code=status, media_type=MEDIA, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -56,7 +152,7 @@ def install(app: FastAPI) -> None:
         errors = [
             {
                 "field": ".".join(
-                    str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path")
+                    str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path", "header")
                 ),
                 "message": e.get("msg", ""),
             }
@@ -72,5 +168,5 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         del request
-        logger.error("unexpected %s", type(exc).__name__)  # the type only: messages may hold PHI
-        return problem(500, "Internal Server Error", "an unexpected error")
+        status, content, headers = render(exc)
+        return JSONResponse(content, status_code=status, media_type=MEDIA, headers=headers)

@@ -6,6 +6,7 @@ import typer
 
 from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
 from carebridge.cli.sandbox import sandbox_app
+from carebridge.cli.users import users_app
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="carebridge: CareCloud, normalized."
@@ -15,6 +16,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:

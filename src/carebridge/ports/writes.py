@@ -7,6 +7,8 @@ body under the same key (422), or refuse while the first request still runs (409
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +41,12 @@ class InFlight:
 
 
 Outcome = Start | Replay | Mismatch | InFlight
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    """A stable hash of a request: method, path and canonical JSON body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
 class Idempotency(Protocol):

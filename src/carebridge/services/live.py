@@ -351,7 +351,9 @@ class Live:
         await self.patient_known(principal, patient_id)
         upstream = await self._upstreams().of(principal.tenant_id)
         check = await upstream.check_eligibility(PatientId(patient_id), request)
-        await self.audit.record(principal.tenant_id, principal.id, route, [patient_id], self.clock())
+        await self.audit.record(
+            principal.tenant_id, principal.id, route, [patient_id], self.clock()
+        )
         return check
 
     async def availability(
@@ -385,8 +387,64 @@ class Live:
         await self.patient_known(principal, patient_id)
         upstream = await self._upstreams().of(principal.tenant_id)
         rows = await upstream.balance(PatientId(patient_id))
-        await self.audit.record(principal.tenant_id, principal.id, route, [patient_id], self.clock())
+        await self.audit.record(
+            principal.tenant_id, principal.id, route, [patient_id], self.clock()
+        )
         return rows
+
+    # --- what the writes need the connector to know --------------------------------------------
+
+    async def prime_appointment(self, principal: Principal, record: dict[str, Any]) -> None:
+        """Re-read the appointment's day, so the upstream connection knows its upstream id
+        (and the store has its current state) before a verb is sent."""
+        if self.backend is None:
+            return
+        start = datetime.fromisoformat(str(record["start"]))
+        day = start.astimezone(UTC).date()
+        upstream = await self._upstreams().of(principal.tenant_id)
+        found = [
+            a async for a in upstream.appointments(day - timedelta(days=1), day + timedelta(days=1))
+        ]
+        await self.writer.put(principal.tenant_id, "appointment", found, self.clock())
+
+    async def prime_chart(self, principal: Principal, patient_id: str) -> None:
+        """Re-read a patient's encounters (before signing one of them)."""
+        if self.backend is None:
+            return
+        await self.refresh(
+            principal.tenant_id,
+            "encounter",
+            f"patient:{patient_id}",
+            lambda u, _s: u.encounters(patient_id=PatientId(patient_id)),
+            timedelta(0),
+            incremental=False,
+        )
+
+    async def prime_charges(self, principal: Principal, patient_id: str) -> None:
+        """Re-read a patient's ledger charges (before a claim names them)."""
+        if self.backend is None:
+            return
+        await self.patient_known(principal, patient_id)
+        upstream = await self._upstreams().of(principal.tenant_id)
+        found = [c async for c in upstream.charges(patient_id=PatientId(patient_id))]
+        await self.writer.put(principal.tenant_id, "charge", found, self.clock())
+
+    # --- health ---------------------------------------------------------------------------------
+
+    def upstream_health(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's upstream health (None before its first use, or with no backend)."""
+        return None if self.backend is None else self.backend.upstreams.health(tenant_id)
+
+    def budget(self, tenant_id: str) -> tuple[int, int] | None:
+        """The tenant's upstream budget: requests per second, and how many could start now."""
+        found = self.upstream_health(tenant_id)
+        if not found or "throttle" not in found:
+            return None
+        gate = found["throttle"]
+        remaining = max(
+            0, min(int(gate["tokens"]), int(gate["concurrency"]) - int(gate["in_flight"]))
+        )
+        return max(1, round(float(gate["rate"]))), remaining
 
     async def _audit(self, principal: Principal, kind: str, route: str, items: Any) -> None:
         if kind not in PHI_KINDS:

@@ -14,8 +14,6 @@ Records expire after 24 hours; an expired key starts afresh.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,13 +25,6 @@ from carebridge.ports.writes import InFlight, Mismatch, Outcome, Replay, Start
 from carebridge.store.schema import idempotency
 
 TTL = timedelta(hours=24)
-
-
-
-def request_hash(method: str, path: str, body: Any) -> str:
-    """A stable hash of a request: method, path and canonical JSON body."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
 def _key(tenant_id: str, principal: str, key: str) -> Any:

@@ -1,0 +1,174 @@
+"""``POST /authenticate``: a tenant's user signs in, in up to three steps, for a session token.
+
+::
+
+    {"tenant", "username", "password"}      -> authenticated | mfa_required
+    {"challenge_id", "method"}              -> code_sent (sms, email) | code_required (totp)
+    {"challenge_id", "code"}                -> authenticated
+
+A body that mixes the steps' fields, or adds others, is a 422 problem. Errors are the use case's
+typed errors, answered as problems by :mod:`carebridge.api.problems`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body
+from fastapi.openapi.models import Example
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from carebridge.services.sessions import Challenge, Issued, Sessions
+
+Method = Literal["totp", "sms", "email"]
+
+
+class PasswordStep(BaseModel):
+    """Step 1: the tenant, the username and the password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class MethodStep(BaseModel):
+    """Step 2: the second factor to use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenge_id: str = Field(min_length=1, max_length=64)
+    method: Method
+
+
+class CodeStep(BaseModel):
+    """Step 3: the 6-digit code (from the authenticator app, the text or the e-mail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenge_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+def _step(body: Any) -> str | None:
+    """Which step a body is, by its fields; a mixture is judged by the step it starts."""
+    if not isinstance(body, dict):
+        return None
+    if {"tenant", "username", "password"} & body.keys():
+        return "password_step"
+    if "method" in body:
+        return "method_step"
+    if "code" in body:
+        return "code_step"
+    return None
+
+
+AuthenticateBody = Annotated[
+    Annotated[PasswordStep, Tag("password_step")]
+    | Annotated[MethodStep, Tag("method_step")]
+    | Annotated[CodeStep, Tag("code_step")],
+    Discriminator(
+        _step,
+        custom_error_type="invalid_step",
+        custom_error_message=(
+            "send tenant+username+password, challenge_id+method, or challenge_id+code"
+        ),
+    ),
+]
+
+EXAMPLES = {
+    "password": Example(
+        summary="Step 1: password",
+        value={"tenant": "ten_maple", "username": "frontdesk", "password": "correct horse"},
+    ),
+    "method": Example(
+        summary="Step 2: choose the second factor",
+        value={"challenge_id": "chl_6f1c0e5b2a9d4e7f8a1b2c3d4e5f6a7b", "method": "sms"},
+    ),
+    "code": Example(
+        summary="Step 3: the code",
+        value={"challenge_id": "chl_6f1c0e5b2a9d4e7f8a1b2c3d4e5f6a7b", "code": "123456"},
+    ),
+}
+
+
+class Authenticated(BaseModel):
+    """Signed in: send ``Authorization: Bearer <token>`` until ``expires_at``."""
+
+    status: Literal["authenticated"] = "authenticated"
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the token scheme, not a secret
+    expires_at: datetime
+    tenant: str
+    scopes: list[str]
+
+
+class MfaRequired(BaseModel):
+    """The password was right; choose one of ``methods`` before ``expires_at``."""
+
+    status: Literal["mfa_required"] = "mfa_required"
+    challenge_id: str
+    methods: list[Method]
+    expires_at: datetime
+
+
+class CodeSent(BaseModel):
+    """Send the code next: texted or e-mailed to ``destination`` (masked), or from the app."""
+
+    status: Literal["code_sent", "code_required"]
+    challenge_id: str
+    method: Method
+    destination: str | None = None
+
+
+AuthenticateReply = Authenticated | MfaRequired | CodeSent
+
+
+def _reply(outcome: Issued | Challenge) -> Authenticated | MfaRequired:
+    if isinstance(outcome, Issued):
+        return Authenticated(
+            token=outcome.token,
+            expires_at=outcome.expires_at,
+            tenant=outcome.tenant_id,
+            scopes=sorted(outcome.scopes),
+        )
+    return MfaRequired(
+        challenge_id=outcome.challenge_id,
+        methods=list(outcome.methods),
+        expires_at=outcome.expires_at,
+    )
+
+
+def router(sessions: Sessions) -> APIRouter:
+    """The ``POST /authenticate`` route over the sign-in use case."""
+    api = APIRouter(tags=["authentication"])
+
+    @api.post(
+        "/authenticate",
+        summary="Sign in with a password and, when enrolled, a second factor",
+        response_model_exclude_none=True,
+        responses={
+            401: {"description": "Invalid credentials, code or challenge"},
+            422: {"description": "A malformed or mixed body, or a method not enrolled"},
+            423: {"description": "Locked after too many failures; see Retry-After"},
+        },
+    )
+    async def authenticate(
+        body: Annotated[AuthenticateBody, Body(openapi_examples=EXAMPLES)],
+    ) -> AuthenticateReply:
+        if isinstance(body, PasswordStep):
+            return _reply(await sessions.start(body.tenant, body.username, body.password))
+        if isinstance(body, MethodStep):
+            sent = await sessions.choose(body.challenge_id, body.method)
+            status = "code_required" if sent.destination is None else "code_sent"
+            return CodeSent(
+                status=status,
+                challenge_id=sent.challenge_id,
+                method=body.method,
+                destination=sent.destination,
+            )
+        return _reply(await sessions.verify(body.challenge_id, body.code))
+
+    return api

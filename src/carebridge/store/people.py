@@ -1,0 +1,412 @@
+"""Users, MFA challenges, session tokens and the code outbox in the store.
+
+Passwords are stored as salted scrypt hashes, codes and session tokens as SHA-256 hashes, TOTP
+seeds sealed in the vault (``user.<id>.totp``). Every query filters by the tenant, except the
+two look-ups by an unguessable handle (a challenge id, a session prefix) whose record names it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.errors import StoreError
+from carebridge.ports.people import (
+    METHODS,
+    ChallengeRecord,
+    NotificationRecord,
+    SessionRecord,
+    UserRecord,
+    hash_password,
+)
+from carebridge.store.schema import (
+    auth_challenges,
+    notifications,
+    tenants,
+    user_sessions,
+    users,
+    vault_secrets,
+)
+from carebridge.store.tenants import UnknownTenant, put_secret
+from carebridge.store.vault import Sealed, Vault
+
+
+class UserExists(StoreError):
+    """The tenant already has a user with that username."""
+
+
+class InvalidUser(StoreError):
+    """A user cannot be added as given (an unknown MFA method, or one without its contact)."""
+
+
+def totp_slot(user_id: str) -> str:
+    """The vault slot of a user's TOTP seed."""
+    return f"user.{user_id}.totp"
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands instants back naive; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _maybe(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _user(row: Row[tuple[object, ...]]) -> UserRecord:
+    m = row._mapping
+    return UserRecord(
+        id=m["id"],
+        tenant_id=m["tenant_id"],
+        username=m["username"],
+        password_hash=m["password_hash"],
+        scopes=frozenset(m["scopes"]),
+        mfa_methods=tuple(m["mfa_methods"]),
+        email=m["email"],
+        phone=m["phone"],
+        failed_attempts=int(m["failed_attempts"]),
+        locked_until=_maybe(m["locked_until"]),
+        disabled=m["disabled_at"] is not None,
+    )
+
+
+async def add_user(
+    engine: AsyncEngine,
+    vault: Vault,
+    *,
+    tenant_id: str,
+    username: str,
+    password: str,
+    scopes: Iterable[str],
+    mfa_methods: Iterable[str] = (),
+    email: str | None = None,
+    phone: str | None = None,
+    totp_seed: str | None = None,
+    now: datetime,
+) -> str:
+    """Add a tenant's user; returns its id (``usr_...``).
+
+    The password is stored as a salted scrypt hash and the TOTP seed sealed in the vault, so
+    neither is readable from the database.
+
+    Raises:
+        InvalidUser: an unknown MFA method, or one enrolled without its email, phone or seed.
+        UnknownTenant: no such tenant.
+        UserExists: the tenant already has that username.
+    """
+    methods = tuple(dict.fromkeys(mfa_methods))
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise InvalidUser("unknown MFA methods: " + ", ".join(unknown))
+    for method, contact in (("totp", totp_seed), ("sms", phone), ("email", email)):
+        if method in methods and not contact:
+            needed = {"totp": "a TOTP seed", "sms": "a phone number", "email": "an e-mail address"}
+            raise InvalidUser(f"MFA method {method} needs {needed[method]}")
+    if not username or not password:
+        raise InvalidUser("a user needs a username and a password")
+    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    user_id = f"usr_{secrets.token_hex(8)}"
+    try:
+        async with engine.begin() as conn:
+            known = (
+                await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))
+            ).first()
+            if known is None:
+                raise UnknownTenant(f"no tenant {tenant_id!r}")
+            await conn.execute(
+                users.insert().values(
+                    id=user_id,
+                    tenant_id=tenant_id,
+                    username=username,
+                    password_hash=password_hash,
+                    scopes=sorted(set(scopes)),
+                    mfa_methods=list(methods),
+                    email=email,
+                    phone=phone,
+                    failed_attempts=0,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise UserExists(f"tenant {tenant_id!r} already has that username") from None
+    if "totp" in methods and totp_seed:
+        try:
+            await put_secret(engine, vault, tenant_id, totp_slot(user_id), totp_seed, now=now)
+        except BaseException:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                )
+            raise
+    return user_id
+
+
+async def totp_seed(engine: AsyncEngine, vault: Vault, tenant_id: str, user_id: str) -> str | None:
+    """A user's TOTP seed, opened; None when the user has none."""
+    slot = totp_slot(user_id)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(vault_secrets.c.sealed).where(
+                    vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot
+                )
+            )
+        ).first()
+    return None if row is None else vault.open_text(tenant_id, slot, Sealed.from_text(row[0]))
+
+
+def totp_source(engine: AsyncEngine, vault: Vault) -> Callable[[str, str], Awaitable[str | None]]:
+    """The ``totp_secret`` callable of :class:`carebridge.services.sessions.Sessions`."""
+
+    async def seed(tenant_id: str, user_id: str) -> str | None:
+        return await totp_seed(engine, vault, tenant_id, user_id)
+
+    return seed
+
+
+class SqlPeople:
+    """``UserStore`` over the users, auth_challenges, user_sessions and notifications tables."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # --- users ---------------------------------------------------------------------------------
+
+    async def user_by_username(self, tenant_id: str, username: str) -> UserRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(users).where(
+                        users.c.tenant_id == tenant_id, users.c.username == username
+                    )
+                )
+            ).first()
+        return None if row is None else _user(row)
+
+    async def user(self, tenant_id: str, user_id: str) -> UserRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                )
+            ).first()
+        return None if row is None else _user(row)
+
+    async def record_failure(self, tenant_id: str, user_id: str) -> int:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(failed_attempts=users.c.failed_attempts + 1)
+            )
+            count = (
+                await conn.execute(
+                    select(users.c.failed_attempts).where(
+                        users.c.tenant_id == tenant_id, users.c.id == user_id
+                    )
+                )
+            ).scalar()
+        return int(count or 0)
+
+    async def lock(self, tenant_id: str, user_id: str, until: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(failed_attempts=0, locked_until=until)
+            )
+
+    async def reset_failures(self, tenant_id: str, user_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(failed_attempts=0, locked_until=None)
+            )
+
+    # --- challenges ----------------------------------------------------------------------------
+
+    async def create_challenge(
+        self,
+        tenant_id: str,
+        user_id: str,
+        challenge_id: str,
+        *,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                auth_challenges.insert().values(
+                    id=challenge_id,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    attempts=0,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def challenge(self, challenge_id: str) -> ChallengeRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(auth_challenges).where(auth_challenges.c.id == challenge_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        return ChallengeRecord(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            user_id=row.user_id,
+            method=row.method,
+            code_hash=row.code_hash,
+            attempts=int(row.attempts),
+            created_at=_aware(row.created_at),
+            expires_at=_aware(row.expires_at),
+            used=row.used_at is not None,
+        )
+
+    async def choose_method(
+        self, tenant_id: str, challenge_id: str, method: str, code_hash: str | None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(auth_challenges)
+                .where(
+                    auth_challenges.c.tenant_id == tenant_id,
+                    auth_challenges.c.id == challenge_id,
+                    auth_challenges.c.used_at.is_(None),
+                )
+                .values(method=method, code_hash=code_hash)
+            )
+
+    async def count_attempt(self, tenant_id: str, challenge_id: str) -> int:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(auth_challenges)
+                .where(
+                    auth_challenges.c.tenant_id == tenant_id,
+                    auth_challenges.c.id == challenge_id,
+                )
+                .values(attempts=auth_challenges.c.attempts + 1)
+            )
+            count = (
+                await conn.execute(
+                    select(auth_challenges.c.attempts).where(
+                        auth_challenges.c.tenant_id == tenant_id,
+                        auth_challenges.c.id == challenge_id,
+                    )
+                )
+            ).scalar()
+        return int(count or 0)
+
+    async def consume_challenge(self, tenant_id: str, challenge_id: str, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(auth_challenges)
+                .where(
+                    auth_challenges.c.tenant_id == tenant_id,
+                    auth_challenges.c.id == challenge_id,
+                    auth_challenges.c.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+        return bool(result.rowcount)
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                user_sessions.insert().values(
+                    id=session.id,
+                    tenant_id=session.tenant_id,
+                    user_id=session.user_id,
+                    prefix=session.prefix,
+                    token_hash=session.token_hash,
+                    scopes=sorted(session.scopes),
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                )
+            )
+
+    async def session_by_prefix(self, prefix: str) -> SessionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(user_sessions).where(user_sessions.c.prefix == prefix))
+            ).first()
+        if row is None:
+            return None
+        return SessionRecord(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            user_id=row.user_id,
+            prefix=row.prefix,
+            token_hash=row.token_hash,
+            scopes=frozenset(row.scopes),
+            created_at=_aware(row.created_at),
+            expires_at=_aware(row.expires_at),
+            revoked=row.revoked_at is not None,
+        )
+
+    async def revoke_session(self, tenant_id: str, session_id: str, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(user_sessions)
+                .where(
+                    user_sessions.c.tenant_id == tenant_id,
+                    user_sessions.c.id == session_id,
+                    user_sessions.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+        return bool(result.rowcount)
+
+    # --- the code outbox -----------------------------------------------------------------------
+
+    async def add_notification(
+        self, tenant_id: str, channel: str, destination: str, body: str, now: datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                notifications.insert().values(
+                    tenant_id=tenant_id,
+                    channel=channel,
+                    destination=destination,
+                    body=body,
+                    created_at=now,
+                )
+            )
+
+    async def notifications(
+        self, tenant_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[NotificationRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(notifications)
+                    .where(notifications.c.tenant_id == tenant_id, notifications.c.id > after)
+                    .order_by(notifications.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            NotificationRecord(
+                id=int(r.id),
+                tenant_id=r.tenant_id,
+                channel=r.channel,
+                destination=r.destination,
+                body=r.body,
+                created_at=_aware(r.created_at),
+            )
+            for r in rows
+        ]
