@@ -318,6 +318,7 @@ def create_app(
         ("provider", "/providers"),
         ("location", "/locations"),
         ("resource", "/resources"),
+        ("visit_reason", "/visit_reasons"),
     ):
         app.add_api_route(
             path,

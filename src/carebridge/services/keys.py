@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 RESOURCES = (
+    "practice",
     "patient",
     "appointment",
     "encounter",

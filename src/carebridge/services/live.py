@@ -39,7 +39,7 @@ from carebridge.ports.writes import (
     Replay,
     WriteLedger,
 )
-from carebridge.services.records import PHI_KINDS, NotFound, Principal
+from carebridge.services.records import NotFound, Principal
 
 LAG = timedelta(minutes=5)
 """Incremental refreshes re-read this much before the last one (clock skew, late commits)."""
@@ -95,6 +95,7 @@ SOURCES: dict[str, Source] = {
     "provider": Source(lambda u, _p, _s: u.providers(), max_age=_DAY),
     "location": Source(lambda u, _p, _s: u.locations(), max_age=_DAY),
     "resource": Source(lambda u, _p, _s: u.resources(), max_age=_DAY),
+    "visit_reason": Source(lambda u, _p, _s: u.visit_reasons(), max_age=_DAY),
     "claim": Source(lambda u, _p, s: u.claims(updated_since=s), incremental=True),
     "charge": Source(lambda u, _p, _s: u.charges()),
     "payment": Source(lambda u, _p, s: u.payments(updated_since=s), incremental=True),
@@ -110,6 +111,41 @@ SOURCES: dict[str, Source] = {
     "document": Source(lambda u, p, _s: u.documents(_need(p)), per_patient=True),
 }
 """Every kind the store serves, and how a stale slice of it is refreshed."""
+
+PHI_KINDS = frozenset(
+    {
+        "patient",
+        "appointment",
+        "encounter",
+        "lab",
+        "immunization",
+        "document",
+        "claim",
+        "charge",
+        "payment",
+        "remittance",
+        "statement",
+        "eligibility",
+    }
+)
+"""Kinds whose reads are PHI access, audited with the patients they name."""
+
+SCOPE_OF = {
+    "provider": "practice",
+    "location": "practice",
+    "resource": "practice",
+    "visit_reason": "practice",
+    "lab": "encounter",
+    "immunization": "encounter",
+    "remittance": "payment",
+    "statement": "payment",
+}
+"""The scope resource that guards a kind, where it is not the kind itself."""
+
+
+def read_scope(kind: str) -> str:
+    """The scope a read of ``kind`` needs."""
+    return f"{SCOPE_OF.get(kind, kind)}.read"
 
 
 def _need(patient_id: PatientId | None) -> PatientId:
@@ -283,7 +319,7 @@ class Live:
         """A page of the tenant's records of ``kind``. The first page refreshes the slice
         through the upstream when it is older than allowed; later pages (``cursor``) read the
         store as it is, so a walk through the pages is consistent."""
-        principal.require(f"{kind}.read")
+        principal.require(read_scope(kind))
         window = None
         if kind == "appointment":
             window = self._window(starts_from, starts_before)
@@ -328,7 +364,7 @@ class Live:
         freshness: Freshness = Freshness(),
     ) -> tuple[dict[str, Any], timedelta | None]:
         """One record of the tenant (another tenant's id is not found)."""
-        principal.require(f"{kind}.read")
+        principal.require(read_scope(kind))
         age = await self._fresh(
             principal, kind, freshness, patient_id=None, window=None, refresh=True
         )

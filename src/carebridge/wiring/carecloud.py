@@ -32,6 +32,7 @@ from carebridge.connectors.carecloud.surfaces import (
     V2Secrets,
     connect,
 )
+from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import ConfigError
 from carebridge.store import tenants as repo
 from carebridge.store.vault import Vault
@@ -106,6 +107,7 @@ def open_tenant(
     clock: Callable[[], datetime],
     transport: httpx.AsyncBaseTransport | None = None,
     on_rotate: Callable[[str], None] | None = None,
+    throttle: AimdThrottle | None = None,
 ) -> CareCloudTenant:
     """Connect one tenant's surfaces and wrap them in the facade."""
     check_profile(settings, secrets)
@@ -123,6 +125,7 @@ def open_tenant(
         clock=clock,
         transport=transport,
         on_rotate=on_rotate,
+        throttle=throttle,
         v2=V2Secrets(
             settings["token_url"],
             secrets["v2.client_id"],
@@ -161,8 +164,10 @@ class TenantUpstreams:
         *,
         clock: Callable[[], datetime],
         transport: httpx.AsyncBaseTransport | None = None,
+        throttle: Callable[[], AimdThrottle] | None = None,
     ) -> None:
         self.engine = engine
+        self.throttle = throttle
         self.vault = vault
         self.clock = clock
         self.transport = transport
@@ -186,6 +191,7 @@ class TenantUpstreams:
                     clock=self.clock,
                     transport=self.transport,
                     on_rotate=lambda token: self._keep_rotated(tenant_id, token),
+                    throttle=self.throttle() if self.throttle else None,
                 )
                 self._open[tenant_id] = found
         return found

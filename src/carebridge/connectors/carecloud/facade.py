@@ -179,6 +179,7 @@ class CareCloudTenant:
         self._default_providers: dict[int, int] = {}
         self._cancellation_reasons: dict[int, vw.CancellationReasonPayload] | None = None
         self._fhir_scanned = False
+        self._practice_indexed = False
         self._writes = WriteContext(
             conn=connection,
             tenant=tenant,
@@ -815,8 +816,9 @@ class CareCloudTenant:
         and the practice's lists (once per connection)."""
         if patient_id is not None:
             await self._v2_ref(patient_id)
-        if practice and not self._writes.index.resources:
+        if practice and not self._practice_indexed:
             await writes.index_practice(self._writes)
+            self._practice_indexed = True
 
     async def create_appointment(self, command: NewAppointment) -> WriteResult[Appointment]:
         await self._prime(command.patient_id, practice=True)

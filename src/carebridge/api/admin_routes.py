@@ -1,0 +1,103 @@
+"""Operator routes: ``POST /tenants`` onboards a tenant.
+
+They take the deployment's operator token (``CAREBRIDGE_ADMIN_TOKEN``), not a tenant's API key:
+a tenant's key can never create or see another tenant. Secrets in the body are sealed by the
+vault before they are stored, and are never answered back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from carebridge.errors import ConfigError
+from carebridge.services.live import BadRequest
+from carebridge.services.records import Unauthorized
+
+Onboard = Callable[..., Awaitable[None]]
+
+
+class NewTenant(BaseModel):
+    """A tenant to onboard: its upstream profile (settings) and credentials (secrets)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ten_maple",
+                    "name": "Maple Family Practice",
+                    "upstream": "carecloud",
+                    "settings": {
+                        "base_url": "https://api.carecloud.com",
+                        "token_url": "https://api.carecloud.com/oauth2/access_token",
+                        "portal_api": "https://portal.example/portal/api",
+                    },
+                    "secrets": {
+                        "v2.client_id": "…",
+                        "v2.client_secret": "…",
+                        "v2.refresh_token": "…",
+                        "portal.username": "…",
+                        "portal.password": "…",
+                        "portal.totp_seed": "…",
+                    },
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^ten_[a-z0-9_]{1,60}$")
+    name: str = Field(min_length=1, max_length=200)
+    upstream: Literal["carecloud"] = "carecloud"
+    settings: dict[str, Any]
+    secrets: dict[str, Annotated[str, Field(min_length=1, max_length=20_000)]]
+
+
+class Onboarded(BaseModel):
+    """The tenant as stored: the names of its sealed secrets, never their values."""
+
+    id: str
+    name: str
+    upstream: str
+    sealed_secrets: list[str]
+
+
+def router(onboard: Onboard, admin_token: str | None) -> APIRouter:
+    """The operator routes; with no operator token configured, they answer 401."""
+    routes = APIRouter(tags=["admin"])
+    expected = hashlib.sha256(admin_token.encode()).digest() if admin_token else None
+
+    def check(authorization: str | None) -> None:
+        token = (authorization or "").strip()
+        token = token[7:].strip() if token.lower().startswith("bearer ") else token
+        given = hashlib.sha256(token.encode()).digest()
+        if expected is None or not token or not hmac.compare_digest(given, expected):
+            raise Unauthorized("the operator token is required (CAREBRIDGE_ADMIN_TOKEN)")
+
+    @routes.post("/tenants", status_code=201)
+    async def add_tenant(
+        body: NewTenant, authorization: Annotated[str | None, Header()] = None
+    ) -> Onboarded:
+        """Onboard a tenant (operator token). 409 if the id exists; 422 when the profile
+        lacks a setting or secret the upstream needs (each named)."""
+        check(authorization)
+        try:
+            await onboard(
+                tenant_id=body.id,
+                name=body.name,
+                upstream=body.upstream,
+                settings=body.settings,
+                secrets=body.secrets,
+            )
+        except ConfigError as err:
+            raise BadRequest(str(err), field="settings") from None
+        return Onboarded(
+            id=body.id, name=body.name, upstream=body.upstream, sealed_secrets=sorted(body.secrets)
+        )
+
+    return routes

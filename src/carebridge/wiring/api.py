@@ -1,0 +1,120 @@
+"""One running deployment: the store, the vault, the tenants' upstream connections, and the use
+cases over them, ready for the API (``carebridge.api.main``) or a test to serve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.connectors.carecloud.throttle import AimdThrottle
+from carebridge.errors import ConfigError
+from carebridge.services.live import Backend, Live
+from carebridge.services.records import Principal
+from carebridge.services.sessions import Sessions
+from carebridge.store import migrate
+from carebridge.store import tenants as repo
+from carebridge.store.adapters import SqlAudit, SqlIdempotency, SqlKeys, SqlLedger, SqlRecords
+from carebridge.store.engine import create_engine
+from carebridge.store.people import SqlPeople, totp_source
+from carebridge.store.vault import KeyRing, Vault
+from carebridge.wiring.carecloud import TenantUpstreams, check_profile
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deployment:
+    """Everything one API process serves from."""
+
+    engine: AsyncEngine
+    vault: Vault
+    live: Live
+    keys: SqlKeys
+    audit: SqlAudit
+    ledger: SqlLedger
+    sessions: Sessions
+    upstreams: TenantUpstreams
+    clock: Callable[[], datetime]
+
+    async def session_principal(self, token: str) -> Principal | None:
+        """The principal of a session token from ``POST /authenticate``."""
+        return await self.sessions.principal(token)
+
+    async def onboard(
+        self,
+        *,
+        tenant_id: str,
+        name: str,
+        upstream: str,
+        settings: Mapping[str, Any],
+        secrets: Mapping[str, str],
+    ) -> None:
+        """Add a tenant whose profile is complete; its secrets are sealed before they are
+        stored."""
+        if upstream != "carecloud":
+            raise ConfigError(f"unknown upstream {upstream!r}: carecloud is the one supported")
+        check_profile(settings, secrets)
+        await repo.add_tenant(
+            self.engine,
+            self.vault,
+            tenant_id=tenant_id,
+            name=name,
+            upstream=upstream,
+            settings=settings,
+            secrets=secrets,
+            now=self.clock().replace(microsecond=0),
+        )
+
+    async def aclose(self) -> None:
+        """Close the upstream connections and the store."""
+        await self.upstreams.aclose()
+        await self.engine.dispose()
+
+
+async def open_deployment(
+    url: str,
+    ring: KeyRing,
+    *,
+    clock: Callable[[], datetime] = _now,
+    transport: httpx.AsyncBaseTransport | None = None,
+    throttle: Callable[[], AimdThrottle] | None = None,
+) -> Deployment:
+    """Migrate the store at ``url`` and assemble the use cases over it.
+
+    Args:
+        transport: how upstream requests travel (tests pass the sandbox's ASGI transport).
+        throttle: makes each tenant's throttle (tests pass one on a fake clock).
+    """
+    await anyio.to_thread.run_sync(migrate.upgrade, url)
+    engine = create_engine(url)
+    vault = Vault(ring)
+    records = SqlRecords(engine)
+    audit = SqlAudit(engine)
+    ledger = SqlLedger(engine)
+    upstreams = TenantUpstreams(engine, vault, clock=clock, transport=transport, throttle=throttle)
+    live = Live(
+        records,
+        audit,
+        Backend(upstreams, records, SqlIdempotency(engine), ledger),
+        clock=clock,
+    )
+    sessions = Sessions(SqlPeople(engine), totp_source(engine, vault), clock=clock)
+    return Deployment(
+        engine=engine,
+        vault=vault,
+        live=live,
+        keys=SqlKeys(engine),
+        audit=audit,
+        ledger=ledger,
+        sessions=sessions,
+        upstreams=upstreams,
+        clock=clock,
+    )
