@@ -120,7 +120,8 @@ class Live:
 
 @asynccontextmanager
 async def running(db_path: str, *, patients: int = 30, seed: int = 11) -> AsyncIterator[Live]:
-    """Generate a two-practice sandbox, onboard both practices, and serve carebridge."""
+    """Generate a two-practice sandbox, onboard both practices, and serve carebridge over the
+    store at ``db_path`` (a SQLite file, or a whole database URL)."""
     clock = ManualClock(START)
     config = SandboxConfig(
         seed=seed, patients=patients, practices=2, anchor=ANCHOR, base_url=SANDBOX
@@ -129,7 +130,7 @@ async def running(db_path: str, *, patients: int = 30, seed: int = 11) -> AsyncI
     upstream = Counting(build_app(sandbox))
     fake = FakeTime()
     deployment = await open_deployment(
-        f"sqlite:///{db_path}",
+        db_path if "://" in db_path else f"sqlite:///{db_path}",
         KeyRing.generate(),
         clock=clock.now,
         transport=upstream,

@@ -671,7 +671,18 @@ class Activity:
                 member_number=f"{str(template['member_number'])[:3]}{rng.randrange(10**7, 10**8)}",
                 effective_from=now.date().replace(day=1).isoformat(),
                 effective_to=None,
-                insured_json=orjson.dumps({"relationship": "self"}).decode(),
+                insured_json=orjson.dumps(
+                    {
+                        "first_name": first,
+                        "last_name": last,
+                        "middle_initial": "",
+                        "date_of_birth": dob.isoformat(),
+                        "gender": gender,
+                        "relation_to_patient": "self",
+                        "addresses": [],
+                        "phones": [],
+                    }
+                ).decode(),
                 created_at=at,
                 updated_at=at,
             )

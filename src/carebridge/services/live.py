@@ -217,7 +217,7 @@ class Live:
         async with lock:
             last = await self.writer.refreshed_at(tenant_id, kind, scope)
             now = self.clock()
-            if last is not None and now - last <= max_age:
+            if last is not None and max_age > timedelta(0) and now - last <= max_age:
                 return now - last
             upstream = await self._upstreams().of(tenant_id)
             since = last - LAG if incremental and last is not None else None
