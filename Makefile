@@ -9,8 +9,10 @@ LOCK   := requirements.lock
 
 HOST     ?= 127.0.0.1
 PORT     ?= 8700
+SANDBOX_PORT ?= 8701
 SEED     ?= 42
 PATIENTS ?= 2000
+RUN_PATIENTS ?= 120
 
 .PHONY: install run sandbox test test-all test-services lint type check fmt bench lock clean
 
@@ -24,11 +26,13 @@ $(STAMP): $(LOCK) pyproject.toml
 
 install: $(STAMP)
 
-## run: serve the emulated CareCloud tenant on a loopback port (the embedded default)
+## run: the emulated CareCloud on a loopback port and carebridge against it (SQLite), with curl lines
 run: $(STAMP)
-	$(BIN)/carebridge sandbox serve --host $(HOST) --port $(PORT) --seed $(SEED) --patients $(PATIENTS)
+	$(BIN)/carebridge run --host $(HOST) --port $(PORT) --sandbox-port $(SANDBOX_PORT) --seed $(SEED) --patients $(RUN_PATIENTS)
 
-sandbox: run
+## sandbox: only the emulated CareCloud tenant
+sandbox: $(STAMP)
+	$(BIN)/carebridge sandbox serve --host $(HOST) --port $(PORT) --seed $(SEED) --patients $(PATIENTS)
 
 ## test: the default suite (no PostgreSQL, Redis, slow or live tests)
 test: $(STAMP)

@@ -30,30 +30,42 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+SETTINGS = (
+    '{"base_url": "http://127.0.0.1:8701", "token_url": "http://127.0.0.1:8701/oauth2/access_token",'
+    ' "portal_api": "http://127.0.0.1:8701/portal/api"}'
+)
+
+
+ADD = [
+    "tenants",
+    "add",
+    "--id",
+    "ten_maple",
+    "--name",
+    "Maple Grove",
+    "--settings",
+    SETTINGS,
+    "--secret",
+    "v2.client_id=ci-1",
+    "--secret",
+    "v2.client_secret=cs-1",
+    "--secret",
+    "v2.refresh_token=rt-1",
+    "--secret",
+    "portal.username=fd",
+    "--secret",
+    "portal.password=pw-1",
+]
+
+
 def _add(env: dict[str, str]) -> tuple[int, str]:
-    return _run(
-        [
-            "tenants",
-            "add",
-            "--id",
-            "ten_maple",
-            "--name",
-            "Maple Grove",
-            "--settings",
-            '{"api_base": "http://127.0.0.1:8700"}',
-            "--secret",
-            "v2.client_secret=cs-1",
-            "--secret",
-            "portal.password=pw-1",
-        ],
-        env,
-    )
+    return _run(ADD, env)
 
 
 def test_onboard_then_create_a_key_shown_once(env: dict[str, str]) -> None:
     code, out = _add(env)
     assert code == 0
-    assert "2 sealed secret(s)" in out
+    assert "5 sealed secret(s)" in out
     assert "cs-1" not in out
     code, out = _run(
         [
@@ -97,7 +109,8 @@ def test_onboard_then_create_a_key_shown_once(env: dict[str, str]) -> None:
         (["keys", "create", "--tenant", "ten_nobody", "--scopes", "patient.read"], "no tenant"),
         (["tenants", "add", "--id", "t", "--name", "n", "--settings", "[1"], "not valid JSON"),
         (["tenants", "add", "--id", "t", "--name", "n", "--secret", "novalue"], "SLOT=VALUE"),
-        (["tenants", "add", "--id", "ten_maple", "--name", "again"], "already exists"),
+        (ADD, "already exists"),
+        (["tenants", "add", "--id", "ten_x", "--name", "n"], "needs settings.base_url"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -123,7 +136,7 @@ def test_vault_rotation_from_the_command_line(env: dict[str, str]) -> None:
     new = KeyRing.parse(env["CAREBRIDGE_VAULT_KEY"]).with_primary("k2", bytes(range(KEY_BYTES)))
     code, out = _run(["vault", "rotate"], {**env, "CAREBRIDGE_VAULT_KEY": new.to_text()})
     assert code == 0
-    assert "re-wrapped 2 secret(s) under key k2" in out
+    assert "re-wrapped 5 secret(s) under key k2" in out
     code, out = _run(["vault", "new-key", "--kid", "k9"], env)
     assert code == 0
     assert KeyRing.parse(out.strip()).primary == "k9"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
+from carebridge.cli.run import run_command, serve_command
 from carebridge.cli.sandbox import sandbox_app
 from carebridge.cli.users import users_app
 
@@ -17,6 +18,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(vault_app, name="vault")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.command("run")(run_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

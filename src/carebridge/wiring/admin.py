@@ -15,12 +15,14 @@ from typing import Any
 
 import anyio.to_thread
 
+from carebridge.errors import ConfigError
 from carebridge.services import keys
 from carebridge.store import migrate
 from carebridge.store import tenants as repo
 from carebridge.store.audit import Verification, verify
 from carebridge.store.engine import create_engine
 from carebridge.store.vault import KeyRing, Vault
+from carebridge.wiring.carecloud import check_profile
 
 DEFAULT_DATABASE = "sqlite:///carebridge.db"
 ENV_DATABASE = "CAREBRIDGE_DATABASE_URL"
@@ -61,7 +63,10 @@ async def onboard(
     settings: Mapping[str, Any],
     secrets: Mapping[str, str],
 ) -> None:
-    """Add a tenant with its settings and sealed secrets."""
+    """Add a tenant with its settings and sealed secrets (a complete upstream profile)."""
+    if upstream != "carecloud":
+        raise ConfigError(f"unknown upstream {upstream!r}: carecloud is the one supported")
+    check_profile(settings, secrets)
     engine = await _migrated(url)
     try:
         await repo.add_tenant(

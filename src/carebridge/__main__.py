@@ -1,0 +1,5 @@
+"""``python -m carebridge``: the CLI."""
+
+from carebridge.cli.main import main
+
+main()

@@ -1,0 +1,304 @@
+"""``carebridge run`` (the whole stack on one machine) and ``carebridge serve`` (the API).
+
+``run`` starts the emulated CareCloud tenant on a loopback port, then carebridge against it on
+a fresh SQLite store in ``.carebridge/``: it onboards the sandbox's first practice as tenant
+``ten_sandbox``, mints an API key and a sign-in user, prepares request bodies with live ids (a
+free slot, a charge to bill), and prints one ``curl`` line per seed endpoint. Everything it
+writes stays in ``.carebridge/`` (mode 0700), which each run starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from carebridge.errors import CarebridgeError
+from carebridge.store.people import add_user
+from carebridge.store.vault import KeyRing
+from carebridge.wiring import admin
+from carebridge.wiring.api import open_deployment
+from carebridge.wiring.carecloud import from_sandbox
+
+TENANT = "ten_sandbox"
+SCOPES = (
+    "practice.read,patient.read,appointment.read,appointment.write,encounter.read,"
+    "encounter.write,claim.read,claim.write,charge.read,charge.write,payment.read,"
+    "eligibility.read,document.read,audit.read"
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def curl_lines(base: str, home: str) -> list[str]:
+    """The ready-to-paste requests, one per seed endpoint (the README shows the same)."""
+    key = f'-H "Authorization: Bearer $(cat {home}/api_key)"'
+    json_body = "-H 'Content-Type: application/json'"
+    patient = f"$(cat {home}/patient_id)"
+    return [
+        f"curl -s -X POST {base}/authenticate {json_body} -d @{home}/authenticate.json",
+        f'curl -s "{base}/patients?limit=2" {key}',
+        f'curl -s "{base}/appointments?limit=2" {key}',
+        f"curl -s -X POST {base}/create_appointment {key} {json_body}"
+        f' -H "Idempotency-Key: book-$(date +%s)" -d @{home}/create_appointment.json',
+        f'curl -s "{base}/encounters?patient_id={patient}&limit=2" {key}',
+        f"curl -s -X POST {base}/submit_claim {key} {json_body}"
+        f' -H "Idempotency-Key: claim-$(date +%s)" -d @{home}/submit_claim.json',
+        f'curl -s "{base}/eligibility?patient_id={patient}" {key}',
+    ]
+
+
+def _write(path: Path, content: str) -> None:
+    path.write_text(content)
+    path.chmod(0o600)
+
+
+@contextlib.contextmanager
+def _child(command: list[str], env: dict[str, str] | None, ready: str, name: str) -> Iterator[str]:
+    """A child process that is ready when ``ready`` answers 2xx; stopped when the block ends."""
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603 - our argv
+    base = ready.split("/", 3)[:3]
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if child.poll() is not None:
+                raise _fail(f"{name} exited with {child.returncode} (is its port free?)")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready, timeout=2).is_success:
+                    break
+            if time.monotonic() > deadline:
+                raise _fail(f"{name} did not start within 300 s")
+            time.sleep(0.25)
+        yield "/".join(base)
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _sandbox(
+    host: str, port: int, seed: int, patients: int
+) -> contextlib.AbstractContextManager[str]:
+    """The emulated tenant in a child process."""
+    command = [
+        sys.executable,
+        "-m",
+        "carebridge",
+        "sandbox",
+        "serve",
+        f"--host={host}",
+        f"--port={port}",
+        f"--seed={seed}",
+        f"--patients={patients}",
+        "--practices=2",
+    ]
+    return _child(command, None, f"http://{host}:{port}/_sandbox/credentials", "the sandbox")
+
+
+async def _prepare(client: httpx.AsyncClient, key: str, home: Path) -> None:
+    """Bodies with live ids: the first patient, a free slot tomorrow, a charge to bill."""
+    auth = {"Authorization": f"Bearer {key}"}
+    patients = await client.get("/patients", params={"limit": 1}, headers=auth)
+    patients.raise_for_status()
+    patient = patients.json()["data"][0]["id"]
+    _write(home / "patient_id", patient)
+    resources = (await client.get("/resources", headers=auth)).json()["data"]
+    providers = (await client.get("/providers", headers=auth)).json()["data"]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    booking: dict[str, Any] | None = None
+    for resource in resources:
+        for reason in resource["visit_reason_ids"]:
+            slots = await client.get(
+                "/availability",
+                params={
+                    "visit_reason_id": reason,
+                    "resource_id": resource["id"],
+                    "start": tomorrow.isoformat(),
+                    "end": (tomorrow + timedelta(days=14)).isoformat(),
+                },
+                headers=auth,
+            )
+            if slots.is_success and slots.json()["data"]:
+                slot = slots.json()["data"][0]
+                booking = {
+                    "patient_id": patient,
+                    "resource_id": slot["resource_id"],
+                    "location_id": slot["location_id"],
+                    "visit_reason_id": reason,
+                    "start": slot["start"],
+                    "chief_complaint": "follow-up",
+                }
+                break
+        if booking:
+            break
+    if booking is None:
+        raise _fail("the sandbox offers no free slot in the next two weeks")
+    _write(home / "create_appointment.json", json.dumps(booking, indent=2) + "\n")
+    charge = await client.post(
+        "/create_charge",
+        json={
+            "patient_id": patient,
+            "procedure_code": "99213",
+            "diagnosis_codes": ["J06.9"],
+            "service_date": datetime.now(UTC).date().isoformat(),
+            "provider_id": providers[0]["id"],
+        },
+        headers=auth | {"Idempotency-Key": f"run-charge-{secrets.token_hex(4)}"},
+    )
+    if charge.status_code != 201:
+        raise _fail(f"could not prepare a charge to bill ({charge.status_code})")
+    claim = {"patient_id": patient, "charge_ids": [charge.json()["data"]["id"]]}
+    _write(home / "submit_claim.json", json.dumps(claim, indent=2) + "\n")
+
+
+async def _onboard(url: str, sandbox: str, home: Path, ring: KeyRing) -> str:
+    """A fresh store with the sandbox tenant, an API key and a sign-in user; returns the key."""
+    for stale in home.glob("carebridge.db*"):
+        stale.unlink()
+    deployment = await open_deployment(url, ring)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            document = (await client.get(f"{sandbox}/_sandbox/credentials")).json()
+        settings, vaulted = from_sandbox(document, practice=0)
+        await deployment.onboard(
+            tenant_id=TENANT,
+            name="Emulated CareCloud practice",
+            upstream="carecloud",
+            settings=settings,
+            secrets=vaulted,
+        )
+        password = secrets.token_urlsafe(12)
+        await add_user(
+            deployment.engine,
+            deployment.vault,
+            tenant_id=TENANT,
+            username="frontdesk",
+            password=password,
+            scopes=["patient.read", "appointment.read", "appointment.write"],
+            now=datetime.now(UTC),
+        )
+    finally:
+        await deployment.aclose()
+    new_key = await admin.create_key(url, tenant_id=TENANT, scopes=SCOPES, label="make run")
+    _write(home / "api_key", new_key.key)
+    sign_in = {"tenant": TENANT, "username": "frontdesk", "password": password}
+    _write(home / "authenticate.json", json.dumps(sign_in) + "\n")
+    return new_key.key
+
+
+@contextlib.contextmanager
+def _api(host: str, port: int, url: str, ring: KeyRing) -> Iterator[str]:
+    """carebridge's API in a child process (granian), until the block ends."""
+    env = os.environ | {"CAREBRIDGE_DATABASE_URL": url, "CAREBRIDGE_VAULT_KEY": ring.to_text()}
+    env.pop("CAREBRIDGE_VAULT_KEY_FILE", None)
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "carebridge.api.main:app",
+    ]
+    with _child(command, env, f"http://{host}:{port}/health", "carebridge") as base:
+        yield base
+
+
+def run_command(
+    host: Annotated[str, typer.Option(help="Interface for both servers.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="carebridge's port.")] = 8700,
+    sandbox_port: Annotated[int, typer.Option(min=1, max=65535, help="The sandbox's port.")] = 8701,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic practice.")] = 42,
+    patients: Annotated[int, typer.Option(min=10, max=200_000, help="Sandbox patients.")] = 120,
+    home: Annotated[Path, typer.Option(help="Where the demo's store and files go.")] = Path(
+        ".carebridge"
+    ),
+) -> None:
+    """Run the emulated CareCloud and carebridge against it, and print curl lines."""
+    if port == sandbox_port:
+        raise _fail("--port and --sandbox-port must differ")
+    home = home.resolve()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not home.is_relative_to(Path.cwd()):
+        raise _fail("--home must be inside the current directory")
+    key_file = home / "vault.key"
+    if "CAREBRIDGE_VAULT_KEY" in os.environ:
+        ring = KeyRing.from_env()
+    else:
+        if not key_file.exists():
+            _write(key_file, KeyRing.generate().to_text())
+        ring = KeyRing.parse(key_file.read_text().strip())
+    url = f"sqlite:///{home / 'carebridge.db'}"
+    try:
+        with _sandbox(host, sandbox_port, seed, patients) as sandbox:
+            key = asyncio.run(_onboard(url, sandbox, home, ring))
+            with _api(host, port, url, ring) as base:
+                typer.echo("carebridge: reading the practice through the connector ...")
+                asyncio.run(_prepared(base, key, home))
+                typer.echo(
+                    f"carebridge is serving {base} (OpenAPI: {base}/docs), upstream {sandbox}"
+                )
+                typer.echo(f"tenant {TENANT}; the key, a user and request bodies are in {home}/\n")
+                for line in curl_lines(base, str(home.relative_to(Path.cwd()))):
+                    typer.echo(line)
+                typer.echo("\nCtrl-C stops both.")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+    except (CarebridgeError, httpx.HTTPError) as err:
+        raise _fail(str(err) or type(err).__name__) from None
+
+
+async def _prepared(base: str, key: str, home: Path) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+        await _prepare(client, key, home)
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8700,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="granian workers.")] = 1,
+) -> None:
+    """Serve the API with granian over the store of CAREBRIDGE_DATABASE_URL."""
+    if "CAREBRIDGE_VAULT_KEY" not in os.environ and "CAREBRIDGE_VAULT_KEY_FILE" not in os.environ:
+        raise _fail("set CAREBRIDGE_VAULT_KEY or CAREBRIDGE_VAULT_KEY_FILE")
+    typer.echo(f"carebridge: serving {admin.database_url()} on http://{host}:{port}")
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "carebridge.api.main:app",
+    ]
+    raise typer.Exit(subprocess.call(command))  # noqa: S603 - fixed argv
