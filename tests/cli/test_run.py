@@ -63,15 +63,13 @@ def test_make_run_serves_the_seven_endpoints_and_the_curl_lines_work(tmp_path: P
                 break
         assert printed and printed[-1].startswith("Ctrl-C"), (printed, child.poll())
         shown = [line for line in printed if line.startswith("curl ")]
-        expected = [
-            line.replace("127.0.0.1:8700", f"127.0.0.1:{port}") for line in _readme_lines()
-        ]
+        expected = [line.replace("127.0.0.1:8700", f"127.0.0.1:{port}") for line in _readme_lines()]
         assert shown == expected
 
         answers = []
         for line in expected:
             done = subprocess.run(  # noqa: S603 - the README's own lines
-                ["/bin/bash", "-c", line],  # noqa: S607
+                ["/bin/bash", "-c", line],
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
