@@ -61,7 +61,8 @@ def test_make_run_serves_the_seven_endpoints_and_the_curl_lines_work(tmp_path: P
             printed.append(line.rstrip("\n"))
             if line.startswith("Ctrl-C") or time.monotonic() > deadline:
                 break
-        assert printed and printed[-1].startswith("Ctrl-C"), (printed, child.poll())
+        assert printed, child.poll()
+        assert printed[-1].startswith("Ctrl-C"), (printed, child.poll())
         shown = [line for line in printed if line.startswith("curl ")]
         expected = [line.replace("127.0.0.1:8700", f"127.0.0.1:{port}") for line in _readme_lines()]
         assert shown == expected
