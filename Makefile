@@ -62,6 +62,8 @@ check: lint type test
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_appointments.py
 	$(BIN)/python bench/activity.py 2000
+	$(BIN)/python bench/api_read.py
+	$(BIN)/python bench/api_write.py
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
 lock:
