@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from carebridge.api.app import create_app
-from carebridge.services.records import Records
+from carebridge.services.live import Live
 from carebridge.store.adapters import SqlAudit, SqlKeys, SqlRecords
 from carebridge.store.engine import create_engine
 
@@ -32,7 +32,7 @@ def build_carebridge(url: str) -> tuple[Any, AsyncEngine]:
     """The real carebridge API over the store at ``url``, and its engine (to dispose)."""
     engine = create_engine(url)
     audit = SqlAudit(engine)
-    app = create_app(records=Records(SqlRecords(engine), audit), keys=SqlKeys(engine), audit=audit)
+    app = create_app(Live(SqlRecords(engine), audit), SqlKeys(engine), audit)
     return app, engine
 
 

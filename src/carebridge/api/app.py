@@ -27,7 +27,7 @@ from carebridge.ports.records import AuditReader, KeyStore
 from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import request_hash
 from carebridge.services.live import Answer, BadRequest, Freshness, Live, Served
-from carebridge.services.records import NotFound, Principal, Records, Unauthorized, authenticate
+from carebridge.services.records import NotFound, Principal, Unauthorized, authenticate
 
 MAX_LIMIT = 500
 DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -78,12 +78,16 @@ def _json(
     age: timedelta | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    extra = {"Cache-Control": "private, no-store", **(headers or {})}
+    return _raw(orjson.dumps(body), age=age, headers=headers or {}, status=status)
+
+
+def _raw(
+    body: bytes, *, age: timedelta | None, headers: dict[str, str], status: int = 200
+) -> Response:
+    extra = {"Cache-Control": "private, no-store", **headers}
     if age is not None:
         extra["Age"] = str(max(0, int(age.total_seconds())))
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=extra
-    )
+    return Response(body, status_code=status, media_type="application/json", headers=extra)
 
 
 def _given(**values: str | None) -> dict[str, str]:
@@ -119,6 +123,15 @@ async def _caller(
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+PUBLIC = frozenset({"/health", "/authenticate", "/tenants"})
+
+
+async def _credential(request: Request) -> None:
+    """Raise unless the request carries a valid credential (public routes need none)."""
+    if request.url.path not in PUBLIC:
+        await _caller(request, request.headers.get("authorization"))
+
+
 CacheControl = Annotated[
     str | None, Header(alias="Cache-Control", description="max-age=N, or no-cache for live data")
 ]
@@ -140,21 +153,14 @@ IdemKey = Annotated[
 
 
 def create_app(
-    records: Records | None = None,
-    keys: KeyStore | None = None,
+    live: Live,
+    keys: KeyStore,
     audit: AuditReader | None = None,
     *,
-    live: Live | None = None,
     sessions: SessionCheck | None = None,
     extra_routers: list[Any] | None = None,
 ) -> FastAPI:
     """The API over the given use cases (``live`` without a backend serves the store only)."""
-    if live is None:
-        if records is None:
-            raise TypeError("create_app needs records or live")
-        live = Live(records.store, records.audit, clock=records.clock)
-    if keys is None:
-        raise TypeError("create_app needs a key store")
     service = live
     app = FastAPI(
         title="carebridge",
@@ -162,7 +168,7 @@ def create_app(
         openapi_url="/openapi.json",
         description=(__doc__ or "").strip(),
     )
-    problems.install(app)
+    problems.install(app, credential=_credential)
     app.state.keys = keys
     app.state.sessions = sessions
 
@@ -177,11 +183,17 @@ def create_app(
         }
 
     def page(served: Served, principal: Principal) -> Response:
-        return _json(
-            {"data": list(served.page.items), "next_cursor": served.page.next_cursor},
-            age=served.age,
-            headers=rate_headers(principal),
+        # The stored JSON text goes out as it is: no parse, no re-encode.
+        body = b"".join(
+            (
+                b'{"data":[',
+                ",".join(served.page.raw).encode(),
+                b'],"next_cursor":',
+                orjson.dumps(served.page.next_cursor),
+                b"}",
+            )
         )
+        return _raw(body, age=served.age, headers=rate_headers(principal))
 
     async def listing(
         principal: Principal,
@@ -501,6 +513,7 @@ def create_app(
         patient_ids: list[str],
         call: Callable[[Upstream], Awaitable[WriteResult[Any]]],
         created: bool = False,
+        refs: list[tuple[str, str]] | None = None,
     ) -> Response:
         payload = body.model_dump(mode="json")
         answer: Answer = await service.write(
@@ -515,6 +528,7 @@ def create_app(
             call=call,
             render=lambda err: problems.render(err)[:2],
             created=created,
+            refs=refs or [],
         )
         headers = rate_headers(principal)
         if answer.replayed:
@@ -529,6 +543,7 @@ def create_app(
         return _json(answer.body, status=answer.status, headers=headers)
 
     async def appointment_patient(principal: Principal, appointment_id: str) -> str:
+        principal.require("appointment.write")
         record = await service.records.get(principal.tenant_id, "appointment", appointment_id)
         if record is None:
             raise NotFound(f"no appointment {appointment_id}")
@@ -552,6 +567,7 @@ def create_app(
             body=body,
             key=key,
             patient_ids=[body.patient_id],
+            refs=_booking_refs(body),
             call=lambda up: up.create_appointment(command),
             created=True,
         )
@@ -572,6 +588,7 @@ def create_app(
             body=body,
             key=key,
             patient_ids=[patient],
+            refs=_booking_refs(body),
             call=lambda up: up.reschedule_appointment(AppointmentId(body.appointment_id), command),
         )
 
@@ -648,6 +665,7 @@ def create_app(
             body=body,
             key=key,
             patient_ids=[body.patient_id],
+            refs=_refs(provider=body.provider_id, location=body.location_id),
             call=lambda up: up.push_encounter(command),
             created=True,
         )
@@ -657,6 +675,7 @@ def create_app(
         request: Request, principal: Caller, body: bodies.EncounterRef, key: IdemKey = None
     ) -> Response:
         """Sign an open encounter (it locks; its charges post)."""
+        principal.require("encounter.write")
         record = await service.records.get(principal.tenant_id, "encounter", body.encounter_id)
         if record is None:
             raise NotFound(f"no encounter {body.encounter_id}")
@@ -689,6 +708,9 @@ def create_app(
             body=body,
             key=key,
             patient_ids=[body.patient_id],
+            refs=_refs(
+                provider=body.provider_id, location=body.location_id, encounter=body.encounter_id
+            ),
             call=lambda up: up.create_charge(command),
             created=True,
         )
@@ -702,6 +724,7 @@ def create_app(
     ) -> Response:
         """Scrub and submit a claim from unbilled charges; answers the claim and its status.
         A scrubber rejection is a 422 naming every field."""
+        principal.require("claim.write")
         await service.prime_charges(principal, body.patient_id)
         command = body.command()
         return await run(
@@ -713,6 +736,7 @@ def create_app(
             body=body,
             key=key,
             patient_ids=[body.patient_id],
+            refs=[("charge", c) for c in body.charge_ids],
             call=lambda up: up.submit_claim(command),
             created=True,
         )
@@ -738,6 +762,20 @@ def create_app(
     for router in extra_routers or []:
         app.include_router(router)
     return app
+
+
+def _refs(**ids: str | None) -> list[tuple[str, str]]:
+    """The (kind, id) pairs a body names, for the tenant check."""
+    return [(kind, value) for kind, value in ids.items() if value]
+
+
+def _booking_refs(body: bodies.Booking) -> list[tuple[str, str]]:
+    return _refs(
+        resource=body.resource_id,
+        location=body.location_id,
+        visit_reason=body.visit_reason_id,
+        provider=body.provider_id,
+    )
 
 
 def _check_date(text: str, field: str) -> None:

@@ -23,9 +23,9 @@ from carebridge.wiring.api import Deployment, open_deployment
 def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
     """The API over one deployment."""
     return create_app(
-        keys=deployment.keys,
-        audit=deployment.audit,
-        live=deployment.live,
+        deployment.live,
+        deployment.keys,
+        deployment.audit,
         sessions=deployment.session_principal,
         extra_routers=[
             auth_routes.router(deployment.sessions),

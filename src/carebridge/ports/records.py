@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,10 +11,20 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class RecordPage:
-    """A page of records (their JSON) and the cursor of the next page, if any."""
+    """A page of records and the cursor of the next page, if any.
 
-    items: Sequence[dict[str, Any]]
+    ``raw`` is each record's JSON text as stored (a list route sends it without re-encoding);
+    ``patient_ids`` names the patient each record is about, for the audit.
+    """
+
+    raw: Sequence[str]
+    patient_ids: Sequence[str | None]
     next_cursor: str | None
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The records, parsed."""
+        return [json.loads(text) for text in self.raw]
 
 
 @dataclass(frozen=True)

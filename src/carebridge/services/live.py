@@ -320,6 +320,8 @@ class Live:
         through the upstream when it is older than allowed; later pages (``cursor``) read the
         store as it is, so a walk through the pages is consistent."""
         principal.require(read_scope(kind))
+        if "patient_id" in filters and kind != "patient":
+            await self.patient_known(principal, filters["patient_id"])
         window = None
         if kind == "appointment":
             window = self._window(starts_from, starts_before)
@@ -341,7 +343,7 @@ class Live:
             limit=limit,
             cursor=cursor,
         )
-        await self._audit(principal, kind, route, page.items)
+        await self._audit_page(principal, kind, route, page)
         return Served(page, age)
 
     def _window(self, start: datetime | None, end: datetime | None) -> tuple[date, date]:
@@ -373,6 +375,32 @@ class Live:
             raise NotFound(f"no {kind} {entity_id}")
         await self._audit(principal, kind, route, [record])
         return record, age
+
+    async def known(
+        self,
+        principal: Principal,
+        refs: Sequence[tuple[str, str]],
+        *,
+        patient_id: str | None = None,
+    ) -> None:
+        """Raise :class:`NotFound` unless every (kind, id) is the caller's tenant's. A slice
+        that may hold it (the practice's lists, the patient's chart) is refreshed first when
+        stale, so a record the store has not seen yet is not refused."""
+        for kind, entity_id in refs:
+            if await self.records.get(principal.tenant_id, kind, entity_id) is not None:
+                continue
+            if kind in SOURCES and self.backend is not None:
+                await self._fresh(
+                    principal,
+                    kind,
+                    Freshness(),
+                    patient_id=patient_id,
+                    window=None,
+                    refresh=True,
+                )
+                if await self.records.get(principal.tenant_id, kind, entity_id) is not None:
+                    continue
+            raise NotFound(f"no {kind.replace('_', ' ')} {entity_id}")
 
     async def patient_known(self, principal: Principal, patient_id: str) -> None:
         """Raise :class:`NotFound` unless the patient is the caller's tenant's."""
@@ -482,6 +510,14 @@ class Live:
         )
         return max(1, round(float(gate["rate"]))), remaining
 
+    async def _audit_page(
+        self, principal: Principal, kind: str, route: str, page: RecordPage
+    ) -> None:
+        if kind not in PHI_KINDS:
+            return
+        patients = sorted({p for p in page.patient_ids if p})
+        await self.audit.record(principal.tenant_id, principal.id, route, patients, self.clock())
+
     async def _audit(self, principal: Principal, kind: str, route: str, items: Any) -> None:
         if kind not in PHI_KINDS:
             return
@@ -507,8 +543,13 @@ class Live:
         call: Callable[[Upstream], Awaitable[WriteResult[Any]]],
         render: Callable[[Exception], tuple[int, dict[str, Any]]],
         created: bool = False,
+        refs: Sequence[tuple[str, str]] = (),
     ) -> Answer:
-        """Run one write under its idempotency key, ledger entry, read-back and audit."""
+        """Run one write under its idempotency key, ledger entry, read-back and audit.
+
+        ``patient_ids`` and ``refs`` (kind, id) are every id the request names: each must be
+        the caller's tenant's, or the write is refused with 404 before anything is recorded.
+        """
         principal.require(scope)
         if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
             raise BadRequest(
@@ -517,6 +558,7 @@ class Live:
             )
         for patient_id in patient_ids:
             await self.patient_known(principal, patient_id)
+        await self.known(principal, refs, patient_id=patient_ids[0] if patient_ids else None)
         tenant, who = principal.tenant_id, principal.id
         if idempotency_key is not None:
             outcome = await self.idempotency.begin(

@@ -53,7 +53,7 @@ class SqlRecords:
             limit=limit,
             cursor=cursor,
         )
-        return RecordPage(found.items, found.next_cursor)
+        return RecordPage(found.raw, found.patient_ids, found.next_cursor)
 
     async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

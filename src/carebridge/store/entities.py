@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -129,10 +130,20 @@ def _after(cursor: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of records (their JSON) and the cursor of the next, if any."""
+    """One page of records and the cursor of the next, if any.
 
-    items: Sequence[dict[str, Any]]
+    ``raw`` holds each record's stored JSON text, unparsed (a list route can send it as is);
+    ``patient_ids`` the patient each record is about (the audit's subject).
+    """
+
+    raw: Sequence[str]
+    patient_ids: Sequence[str | None]
     next_cursor: str | None
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The records, parsed."""
+        return [orjson.loads(text) for text in self.raw]
 
 
 async def query(
@@ -149,7 +160,9 @@ async def query(
 ) -> Page:
     """A page of one kind's records, filtered by indexed columns, in id order."""
     limit = max(1, min(limit, MAX_LIMIT))
-    statement: Select[Any] = select(entities.c.id, entities.c.data).where(
+    statement: Select[Any] = select(
+        entities.c.id, entities.c.patient_id, cast(entities.c.data, Text).label("raw")
+    ).where(
         entities.c.tenant_id == tenant_id, entities.c.kind == kind, entities.c.deleted.is_(False)
     )
     for column, value in (filters or {}).items():
@@ -167,4 +180,8 @@ async def query(
         rows = (await conn.execute(statement)).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([row.data for row in rows], _cursor(rows[-1].id) if more and rows else None)
+    return Page(
+        [row.raw for row in rows],
+        [row.patient_id for row in rows],
+        _cursor(rows[-1].id) if more and rows else None,
+    )

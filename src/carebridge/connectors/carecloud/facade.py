@@ -683,9 +683,11 @@ class CareCloudTenant:
                 detail = await self._portal_get(
                     shown, f"/encounters/{item.id}", pw.EncounterDetailPayload
                 )
-                yield self._keep(
+                encounter = self._keep(
                     shown, pmap.encounter_from_portal(detail, self._ctx("portal", shown))
                 )
+                self._writes.index.encounters[encounter.id] = item.id  # for sign_encounter
+                yield encounter
 
     async def _chart_list(
         self,
@@ -746,7 +748,9 @@ class CareCloudTenant:
         items = await self._portal_list(endpoint, "/charges", pw.ChargePayload, params)
         ctx = self._ctx("portal", endpoint)
         for item in items:
-            yield self._keep(endpoint, pmap.charge_from_portal(item, ctx))
+            charge = self._keep(endpoint, pmap.charge_from_portal(item, ctx))
+            self._writes.index.charges[charge.id] = item.id  # for submit_claim
+            yield charge
 
     async def claims(
         self, *, status: str | None = None, updated_since: datetime | None = None
