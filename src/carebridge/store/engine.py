@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -18,8 +19,22 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
+def _to_json(value: Any) -> str:
+    """Compact JSON for the JSON columns (orjson: a list page is sent as stored)."""
+    return orjson.dumps(value, default=_fallback).decode()
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite connections get WAL, foreign keys and a busy timeout."""
+    """An async engine; SQLite connections get WAL, foreign keys and a busy timeout. JSON
+    columns are written compact and read with orjson."""
+    kwargs.setdefault("json_serializer", _to_json)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
 
