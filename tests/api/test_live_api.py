@@ -340,3 +340,28 @@ async def test_operators_onboard_tenants_and_secrets_stay_sealed(
         for line in value.splitlines():
             if len(line) >= 12:
                 assert line.encode() not in raw
+
+
+async def test_openapi_documents_the_seven_seed_endpoints_with_examples(live: Live) -> None:
+    spec = (await live.client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.1")
+    seven = {
+        ("post", "/authenticate"),
+        ("get", "/patients"),
+        ("get", "/appointments"),
+        ("post", "/create_appointment"),
+        ("get", "/encounters"),
+        ("post", "/submit_claim"),
+        ("get", "/eligibility"),
+    }
+    assert all(method in spec["paths"].get(path, {}) for method, path in seven)
+    schemas = spec["components"]["schemas"]
+    for name in ("CreateAppointment", "SubmitClaim", "CreateEncounter", "CreateCharge"):
+        assert schemas[name]["examples"], name
+        assert schemas[name]["additionalProperties"] is False, name
+    sign_in = spec["paths"]["/authenticate"]["post"]["requestBody"]["content"]
+    assert sign_in["application/json"]["examples"]
+    # the documented examples are valid requests
+    example = schemas["CreateAppointment"]["examples"][0]
+    reply = await live.post("/create_appointment", example)
+    assert reply.status_code == 404  # well-formed; its ids are not this tenant's
