@@ -284,6 +284,7 @@ ROUTES = [
     Route("GET", "/resources", "practice.read"),
     Route("GET", "/visit_reasons", "practice.read"),
     Route("GET", "/audit_events", "audit.read"),
+    Route("GET", "/events", "event.read"),
     Route("POST", "/create_appointment", "appointment.write"),
     Route("POST", "/reschedule_appointment", "appointment.write"),
     Route("POST", "/cancel_appointment", "appointment.write"),

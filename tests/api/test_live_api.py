@@ -365,3 +365,35 @@ async def test_openapi_documents_the_seven_seed_endpoints_with_examples(live: Li
     example = schemas["CreateAppointment"]["examples"][0]
     reply = await live.post("/create_appointment", example)
     assert reply.status_code == 404  # well-formed; its ids are not this tenant's
+
+
+async def test_every_change_becomes_one_ordered_event(live: Live) -> None:
+    await _all(live, "/patients")
+    first = (await live.get("/events", limit=500)).json()["data"]
+    patients = [e for e in first if e["type"] == "patient.created"]
+    truth = live.truth("SELECT COUNT(*) AS n FROM patients WHERE practice_id = 1")[0]["n"]
+    assert len(patients) == truth
+    assert [e["seq"] for e in first] == list(range(1, len(first) + 1))
+
+    again = await _all(live, "/patients", max_age=0)  # read again, nothing changed upstream
+    assert again
+    assert (await live.get("/events", after=first[-1]["seq"])).json()["data"] == []
+
+    patient = patients[0]["entity_id"]
+    body = await _book_body(live, patient, nth=5)
+    booked = await live.post("/create_appointment", body, idem="evt-1")
+    appointment = booked.json()["data"]["id"]
+    await live.post("/check_in", {"appointment_id": appointment})
+    mine = (await live.get("/events", after=first[-1]["seq"], types=["appointment.*"])).json()[
+        "data"
+    ]
+    assert [e["type"] for e in mine if e["entity_id"] == appointment] == [
+        "appointment.created",
+        "appointment.checked_in",
+    ]
+    assert mine[-1]["diff"]["status"] == ["scheduled", "arrived"]
+    assert mine[-1]["patient_id"] == patient
+    bad = await live.get("/events", types=["appointment.exploded"])
+    assert bad.status_code == 400
+    other = (await live.get("/events", key="admin_b")).json()["data"]
+    assert not {e["entity_id"] for e in other} & {e["entity_id"] for e in first}

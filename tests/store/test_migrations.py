@@ -27,6 +27,10 @@ TABLES = {
     "user_sessions",
     "notifications",
     "freshness",
+    "counters",
+    "events",
+    "webhooks",
+    "deliveries",
 }
 
 

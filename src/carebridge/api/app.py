@@ -22,8 +22,9 @@ from pydantic import BaseModel
 
 from carebridge.api import bodies, problems
 from carebridge.domain import EligibilityRequest
+from carebridge.domain.events import EVENT_TYPES
 from carebridge.domain.values import AppointmentId, EncounterId
-from carebridge.ports.records import AuditReader, KeyStore
+from carebridge.ports.records import AuditReader, EventReader, KeyStore
 from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import request_hash
 from carebridge.services.live import Answer, BadRequest, Freshness, Live, Served
@@ -158,6 +159,7 @@ def create_app(
     audit: AuditReader | None = None,
     *,
     sessions: SessionCheck | None = None,
+    events: EventReader | None = None,
     extra_routers: list[Any] | None = None,
 ) -> FastAPI:
     """The API over the given use cases (``live`` without a backend serves the store only)."""
@@ -758,6 +760,38 @@ def create_app(
             events = await reader.events(principal.tenant_id, after=after, limit=limit)
             more = len(events) == limit
             return AuditPage(data=events, next_after=events[-1]["seq"] if more and events else None)
+
+    if events is not None:
+        log = events
+
+        @app.get("/events", tags=["events"], response_model=AuditPage)
+        async def list_events(
+            principal: Caller,
+            after: Annotated[int, Query(ge=0, description="The last seq you have seen.")] = 0,
+            types: Annotated[
+                list[str] | None,
+                Query(description="Event types, or `kind.*` (repeatable; default: all)."),
+            ] = None,
+            limit: Limit = 100,
+        ) -> Response:
+            """The tenant's ordered change log (scope ``event.read``): each event's seq, type,
+            entity, before/after diff, and when it happened and was detected. ``after`` is the
+            replay position: pass the last ``seq`` you processed."""
+            principal.require("event.read")
+            wanted = [t for t in types or [] if t]
+            unknown = [t for t in wanted if t not in EVENT_TYPES and not t.endswith(".*")]
+            if unknown:
+                raise BadRequest("unknown event types: " + ", ".join(unknown), field="types")
+            found = await log.events(principal.tenant_id, after=after, types=wanted, limit=limit)
+            patients = sorted({e["patient_id"] for e in found if e.get("patient_id")})
+            await service.audit.record(
+                principal.tenant_id, principal.id, "GET /events", patients, service.clock()
+            )
+            more = len(found) == limit
+            return _json(
+                {"data": found, "next_after": found[-1]["seq"] if found and more else None},
+                headers=rate_headers(principal),
+            )
 
     for router in extra_routers or []:
         app.include_router(router)

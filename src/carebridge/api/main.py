@@ -27,6 +27,7 @@ def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
         deployment.keys,
         deployment.audit,
         sessions=deployment.session_principal,
+        events=deployment.events,
         extra_routers=[
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.onboard, admin_token),

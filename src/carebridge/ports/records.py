@@ -75,3 +75,11 @@ class AuditReader(Protocol):
     """The audit log, read back in sequence order."""
 
     async def events(self, tenant_id: str, *, after: int, limit: int) -> list[dict[str, Any]]: ...
+
+
+class EventReader(Protocol):
+    """A tenant's ordered event log."""
+
+    async def events(
+        self, tenant_id: str, *, after: int, types: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]: ...

@@ -25,6 +25,7 @@ RESOURCES = (
     "eligibility",
     "document",
     "audit",
+    "event",
     "webhook",
     "sync",
 )

@@ -14,6 +14,7 @@ from carebridge.domain.provenance import DomainModel
 from carebridge.ports.records import KeyRecord, RecordPage
 from carebridge.ports.writes import Outcome
 from carebridge.store import entities, idempotency
+from carebridge.store import events as event_log
 from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
 from carebridge.store.schema import audit_log, freshness, write_ledger
@@ -72,9 +73,11 @@ class SqlRecords:
     async def put(
         self, tenant_id: str, kind: str, records: Sequence[DomainModel], fetched_at: datetime
     ) -> int:
-        """Upsert records of one kind; returns how many changed."""
+        """Upsert records of one kind, with the events of their changes and the webhook
+        deliveries those events owe, in one transaction; returns how many changed."""
         async with self.engine.begin() as conn:
             changes = await entities.upsert(conn, tenant_id, kind, records, fetched_at=fetched_at)
+            await event_log.append(conn, tenant_id, changes, detected_at=fetched_at)
         return len(changes)
 
     async def refreshed_at(self, tenant_id: str, kind: str, scope: str) -> datetime | None:
@@ -239,3 +242,15 @@ class SqlAudit:
         return await self.log.record(
             AuditEntry(tenant_id, principal, route, tuple(patient_ids), at)
         )
+
+
+class SqlEvents:
+    """``EventReader`` over the events table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def events(
+        self, tenant_id: str, *, after: int, types: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]:
+        return await event_log.read(self.engine, tenant_id, after=after, types=types, limit=limit)

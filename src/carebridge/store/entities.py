@@ -20,6 +20,7 @@ from sqlalchemy import Select, Text, cast, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from carebridge.domain.events import content, keep_sticky
 from carebridge.errors import StoreError
 from carebridge.store.schema import entities
 
@@ -79,7 +80,7 @@ async def upsert(
     fetched_at: datetime,
 ) -> list[Change]:
     """Insert or update records of one kind in the caller's transaction; returns the changes
-    (a record whose JSON is unchanged only refreshes ``fetched_at``)."""
+    (a record whose content is unchanged, provenance aside, is not a change)."""
     rows = [(str(r.__dict__["id"]), r.model_dump(mode="json"), r) for r in records]
     if not rows:
         return []
@@ -95,8 +96,9 @@ async def upsert(
     }
     changes: list[Change] = []
     statement = _insert(conn)
-    for entity_id, data, record in rows:
+    for entity_id, fetched, record in rows:
         before = existing.get(entity_id)
+        data = keep_sticky(kind, before, fetched)
         values = {
             "tenant_id": tenant_id,
             "kind": kind,
@@ -111,7 +113,7 @@ async def upsert(
             set_={k: v for k, v in values.items() if k not in ("tenant_id", "kind", "id")},
         )
         await conn.execute(upsert_stmt)
-        if before != data:
+        if content(before) != content(data):
             changes.append(Change(kind, entity_id, before, data))
     return changes
 

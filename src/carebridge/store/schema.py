@@ -241,3 +241,69 @@ freshness = Table(
     PrimaryKeyConstraint("tenant_id", "kind", "scope"),
 )
 """When each slice of the store was last read from the upstream (freshness and fetch-through)."""
+
+# --- change events and webhooks (issue 6) ----------------------------------------------------
+
+counters = Table(
+    "counters",
+    metadata,
+    _tenant(),
+    Column("name", String(32), nullable=False),  # event_seq
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "name"),
+)
+"""Per-tenant sequences; incrementing one row serializes a tenant's event writers."""
+
+events = Table(
+    "events",
+    metadata,
+    _tenant(),
+    Column("seq", BigInteger, nullable=False),  # monotonic per tenant, from counters
+    Column("type", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("entity_id", String(64), nullable=False),
+    Column("patient_id", String(64)),
+    Column("diff", Json, nullable=False),  # {field: [before, after]}
+    Column("occurred_at", Instant, nullable=False),  # the upstream's updated_at, when known
+    Column("detected_at", Instant, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "seq"),
+    Index("ix_events_tenant_type", "tenant_id", "type", "seq"),
+)
+"""The ordered change log of each tenant; ``GET /events?after=<seq>`` replays it."""
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(64), primary_key=True),  # whk_...
+    _tenant(),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", Json, nullable=False),  # [] = every type
+    Column("state", String(16), nullable=False),  # enabled, disabled
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("previous_secret_expires_at", Instant),  # rotation overlap window
+    Column("created_at", Instant, nullable=False),
+    Column("disabled_at", Instant),
+    Index("ix_webhooks_tenant", "tenant_id"),
+)
+"""Subscriptions. Signing secrets are vault secrets ``webhook.<id>.current`` / ``.previous``."""
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Serial, primary_key=True, autoincrement=True),
+    _tenant(),
+    Column("webhook_id", String(64), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # the event
+    Column("message_id", String(96), nullable=False),  # webhook-id: stable across retries
+    Column("entity_key", String(100), nullable=False),  # kind:id, the ordering key
+    Column("state", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Instant, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", String(200)),
+    Column("created_at", Instant, nullable=False),
+    Column("delivered_at", Instant),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_deliveries_order", "webhook_id", "entity_key", "seq"),
+)
+"""The delivery outbox, written in the transaction that appends the event."""

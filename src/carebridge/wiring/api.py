@@ -19,7 +19,14 @@ from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
 from carebridge.store import migrate
 from carebridge.store import tenants as repo
-from carebridge.store.adapters import SqlAudit, SqlIdempotency, SqlKeys, SqlLedger, SqlRecords
+from carebridge.store.adapters import (
+    SqlAudit,
+    SqlEvents,
+    SqlIdempotency,
+    SqlKeys,
+    SqlLedger,
+    SqlRecords,
+)
 from carebridge.store.engine import create_engine
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.vault import KeyRing, Vault
@@ -39,6 +46,7 @@ class Deployment:
     live: Live
     keys: SqlKeys
     audit: SqlAudit
+    events: SqlEvents
     ledger: SqlLedger
     sessions: Sessions
     upstreams: TenantUpstreams
@@ -113,6 +121,7 @@ async def open_deployment(
         live=live,
         keys=SqlKeys(engine),
         audit=audit,
+        events=SqlEvents(engine),
         ledger=ledger,
         sessions=sessions,
         upstreams=upstreams,
