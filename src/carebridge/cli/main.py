@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
+from carebridge.cli.export import export_command
 from carebridge.cli.run import run_command, serve_command
 from carebridge.cli.sandbox import sandbox_app
 from carebridge.cli.users import users_app
@@ -20,6 +21,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.command("run")(run_command)
 app.command("serve")(serve_command)
+app.command("export")(export_command)
 
 
 def main() -> None:
