@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from carebridge.api import admin_routes, auth_routes
+from carebridge.api import admin_routes, auth_routes, sync_routes
 from carebridge.api.app import create_app
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.admin import database_url
@@ -31,6 +31,7 @@ def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
         extra_routers=[
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.onboard, admin_token),
+            sync_routes.router(deployment.sync),
         ],
     )
 

@@ -8,6 +8,7 @@ from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
 from carebridge.cli.export import export_command
 from carebridge.cli.run import run_command, serve_command
 from carebridge.cli.sandbox import sandbox_app
+from carebridge.cli.sync import sync_command
 from carebridge.cli.users import users_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(users_app, name="users")
 app.command("run")(run_command)
 app.command("serve")(serve_command)
 app.command("export")(export_command)
+app.command("sync")(sync_command)
 
 
 def main() -> None:

@@ -71,11 +71,20 @@ _SUBMITTED: Final = frozenset({"submitted", "accepted", "pending"})
 _UNSENT: Final = frozenset({"draft", "scrubbed", "rejected"})
 
 
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in PROVENANCE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
 def content(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A record without its provenance."""
+    """A record without its provenance, at every depth (vitals carry their own)."""
     if record is None:
         return None
-    return {k: v for k, v in record.items() if k not in PROVENANCE}
+    stripped: dict[str, Any] = _strip(record)
+    return stripped
 
 
 def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list[Any]]:

@@ -4,10 +4,11 @@ cases over them, ready for the API (``carebridge.api.main``) or a test to serve.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +30,9 @@ from carebridge.store.adapters import (
 )
 from carebridge.store.engine import create_engine
 from carebridge.store.people import SqlPeople, totp_source
+from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing, Vault
+from carebridge.sync import engine as sync_engine
 from carebridge.wiring.carecloud import TenantUpstreams, check_profile
 
 
@@ -51,6 +54,7 @@ class Deployment:
     sessions: Sessions
     upstreams: TenantUpstreams
     clock: Callable[[], datetime]
+    _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     async def session_principal(self, token: str) -> Principal | None:
         """The principal of a session token from ``POST /authenticate``."""
@@ -80,6 +84,16 @@ class Deployment:
             secrets=secrets,
             now=self.clock().replace(microsecond=0),
         )
+
+    async def sync(self, *, tenant_id: str, streams: list[str] | None = None) -> dict[str, Any]:
+        """Sync a tenant's streams now (one sync per tenant at a time); returns the report."""
+        lock = self._sync_locks.setdefault(tenant_id, anyio.Lock())
+        async with lock:
+            upstream = await self.upstreams.of(tenant_id)
+            report = await sync_engine.sync(
+                SqlSyncStore(self.engine), upstream, tenant_id, streams, clock=self.clock
+            )
+        return report.as_json()
 
     async def aclose(self) -> None:
         """Close the upstream connections and the store."""

@@ -1,0 +1,130 @@
+"""``carebridge sync``: sync tenants from their upstreams now, with a progress bar per stream.
+
+The store is ``--database`` or ``CAREBRIDGE_DATABASE_URL``; the vault key comes from
+``CAREBRIDGE_VAULT_KEY`` or ``CAREBRIDGE_VAULT_KEY_FILE``. Without ``--tenant`` every tenant is
+synced. Bad input, or a stream that failed upstream, prints one ``error:`` line and exits 2.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+
+from carebridge.errors import CarebridgeError
+from carebridge.store.schema import tenants as tenant_table
+from carebridge.store.sync_state import SqlSyncStore
+from carebridge.store.vault import KeyRing
+from carebridge.sync.engine import STREAMS, StreamResult, SyncReport, resolve, sync
+from carebridge.wiring.admin import database_url
+from carebridge.wiring.api import open_deployment
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+class _Bars:
+    """One Rich bar per stream: records read, pages, and the stream's outcome."""
+
+    def __init__(self, progress: Progress, tenant: str) -> None:
+        self.progress = progress
+        self.tenant = tenant
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, stream: str, result: StreamResult) -> None:
+        task = self.tasks.get(stream)
+        if task is None:
+            task = self.tasks[stream] = self.progress.add_task(
+                f"{self.tenant} {stream}", total=None, status=""
+            )
+        status = f"{result.read} read, {result.changed} changed"
+        if result.tombstoned:
+            status += f", {result.tombstoned} gone"
+        if result.done:
+            status += f" (error: {result.error})" if result.error else ""
+            self.progress.update(task, total=1, completed=1, status=status)
+        else:
+            self.progress.update(task, status=status)
+
+
+async def _sync_all(
+    url: str, ring: KeyRing, tenant: str | None, streams: list[str] | None, quiet: bool
+) -> list[SyncReport]:
+    deployment = await open_deployment(url, ring)
+    try:
+        if tenant:
+            tenants = [tenant]
+        else:
+            async with deployment.engine.connect() as conn:
+                rows = await conn.execute(select(tenant_table.c.id).order_by(tenant_table.c.id))
+                tenants = [str(row[0]) for row in rows]
+        store = SqlSyncStore(deployment.engine)
+        reports: list[SyncReport] = []
+        columns: list[Any] = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
+            for tenant_id in tenants:
+                upstream = await deployment.upstreams.of(tenant_id)
+                reports.append(
+                    await sync(
+                        store,
+                        upstream,
+                        tenant_id,
+                        streams,
+                        clock=deployment.clock,
+                        progress=_Bars(progress, tenant_id),
+                    )
+                )
+        return reports
+    finally:
+        await deployment.aclose()
+
+
+def sync_command(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="The tenant to sync (default: every tenant).")
+    ] = None,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option("--stream", help=f"A stream to sync, repeatable: {', '.join(STREAMS)}."),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="Store URL (default: CAREBRIDGE_DATABASE_URL)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Sync tenants from their upstreams: each stream a page at a time, checkpointed."""
+    try:
+        resolve(stream or None)
+        ring = KeyRing.from_env()
+        url = database_url(database)
+        reports = anyio.run(_sync_all, url, ring, tenant, stream or None, quiet)
+    except CarebridgeError as err:
+        raise _fail(str(err)) from None
+    except ValueError as err:  # an unsupported store URL
+        raise _fail(str(err)) from None
+    failed = [
+        f"{report.tenant_id}/{name}: {result.error}"
+        for report in reports
+        for name, result in report.streams.items()
+        if result.error
+    ]
+    for report in reports:
+        for name, result in report.streams.items():
+            typer.echo(
+                f"{report.tenant_id} {name}: read {result.read}, changed {result.changed}, "
+                f"tombstoned {result.tombstoned} ({result.seconds:.1f} s)"
+            )
+    if failed:
+        raise _fail("sync failed for " + "; ".join(failed))

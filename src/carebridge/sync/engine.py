@@ -1,0 +1,423 @@
+"""The sync engine: one stream per entity, a page at a time, each page checkpointed with its cursor.
+
+Streams run in dependency order (the practice's lists, patients, then what hangs off them). Each
+reads the upstream through the ``Upstream`` port and writes through ``SyncStore.save_page``,
+which upserts the page, appends the events of its changes and stores the stream's cursor in one
+transaction: a crash loses at most the page in flight, and a rerun resumes from the cursor.
+
+Four modes:
+
+- **incremental** (patients, claims, payments, remittances, statements): ``updated_since`` the
+  stream's high-water mark (the newest ``updated_at`` seen) less a lag. Re-reading the boundary is
+  harmless: the store's change detection ignores a record whose content did not change, so it
+  makes no event. A pass interrupted by a crash is resumed with the pass's own ``since``.
+- **per patient** (encounters): the same, one patient at a time; the cursor also names the last
+  patient whose encounters were saved, so a resumed pass skips the ones already done.
+- **window** (appointments): a full read of a date window (30 days back, 60 ahead); an
+  appointment the store has in the window's interior that the read did not return is tombstoned.
+- **full** (charges, and providers, locations, resources, visit reasons with tombstones): the
+  whole list, every pass; with tombstones, what vanished upstream is marked deleted.
+
+Upstream failures (after the connector's own retries) are retried per stream from its cursor,
+then reported; the other streams still run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from carebridge.domain.provenance import DomainModel
+from carebridge.domain.values import PatientId
+from carebridge.errors import SyncError, UpstreamError
+from carebridge.ports.sync import SyncStore
+from carebridge.ports.upstream import Upstream
+
+LAG = timedelta(minutes=5)
+"""Incremental reads re-read this much before the high-water mark (clock skew, late commits)."""
+PAGE_SIZE = 200
+WINDOW_BACK = timedelta(days=30)
+WINDOW_AHEAD = timedelta(days=60)
+
+Mode = Literal["incremental", "per_patient", "window", "full"]
+Phase = Literal["before_commit", "after_commit"]
+OnPage = Callable[[str, int, Phase], None]
+"""A fault hook for tests: ``(stream, page number, phase)``; ``before_commit`` runs inside the
+page's transaction (raising rolls the page and its cursor back), ``after_commit`` right after."""
+
+
+def _since(u: Upstream, s: datetime | None, name: str) -> AsyncIterator[Any]:
+    method: Callable[..., AsyncIterator[Any]] = getattr(u, name)
+    return method(updated_since=s)
+
+
+def _all(u: Upstream, name: str) -> AsyncIterator[Any]:
+    method: Callable[[], AsyncIterator[Any]] = getattr(u, name)
+    return method()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One stream: the kind it writes, how it reads the upstream, whether it tombstones."""
+
+    name: str
+    kind: str
+    mode: Mode
+    method: str
+    """The ``Upstream`` method that reads it."""
+    tombstones: bool = False
+
+
+STREAMS: dict[str, Stream] = {
+    s.name: s
+    for s in (
+        Stream("providers", "provider", "full", "providers", tombstones=True),
+        Stream("locations", "location", "full", "locations", tombstones=True),
+        Stream("resources", "resource", "full", "resources", tombstones=True),
+        Stream("visit_reasons", "visit_reason", "full", "visit_reasons", tombstones=True),
+        Stream("patients", "patient", "incremental", "patients"),
+        Stream("appointments", "appointment", "window", "appointments", tombstones=True),
+        Stream("encounters", "encounter", "per_patient", "encounters"),
+        Stream("charges", "charge", "full", "charges"),
+        Stream("claims", "claim", "incremental", "claims"),
+        Stream("payments", "payment", "incremental", "payments"),
+        Stream("remittances", "remittance", "incremental", "remittances"),
+        Stream("statements", "statement", "incremental", "statements"),
+    )
+}
+"""Every stream, in the order a full sync runs them."""
+
+
+class UnknownStream(SyncError):
+    """A stream name the engine does not know."""
+
+
+@dataclass
+class StreamResult:
+    """What one stream did: records read, changed (each made events), tombstoned; its pages,
+    attempts, wall time, and the error that stopped it (after its retries), if any."""
+
+    read: int = 0
+    changed: int = 0
+    tombstoned: int = 0
+    pages: int = 0
+    attempts: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    done: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "changed": self.changed,
+            "tombstoned": self.tombstoned,
+            "pages": self.pages,
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+@dataclass
+class SyncReport:
+    """One sync run of one tenant, stream by stream."""
+
+    tenant_id: str
+    started_at: datetime
+    streams: dict[str, StreamResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every stream finished."""
+        return all(r.error is None for r in self.streams.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(r.changed for r in self.streams.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "started_at": self.started_at.isoformat(),
+            "ok": self.ok,
+            "streams": {name: r.as_json() for name, r in self.streams.items()},
+        }
+
+
+class Progress(Protocol):
+    """Told of each stream's start, of every page, and of its end (a CLI draws bars)."""
+
+    def __call__(self, stream: str, result: StreamResult) -> None: ...
+
+
+def resolve(names: Iterable[str] | None) -> list[Stream]:
+    """The streams named (all of them for None), in run order; unknown names raise."""
+    if names is None:
+        return list(STREAMS.values())
+    wanted = set(names)
+    unknown = sorted(wanted - STREAMS.keys())
+    if unknown:
+        raise UnknownStream(f"unknown streams: {', '.join(unknown)} (known: {', '.join(STREAMS)})")
+    return [s for s in STREAMS.values() if s.name in wanted]
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat()
+
+
+def _instant(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _updated(record: DomainModel) -> datetime | None:
+    value = record.__dict__.get("updated_at")
+    return value if isinstance(value, datetime) else None
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def high_water(previous: datetime | None, newest: datetime | None, started: datetime) -> datetime:
+    """The next pass's mark: the newest ``updated_at`` read (so an upstream clock behind ours
+    loses nothing), never later than the pass's start (an upstream that stamps records in the
+    future must not make the next pass skip what changes until then). A pass that read no
+    dated record (nothing changed, or the kind carries no ``updated_at``) marks its start."""
+    if newest is None:
+        return started
+    return min(_latest(previous, newest) or newest, started)
+
+
+@dataclass
+class _Run:
+    """One stream's pass: where it writes, how it checkpoints, what it counts."""
+
+    store: SyncStore
+    upstream: Upstream
+    tenant_id: str
+    stream: Stream
+    clock: Callable[[], datetime]
+    result: StreamResult
+    page_size: int
+    on_page: OnPage | None
+    progress: Progress | None
+
+    async def save(self, records: Sequence[DomainModel], cursor: dict[str, Any]) -> None:
+        self.result.pages += 1
+        page = self.result.pages
+        hook = self.on_page
+
+        def before_commit() -> None:
+            if hook is not None:
+                hook(self.stream.name, page, "before_commit")
+
+        changed = await self.store.save_page(
+            self.tenant_id,
+            self.stream.kind,
+            records,
+            stream=self.stream.name,
+            cursor=cursor,
+            fetched_at=self.clock(),
+            before_commit=before_commit,
+        )
+        self.result.read += len(records)
+        self.result.changed += changed
+        if hook is not None:
+            hook(self.stream.name, page, "after_commit")
+        if self.progress is not None:
+            self.progress(self.stream.name, self.result)
+
+    async def pages(
+        self,
+        records: AsyncIterator[DomainModel],
+        cursor: Callable[[], dict[str, Any]],
+        seen: Callable[[DomainModel], None],
+    ) -> list[DomainModel]:
+        """Save full pages as they fill (each with ``cursor()``); returns the remainder."""
+        batch: list[DomainModel] = []
+        async for record in records:
+            seen(record)
+            batch.append(record)
+            if len(batch) >= self.page_size:
+                await self.save(batch, cursor())
+                batch = []
+        return batch
+
+    # --- the modes ------------------------------------------------------------------------
+
+    async def incremental(self, lag: timedelta) -> None:
+        previous = await self.store.cursor(self.tenant_id, self.stream.name) or {}
+        high = _instant(previous.get("high_water"))
+        resumed = previous.get("pass")
+        if isinstance(resumed, dict):
+            since = _instant(resumed.get("since"))
+            newest = _instant(resumed.get("seen"))
+        else:
+            since = None if high is None else high - lag
+            newest = None
+        started = self.clock()
+
+        def note(record: DomainModel) -> None:
+            nonlocal newest
+            newest = _latest(newest, _updated(record))
+
+        def in_pass() -> dict[str, Any]:
+            return {"high_water": _iso(high), "pass": {"since": _iso(since), "seen": _iso(newest)}}
+
+        rest = await self.pages(_since(self.upstream, since, self.stream.method), in_pass, note)
+        final = high_water(high, newest, started)
+        await self.save(rest, {"high_water": _iso(final), "completed_at": _iso(self.clock())})
+
+    async def per_patient(self, lag: timedelta) -> None:
+        previous = await self.store.cursor(self.tenant_id, self.stream.name) or {}
+        high = _instant(previous.get("high_water"))
+        resumed = previous.get("pass")
+        after: str | None = None
+        if isinstance(resumed, dict):
+            since = _instant(resumed.get("since"))
+            newest = _instant(resumed.get("seen"))
+            after = resumed.get("after") if isinstance(resumed.get("after"), str) else None
+        else:
+            since = None if high is None else high - lag
+            newest = None
+        started = self.clock()
+        patients = sorted(await self.store.ids(self.tenant_id, "patient"))
+        batch: list[DomainModel] = []
+        method: Callable[..., AsyncIterator[DomainModel]] = getattr(
+            self.upstream, self.stream.method
+        )
+        for patient in patients:
+            if after is not None and patient <= after:
+                continue
+            async for record in method(patient_id=PatientId(patient), updated_since=since):
+                newest = _latest(newest, _updated(record))
+                batch.append(record)
+            after = patient
+            if len(batch) >= self.page_size:
+                cursor = {
+                    "high_water": _iso(high),
+                    "pass": {"since": _iso(since), "seen": _iso(newest), "after": after},
+                }
+                await self.save(batch, cursor)
+                batch = []
+        final = high_water(high, newest, started)
+        await self.save(batch, {"high_water": _iso(final), "completed_at": _iso(self.clock())})
+
+    async def full(self) -> None:
+        started = self.clock()
+        seen: set[str] = set()
+
+        def note(record: DomainModel) -> None:
+            seen.add(str(record.__dict__["id"]))
+
+        def in_pass() -> dict[str, Any]:
+            return {"pass": {"started": _iso(started)}}
+
+        rest = await self.pages(_all(self.upstream, self.stream.method), in_pass, note)
+        final = {"completed_at": _iso(self.clock()), "count": len(seen)}
+        if not self.stream.tombstones:
+            await self.save(rest, final)
+            return
+        await self.save(rest, in_pass())
+        gone = await self.store.ids(self.tenant_id, self.stream.kind) - seen
+        await self._tombstone(gone, final)
+
+    async def window(self, back: timedelta, ahead: timedelta) -> None:
+        today = self.clock().astimezone(UTC).date()
+        start, end = today - back, today + ahead
+        seen: set[str] = set()
+
+        def note(record: DomainModel) -> None:
+            seen.add(str(record.__dict__["id"]))
+
+        window = {"start": start.isoformat(), "end": end.isoformat()}
+
+        def in_pass() -> dict[str, Any]:
+            return {"pass": window}
+
+        rest = await self.pages(self.upstream.appointments(start, end), in_pass, note)
+        await self.save(rest, in_pass())
+        inner_from, inner_before = interior(start, end)
+        stored = await self.store.ids(
+            self.tenant_id, self.stream.kind, starts_from=inner_from, starts_before=inner_before
+        )
+        await self._tombstone(stored - seen, {"window": window, "completed_at": _iso(self.clock())})
+
+    async def _tombstone(self, gone: set[str], cursor: dict[str, Any]) -> None:
+        self.result.tombstoned += await self.store.tombstone(
+            self.tenant_id,
+            self.stream.kind,
+            gone,
+            at=self.clock(),
+            stream=self.stream.name,
+            cursor=cursor,
+        )
+
+
+def interior(start: date, end: date) -> tuple[datetime, datetime]:
+    """The instants a window read of practice days ``start``..``end`` surely covers, whatever
+    the practice's UTC offset (within a day): a day in from each end."""
+    return (
+        datetime.combine(start + timedelta(days=1), datetime.min.time(), UTC),
+        datetime.combine(end, datetime.min.time(), UTC),
+    )
+
+
+async def sync(
+    store: SyncStore,
+    upstream: Upstream,
+    tenant_id: str,
+    streams: Iterable[str] | None = None,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress | None = None,
+    on_page: OnPage | None = None,
+    page_size: int = PAGE_SIZE,
+    lag: timedelta = LAG,
+    window: tuple[timedelta, timedelta] = (WINDOW_BACK, WINDOW_AHEAD),
+    retries: int = 2,
+    timer: Callable[[], float] = time.perf_counter,
+) -> SyncReport:
+    """Sync one tenant's streams (all of them for None) from ``upstream`` into ``store``.
+
+    A stream that fails upstream is retried ``retries`` times, each attempt resuming from its
+    committed cursor; then its error is reported and the next stream runs. Anything but an
+    upstream failure (a store error, a fault hook's exception) propagates.
+    """
+    if page_size < 1:
+        raise SyncError("page_size must be at least 1")
+    chosen = resolve(streams)
+    report = SyncReport(tenant_id, clock())
+    for stream in chosen:
+        result = report.streams[stream.name] = StreamResult()
+        if progress is not None:
+            progress(stream.name, result)
+        began = timer()
+        run = _Run(store, upstream, tenant_id, stream, clock, result, page_size, on_page, progress)
+        while True:
+            result.attempts += 1
+            try:
+                if stream.mode == "incremental":
+                    await run.incremental(lag)
+                elif stream.mode == "per_patient":
+                    await run.per_patient(lag)
+                elif stream.mode == "window":
+                    await run.window(*window)
+                else:
+                    await run.full()
+            except UpstreamError as err:
+                if result.attempts <= retries:
+                    continue
+                result.error = f"{type(err).__name__}: {err}"
+            break
+        result.seconds = timer() - began
+        result.done = True
+        if progress is not None:
+            progress(stream.name, result)
+    return report
