@@ -179,6 +179,7 @@ RSS_CHILD = r"""
 import asyncio, resource, sys, tempfile, time
 from datetime import UTC, datetime, timedelta
 from carebridge.domain import Appointment
+from carebridge.domain.provenance import Provenance
 from carebridge.domain.values import AppointmentId, LocationId, PatientId, ProviderId, ResourceId, VisitReasonId
 from carebridge.store import migrate
 from carebridge.store.engine import create_engine
@@ -195,6 +196,7 @@ class Synthetic:
         for n in range(N):
             at = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(minutes=15 * (n % span))
             yield Appointment(
+                sources=(Provenance(surface="v2", endpoint="GET /v2/appointments", upstream_id=str(n), fetched_at=NOW),),
                 id=AppointmentId.new(f"bench:{n}"),
                 patient_id=PatientId.new(f"p{n % 50000}"),
                 provider_id=ProviderId.new("prv"),
