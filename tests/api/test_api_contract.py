@@ -233,7 +233,12 @@ WRITES: dict[str, Callable[[Ids], dict[str, Any]]] = {
     "/create_charge": create_charge,
     "/submit_claim": submit_claim,
     "/sync": lambda _ids: {"streams": ["providers"]},
+    "/webhooks": lambda _ids: {"url": "http://127.0.0.1:9/hook", "event_types": ["appointment.*"]},
+    "/webhooks/{webhook_id}/rotate_secret": lambda _ids: {},
+    "/webhooks/{webhook_id}/replay": lambda _ids: {},
 }
+NAMES_NO_ID = {"/sync", "/webhooks", "/webhooks/{webhook_id}/rotate_secret"}
+NAMES_NO_ID |= {"/webhooks/{webhook_id}/replay"}
 
 
 # --- 1. the scope matrix -------------------------------------------------------------------------
@@ -249,7 +254,11 @@ class Route:
     params: Callable[[Ids], dict[str, str]] = field(default=lambda _ids: {})
 
     def path(self, ids: Ids) -> str:
-        return self.template.replace("{patient_id}", ids.patient).replace("{claim_id}", ids.claim)
+        return (
+            self.template.replace("{patient_id}", ids.patient)
+            .replace("{claim_id}", ids.claim)
+            .replace("{webhook_id}", "whk_00000000000000000000000000000000")
+        )
 
     def __str__(self) -> str:
         return f"{self.method} {self.template}"
@@ -296,6 +305,13 @@ ROUTES = [
     Route("POST", "/create_charge", "charge.write"),
     Route("POST", "/submit_claim", "claim.write"),
     Route("POST", "/sync", "sync.write"),
+    Route("POST", "/webhooks", "webhook.write"),
+    Route("GET", "/webhooks", "webhook.read"),
+    Route("GET", "/webhooks/{webhook_id}", "webhook.read"),
+    Route("DELETE", "/webhooks/{webhook_id}", "webhook.write"),
+    Route("POST", "/webhooks/{webhook_id}/rotate_secret", "webhook.write"),
+    Route("GET", "/webhooks/{webhook_id}/deliveries", "webhook.read"),
+    Route("POST", "/webhooks/{webhook_id}/replay", "webhook.write", lambda _ids: {"from_seq": "1"}),
 ]
 
 
@@ -325,8 +341,10 @@ async def call(live: Live, route: Route, ids: Ids, key: str) -> httpx.Response:
     headers = live.auth(key)
     if route.method == "GET":
         return await live.client.get(route.path(ids), params=route.params(ids), headers=headers)
+    if route.method == "DELETE":
+        return await live.client.delete(route.path(ids), headers=headers)
     return await live.client.post(
-        route.path(ids), json=WRITES[route.template](ids), headers=headers
+        route.path(ids), json=WRITES[route.template](ids), params=route.params(ids), headers=headers
     )
 
 
@@ -438,8 +456,8 @@ async def test_another_tenants_ids_are_404_and_nothing_is_written(tmp_path: Path
             b, patient=a.patient, appointment=a.appointment, encounter=a.encounter, charge=a.charge
         )
         for path, make in WRITES.items():
-            if path == "/sync":
-                continue  # names no id: it syncs the caller's own tenant
+            if path in NAMES_NO_ID:
+                continue  # names no patient, appointment, encounter or charge
             problem(await live.post(path, make(mixed), key="admin_b", idem=f"iso-{path}"), 404)
 
         for path in FILTERED:  # a filter naming A's patient finds nothing of A's
@@ -517,8 +535,10 @@ async def test_bad_bodies_are_422_problems_naming_the_field_and_write_nothing(
     headers = live.auth("admin_a") | {"Content-Type": "application/json"}
     before = await written(live)
 
-    # malformed JSON, on every write route
+    # malformed JSON, on every write route that takes a body
     for path in WRITES:
+        if "{" in path:
+            continue
         reply = await live.client.post(path, content=b"{not json", headers=headers)
         fields(problem(reply, 422))
     assert await written(live) == before
@@ -544,6 +564,8 @@ async def test_bad_bodies_are_422_problems_naming_the_field_and_write_nothing(
 
     # unknown fields, in every write body (and inside a nested one)
     for path, make in WRITES.items():
+        if "{" in path:
+            continue  # no body to add a field to
         body = make(ids) | {"surprise": "field"}
         assert "surprise" in fields(problem(await live.post(path, body), 422)), path
     inner = create_encounter(ids) | {"procedures": [{"code": "99213", "units": 1, "x": 1}]}

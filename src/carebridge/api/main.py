@@ -3,21 +3,29 @@
 ``carebridge.api.main:app`` is an ASGI app whose lifespan opens the store named by
 ``CAREBRIDGE_DATABASE_URL`` (default ``sqlite:///carebridge.db``) with the vault key of
 ``CAREBRIDGE_VAULT_KEY`` (or ``CAREBRIDGE_VAULT_KEY_FILE``).
+
+On the embedded SQLite store there is no worker: the process itself syncs every tenant every
+``CAREBRIDGE_SYNC_INTERVAL`` seconds (default 300; 0 turns it off) and delivers webhooks every
+second, with the same handlers ``carebridge worker`` runs on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
-from carebridge.api import admin_routes, auth_routes, sync_routes
+from carebridge.api import admin_routes, auth_routes, sync_routes, webhook_routes
 from carebridge.api.app import create_app
+from carebridge.jobs.queue import InProcessRunner
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.admin import database_url
 from carebridge.wiring.api import Deployment, open_deployment
+from carebridge.wiring.jobs import handlers
 
 
 def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
@@ -32,8 +40,19 @@ def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.onboard, admin_token),
             sync_routes.router(deployment.sync),
+            webhook_routes.router(deployment.webhooks, deployment.clock),
         ],
     )
+
+
+async def _later(delay: float, work: Coroutine[Any, Any, None]) -> None:
+    """Start ``work`` after ``delay`` seconds (the first sync waits one interval)."""
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        work.close()
+        raise
+    await work
 
 
 def app() -> FastAPI:
@@ -46,9 +65,18 @@ def app() -> FastAPI:
         holder["d"] = deployment
         inner = build(deployment, admin_token=os.environ.get("CAREBRIDGE_ADMIN_TOKEN"))
         outer.mount("/", inner)
+        background: list[asyncio.Task[None]] = []
+        every = float(os.environ.get("CAREBRIDGE_SYNC_INTERVAL", "300"))
+        if deployment.engine.dialect.name == "sqlite" and every > 0:
+            runner = InProcessRunner(handlers(deployment), every=every)
+            background.append(asyncio.create_task(_later(every, runner.run())))
+            background.append(asyncio.create_task(deployment.deliverer.serve(interval=1.0)))
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await deployment.aclose()
 
     return FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)

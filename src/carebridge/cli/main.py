@@ -10,6 +10,7 @@ from carebridge.cli.run import run_command, serve_command
 from carebridge.cli.sandbox import sandbox_app
 from carebridge.cli.sync import sync_command
 from carebridge.cli.users import users_app
+from carebridge.cli.worker import worker_command
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="carebridge: CareCloud, normalized."
@@ -24,6 +25,7 @@ app.command("run")(run_command)
 app.command("serve")(serve_command)
 app.command("export")(export_command)
 app.command("sync")(sync_command)
+app.command("worker")(worker_command)
 
 
 def main() -> None:

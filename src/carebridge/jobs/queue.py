@@ -6,7 +6,7 @@ a lost or repeated job loses nothing and repeats nothing. A job only says "look 
 - At scale, the jobs go through **procrastinate** on PostgreSQL: ``carebridge worker`` runs N
   processes. Each (tenant, stream) has a queueing lock (one waiting job at most) and a run lock
   (never two at once), so two workers sharing a tenant never sync one stream twice at a time
-  nor deliver the same webhook twice.
+  nor deliver the same webhook twice (delivery rounds hold one lock).
 - Embedded (SQLite), :class:`InProcessRunner` calls the same handlers on a timer inside the API
   process.
 
@@ -33,11 +33,11 @@ DELIVER = "carebridge.deliver"
 
 @dataclass(frozen=True)
 class Handlers:
-    """What jobs run: sync one stream of a tenant; deliver a tenant's due webhooks; list the
-    tenants and streams a schedule covers."""
+    """What jobs run: sync one stream of a tenant; one delivery round of every due webhook
+    (it returns how many it attempted); list the tenants and streams a schedule covers."""
 
     sync: Callable[[str, str], Awaitable[Any]]
-    deliver: Callable[[str], Awaitable[int]]
+    deliver: Callable[[], Awaitable[int]]
     tenants: Callable[[], Awaitable[Sequence[str]]]
     streams: Sequence[str]
 
@@ -64,8 +64,8 @@ def build_app(conninfo: str, handlers: Handlers | None = None) -> procrastinate.
         queue="webhooks",
         retry=procrastinate.RetryStrategy(max_attempts=3, exponential_wait=1),
     )
-    async def deliver(tenant: str) -> None:
-        while await _handlers().deliver(tenant):
+    async def deliver() -> None:
+        while await _handlers().deliver():
             pass
 
     @app.periodic(cron="* * * * *", periodic_id="carebridge.tick")
@@ -76,7 +76,7 @@ def build_app(conninfo: str, handlers: Handlers | None = None) -> procrastinate.
         for tenant in await chosen.tenants():
             for stream in chosen.streams:
                 await nudge_sync(app, tenant, stream)
-            await nudge_delivery(app, tenant)
+        await nudge_delivery(app)
 
     return app
 
@@ -95,11 +95,12 @@ async def nudge_sync(app: procrastinate.App, tenant: str, stream: str) -> bool:
     return True
 
 
-async def nudge_delivery(app: procrastinate.App, tenant: str) -> bool:
-    """Ask for a delivery round of a tenant's webhooks; False when one is already waiting."""
-    key = f"deliver:{tenant}"
+async def nudge_delivery(app: procrastinate.App) -> bool:
+    """Ask for a delivery round; False when one is already waiting. Rounds hold one lock, so
+    however many workers run, one round delivers at a time and nothing is sent twice."""
+    key = "deliver"
     try:
-        await app.tasks[DELIVER].configure(lock=key, queueing_lock=key).defer_async(tenant=tenant)
+        await app.tasks[DELIVER].configure(lock=key, queueing_lock=key).defer_async()
     except pexc.AlreadyEnqueued:
         return False
     return True
@@ -144,9 +145,9 @@ class InProcessRunner:
                     await self.handlers.sync(tenant, stream)
                 except Exception as err:  # noqa: BLE001 - one stream's failure stops nothing
                     log.warning("sync %s/%s failed: %s", tenant, stream, type(err).__name__)
-            with contextlib.suppress(Exception):
-                while await self.handlers.deliver(tenant):
-                    pass
+        with contextlib.suppress(Exception):
+            while await self.handlers.deliver():
+                pass
 
     async def run(self) -> None:
         """Rounds until cancelled."""

@@ -79,6 +79,15 @@ async def add_tenant(
         raise TenantExists(f"tenant {tenant_id!r} already exists") from None
 
 
+async def tenant_ids(engine: AsyncEngine) -> list[str]:
+    """Every enabled tenant's id, in order."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(tenants.c.id).where(tenants.c.disabled_at.is_(None)).order_by(tenants.c.id)
+        )
+        return [str(r[0]) for r in rows]
+
+
 async def tenant_settings(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:
     """A tenant's settings (no secrets)."""
     async with engine.connect() as conn:

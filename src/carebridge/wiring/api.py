@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import ConfigError
+from carebridge.events.webhooks import Deliverer, DeliveryPolicy
 from carebridge.services.live import Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
@@ -32,6 +33,7 @@ from carebridge.store.engine import create_engine
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing, Vault
+from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
 from carebridge.wiring.carecloud import TenantUpstreams, check_profile
 
@@ -54,6 +56,8 @@ class Deployment:
     sessions: Sessions
     upstreams: TenantUpstreams
     clock: Callable[[], datetime]
+    webhooks: SqlWebhooks
+    deliverer: Deliverer
     _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     async def session_principal(self, token: str) -> Principal | None:
@@ -96,7 +100,8 @@ class Deployment:
         return report.as_json()
 
     async def aclose(self) -> None:
-        """Close the upstream connections and the store."""
+        """Close the upstream connections, the webhook client and the store."""
+        await self.deliverer.http.aclose()
         await self.upstreams.aclose()
         await self.engine.dispose()
 
@@ -108,12 +113,14 @@ async def open_deployment(
     clock: Callable[[], datetime] = _now,
     transport: httpx.AsyncBaseTransport | None = None,
     throttle: Callable[[], AimdThrottle] | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Deployment:
     """Migrate the store at ``url`` and assemble the use cases over it.
 
     Args:
         transport: how upstream requests travel (tests pass the sandbox's ASGI transport).
         throttle: makes each tenant's throttle (tests pass one on a fake clock).
+        webhook_transport: how webhook deliveries travel (default: the network).
     """
     await anyio.to_thread.run_sync(migrate.upgrade, url)
     engine = create_engine(url)
@@ -129,6 +136,16 @@ async def open_deployment(
         clock=clock,
     )
     sessions = Sessions(SqlPeople(engine), totp_source(engine, vault), clock=clock)
+    hooks = SqlWebhooks(engine, vault)
+    policy = DeliveryPolicy()
+    deliverer = Deliverer(
+        hooks,
+        httpx.AsyncClient(
+            timeout=policy.timeout, follow_redirects=False, transport=webhook_transport
+        ),
+        clock,
+        policy=policy,
+    )
     return Deployment(
         engine=engine,
         vault=vault,
@@ -140,4 +157,6 @@ async def open_deployment(
         sessions=sessions,
         upstreams=upstreams,
         clock=clock,
+        webhooks=hooks,
+        deliverer=deliverer,
     )

@@ -1,0 +1,231 @@
+"""Webhook subscriptions: create, list, read, delete, rotate the signing secret, read the
+delivery log, replay from a seq.
+
+::
+
+    POST   /webhooks                          {"url", "event_types"} -> 201, the secret shown once
+    GET    /webhooks                          the tenant's subscriptions (never their secrets)
+    GET    /webhooks/{id}
+    DELETE /webhooks/{id}                     204; its deliveries and secrets go with it
+    POST   /webhooks/{id}/rotate_secret       a new secret, shown once; the old one stays valid
+                                              for ``overlap_hours`` (default 24)
+    GET    /webhooks/{id}/deliveries          the delivery log, newest first
+    POST   /webhooks/{id}/replay?from_seq=N   202; queues the events from seq N again
+
+Scopes ``webhook.read`` and ``webhook.write``. Another tenant's subscription is a 404. Bodies are
+strict (unknown fields are a 422) and problems never repeat the URL given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from carebridge.api.app import Caller
+from carebridge.domain.events import EVENT_TYPES
+from carebridge.events.webhooks import new_secret
+from carebridge.ports.webhooks import DeliveryRecord, Subscription, WebhookStore
+from carebridge.services.live import BadRequest
+from carebridge.services.records import NotFound
+
+KINDS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
+MAX_LIMIT = 500
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class NewWebhook(BaseModel):
+    """A subscription: where to POST, and which event types (``kind.*`` allowed; none = all)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/carebridge",
+                    "event_types": ["appointment.*", "claim.paid"],
+                }
+            ]
+        },
+    )
+
+    url: str = Field(min_length=1, max_length=2000)
+    event_types: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:
+            raise ValueError("url must be an absolute http or https URL") from None
+        if parts.scheme not in ("http", "https") or not host or parts.fragment:
+            raise ValueError("url must be an absolute http or https URL, without a fragment")
+        if any(c.isspace() for c in value):
+            raise ValueError("url must not contain whitespace")
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if not _known(t)]
+        if unknown:
+            raise ValueError("unknown event types: " + ", ".join(sorted(set(unknown))[:10]))
+        return sorted(set(value))
+
+
+def _known(event_type: str) -> bool:
+    if event_type in EVENT_TYPES or event_type == "*":
+        return True
+    kind, _, rest = event_type.partition(".")
+    return rest == "*" and kind in KINDS
+
+
+def _instant(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _subscription(hook: Subscription) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "event_types": list(hook.event_types),
+        "state": hook.state,
+        "consecutive_failures": hook.consecutive_failures,
+        "previous_secret_expires_at": _instant(hook.previous_secret_expires_at),
+        "created_at": hook.created_at.isoformat(),
+        "disabled_at": _instant(hook.disabled_at),
+    }
+
+
+def _delivery(line: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "seq": line.seq,
+        "message_id": line.message_id,
+        "type": line.type,
+        "entity": line.entity_key,
+        "state": line.state,
+        "attempts": line.attempts,
+        "last_status": line.last_status,
+        "last_error": line.last_error,
+        "next_attempt_at": _instant(line.next_attempt_at),
+        "created_at": line.created_at.isoformat(),
+        "delivered_at": _instant(line.delivered_at),
+    }
+
+
+def router(store: WebhookStore, clock: Callable[[], datetime]) -> APIRouter:
+    """The ``/webhooks`` routes over a webhook store; ``clock`` is the deployment's."""
+    api = APIRouter(tags=["webhooks"])
+
+    async def owned(tenant_id: str, webhook_id: str) -> Subscription:
+        hook = await store.get(tenant_id, webhook_id)
+        if hook is None:
+            raise NotFound(f"no webhook {webhook_id}")
+        return hook
+
+    @api.post("/webhooks", status_code=201, summary="Subscribe a URL to change events")
+    async def create_webhook(principal: Caller, body: NewWebhook) -> JSONResponse:
+        """The answer carries the signing ``secret`` (``whsec_...``) once: store it. Deliveries
+        are signed with Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
+        ``webhook-signature``)."""
+        principal.require("webhook.write")
+        secret = new_secret()
+        hook = await store.create(
+            principal.tenant_id,
+            url=body.url,
+            event_types=tuple(body.event_types),
+            secret=secret,
+            now=clock(),
+        )
+        return JSONResponse(_subscription(hook) | {"secret": secret}, 201, headers=NO_STORE)
+
+    @api.get("/webhooks", summary="The tenant's webhook subscriptions")
+    async def list_webhooks(principal: Caller) -> dict[str, Any]:
+        principal.require("webhook.read")
+        return {"data": [_subscription(h) for h in await store.subscriptions(principal.tenant_id)]}
+
+    @api.get("/webhooks/{webhook_id}", summary="One webhook subscription")
+    async def get_webhook(principal: Caller, webhook_id: str) -> dict[str, Any]:
+        principal.require("webhook.read")
+        return _subscription(await owned(principal.tenant_id, webhook_id))
+
+    @api.delete("/webhooks/{webhook_id}", status_code=204, summary="Unsubscribe")
+    async def delete_webhook(principal: Caller, webhook_id: str) -> Response:
+        """Removes the subscription, its pending deliveries and its secrets."""
+        principal.require("webhook.write")
+        if not await store.delete(principal.tenant_id, webhook_id):
+            raise NotFound(f"no webhook {webhook_id}")
+        return Response(status_code=204)
+
+    @api.post("/webhooks/{webhook_id}/rotate_secret", summary="Rotate the signing secret")
+    async def rotate_secret(
+        principal: Caller,
+        webhook_id: str,
+        overlap_hours: Annotated[
+            float,
+            Query(ge=0, le=168, description="How long the old secret stays valid (hours)."),
+        ] = 24,
+    ) -> JSONResponse:
+        """The new secret is shown once. Until ``previous_secret_expires_at`` every delivery
+        carries two signatures, so a receiver holding either secret verifies."""
+        principal.require("webhook.write")
+        secret = new_secret()
+        now = clock()
+        until = now + timedelta(hours=overlap_hours)
+        if not await store.rotate(
+            principal.tenant_id, webhook_id, secret=secret, overlap_until=until, now=now
+        ):
+            raise NotFound(f"no webhook {webhook_id}")
+        return JSONResponse(
+            {"id": webhook_id, "secret": secret, "previous_secret_expires_at": until.isoformat()},
+            headers=NO_STORE,
+        )
+
+    @api.get("/webhooks/{webhook_id}/deliveries", summary="The delivery log, newest first")
+    async def list_deliveries(
+        principal: Caller,
+        webhook_id: str,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        cursor: Annotated[str | None, Query(max_length=20)] = None,
+    ) -> dict[str, Any]:
+        """Each delivery's seq, message id, event type, state (pending, delivered, dead),
+        attempts, last status and error, and next attempt."""
+        principal.require("webhook.read")
+        await owned(principal.tenant_id, webhook_id)
+        before = None
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise BadRequest("the cursor is not one this API gave", field="cursor")
+            before = int(cursor)
+        lines = await store.deliveries(principal.tenant_id, webhook_id, limit=limit, before=before)
+        more = len(lines) == limit
+        return {
+            "data": [_delivery(line) for line in lines],
+            "next_cursor": str(lines[-1].id) if lines and more else None,
+        }
+
+    @api.post(
+        "/webhooks/{webhook_id}/replay", status_code=202, summary="Send events again from a seq"
+    )
+    async def replay(
+        principal: Caller,
+        webhook_id: str,
+        from_seq: Annotated[int, Query(ge=1, description="The first seq to send again.")],
+    ) -> dict[str, Any]:
+        """Queues every event from ``from_seq`` on that the subscription takes, with the same
+        ``webhook-id`` as before: receivers that deduplicate on it see each event once."""
+        principal.require("webhook.write")
+        queued = await store.replay(principal.tenant_id, webhook_id, from_seq=from_seq, now=clock())
+        if queued is None:
+            raise NotFound(f"no webhook {webhook_id}")
+        return {"id": webhook_id, "from_seq": from_seq, "queued": queued}
+
+    return api

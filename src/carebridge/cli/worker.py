@@ -1,0 +1,98 @@
+"""``carebridge worker``: procrastinate workers on PostgreSQL that sync and deliver webhooks.
+
+``--processes N`` runs N worker processes (this one and N-1 children); they share the queue,
+and the jobs' locks keep them from running one (tenant, stream), or a delivery round, twice at
+once. A schedule (every minute) nudges every tenant's streams and a delivery round. The
+embedded SQLite mode has no worker: ``carebridge serve`` runs the same handlers in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from carebridge.errors import CarebridgeError
+from carebridge.jobs.queue import build_app, ensure_schema, run_worker
+from carebridge.store.engine import async_url
+from carebridge.store.vault import KeyRing
+from carebridge.wiring.admin import database_url
+from carebridge.wiring.api import open_deployment
+from carebridge.wiring.jobs import handlers
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def conninfo(url: str) -> str:
+    """A libpq connection string from a store URL (``postgresql+psycopg://`` or plain)."""
+    plain = async_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    if not plain.startswith("postgresql://"):
+        raise ValueError("the worker runs on PostgreSQL (CAREBRIDGE_DATABASE_URL=postgresql://…)")
+    return plain
+
+
+async def _work(url: str, ring: KeyRing, concurrency: int, schema: bool) -> None:
+    deployment = await open_deployment(url, ring)
+    try:
+        app = build_app(conninfo(url), handlers(deployment))
+        if schema:
+            await ensure_schema(app)
+        await run_worker(app, concurrency=concurrency, name=f"carebridge-{os.getpid()}")
+    finally:
+        await deployment.aclose()
+
+
+def worker_command(
+    processes: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs at once each.")] = 4,
+    db: Annotated[
+        str | None, typer.Option("--db", help="PostgreSQL store URL (CAREBRIDGE_DATABASE_URL).")
+    ] = None,
+    schema: Annotated[
+        bool, typer.Option(hidden=True, help="Create the queue's tables first.")
+    ] = True,
+) -> None:
+    """Run procrastinate workers that sync tenants and deliver webhooks (PostgreSQL)."""
+    url = database_url(db)
+    try:
+        conninfo(url)
+        ring = KeyRing.from_env()
+    except (ValueError, CarebridgeError) as err:
+        raise _fail(str(err)) from None
+    if schema:
+        asyncio.run(_schema(url))
+    children = [
+        subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
+            [
+                sys.executable,
+                "-m",
+                "carebridge",
+                "worker",
+                "--processes=1",
+                f"--concurrency={concurrency}",
+                "--no-schema",
+                f"--db={url}",
+            ]
+        )
+        for _ in range(processes - 1)
+    ]
+    try:
+        asyncio.run(_work(url, ring, concurrency, schema=False))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=30)
+
+
+async def _schema(url: str) -> None:
+    await ensure_schema(build_app(conninfo(url)))

@@ -1,0 +1,291 @@
+"""Webhook delivery: the outbox worker that signs with Standard Webhooks, retries, dead-letters
+and disables subscriptions that keep failing.
+
+Each delivery is a POST of ``{"id", "type", "timestamp", "data"}`` (``data`` is the event as
+``GET /events`` answers it) with the Standard Webhooks headers ``webhook-id`` (the event's
+message id: the same for every retry and replay, so receivers deduplicate on it),
+``webhook-timestamp`` and ``webhook-signature``. During a secret rotation's overlap the
+signature header carries both signatures, space-separated, and a receiver holding either secret
+verifies.
+
+A 2xx answer within ``policy.timeout`` is a success; anything else (another status, a timeout,
+a connection error) is retried with exponential backoff and full jitter until
+``policy.give_up_after`` has passed since the delivery was queued, then the delivery is dead.
+After ``policy.disable_after_failures`` consecutive failed attempts spanning at least
+``policy.disable_after``, the subscription is disabled and a ``webhook.disabled`` event is
+recorded. Any success restarts the count.
+
+Two clocks: ``clock`` schedules (retries, give-up, disable, secret overlap) and is injected;
+``wall`` stamps ``webhook-timestamp``, which receivers check against their own wall clock
+(Standard Webhooks allows five minutes), so it is always real time in production.
+
+Logs carry ids, attempt counts and status codes only: never payloads (PHI) or URLs (their
+query strings may hold tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import httpx
+import orjson
+from standardwebhooks.webhooks import Webhook
+
+from carebridge.ports.webhooks import DueDelivery, SigningSecrets, WebhookStore
+
+logger = logging.getLogger("carebridge.webhooks")
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks secret prefix, not a secret
+SECRET_BYTES = 32
+USER_AGENT = "carebridge-webhooks/1"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How deliveries are timed, retried and given up on."""
+
+    timeout: float = 5.0  # seconds for the whole request
+    base: timedelta = timedelta(seconds=5)  # the first retry's ceiling
+    cap: timedelta = timedelta(hours=1)  # the largest retry ceiling
+    floor: timedelta = timedelta(seconds=1)  # no retry comes sooner
+    give_up_after: timedelta = timedelta(days=3)  # then the delivery is dead
+    disable_after_failures: int = 50
+    disable_after: timedelta = timedelta(hours=24)  # the failures must span this long, too
+    concurrency: int = 16  # attempts in flight at once
+    batch: int = 200  # due deliveries read per round
+
+
+def new_secret() -> str:
+    """A fresh signing secret, ``whsec_<base64 of 32 random bytes>``."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def backoff(attempts: int, policy: DeliveryPolicy, rng: random.Random) -> timedelta:
+    """The wait after the ``attempts``-th failure: full jitter, uniform in
+    ``[0, min(cap, base * 2**(attempts-1))]``, and at least ``floor``."""
+    ceiling = min(policy.cap, policy.base * (2 ** min(max(attempts - 1, 0), 30)))
+    wait = timedelta(seconds=rng.uniform(0, ceiling.total_seconds()))
+    return max(wait, policy.floor)
+
+
+def body_of(delivery: DueDelivery) -> str:
+    """The JSON body of a delivery (the same bytes on every retry)."""
+    event = delivery.event
+    return orjson.dumps(
+        {
+            "id": delivery.message_id,
+            "type": event["type"],
+            "timestamp": event["detected_at"],
+            "data": event,
+        }
+    ).decode()
+
+
+def signature(keys: SigningSecrets, message_id: str, at: datetime, body: str) -> str:
+    """The ``webhook-signature`` header: the current secret's, then the previous one's during
+    a rotation overlap, space-separated."""
+    valid = [keys.current] + ([keys.previous] if keys.previous else [])
+    return " ".join(Webhook(secret).sign(message_id, at, body) for secret in valid)
+
+
+def headers_for(keys: SigningSecrets, message_id: str, at: datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt."""
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature(keys, message_id, at, body),
+    }
+
+
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class RedactUrls(logging.Filter):
+    """Strips the query string and user info from the URLs httpx logs at INFO
+    (``HTTP Request: POST <url> ...``): a receiver's URL may carry a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                a.copy_with(query=None, fragment=None, username=None, password=None)
+                if isinstance(a, httpx.URL)
+                else a
+                for a in record.args
+            )
+        return True
+
+
+def redact_httpx_logs() -> None:
+    """Install :class:`RedactUrls` on the ``httpx`` logger (once)."""
+    target = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactUrls) for f in target.filters):
+        target.addFilter(RedactUrls())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result."""
+
+    ok: bool
+    status: int | None
+    error: str
+
+
+@dataclass
+class Deliverer:
+    """Delivers due webhook deliveries: concurrently across entities, in seq order within one
+    (the store hands out one delivery per subscription and entity at a time)."""
+
+    store: WebhookStore
+    http: httpx.AsyncClient
+    clock: Callable[[], datetime]
+    rng: random.Random = field(default_factory=random.Random)
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    wall: Callable[[], datetime] = _wall
+
+    def __post_init__(self) -> None:
+        redact_httpx_logs()
+
+    async def run_once(self, *, limit: int | None = None) -> int:
+        """Attempt every delivery due now (at most ``limit``); returns how many were attempted."""
+        with anyio.CancelScope(shield=True):
+            due = await self.store.due(now=self.clock(), limit=limit or self.policy.batch)
+        if not due:
+            return 0
+        # the store's contract gives one per (subscription, entity); a chain guards it anyway
+        chains: dict[tuple[str, str], list[DueDelivery]] = {}
+        for delivery in due:
+            chains.setdefault((delivery.webhook_id, delivery.entity_key), []).append(delivery)
+        keys: dict[str, SigningSecrets | None] = {}
+        limiter = anyio.CapacityLimiter(self.policy.concurrency)
+
+        async def chain(items: list[DueDelivery]) -> None:
+            async with limiter:
+                for item in items:
+                    await self._deliver(item, keys)
+
+        async with anyio.create_task_group() as group:
+            for items in chains.values():
+                group.start_soon(chain, items)
+        return len(due)
+
+    async def drain(self, *, max_rounds: int = 1000) -> int:
+        """:meth:`run_once` until nothing is due now; returns the attempts made."""
+        total = 0
+        for _ in range(max_rounds):
+            attempted = await self.run_once()
+            if not attempted:
+                break
+            total += attempted
+        return total
+
+    async def serve(self, *, interval: float = 1.0, stop: anyio.Event | None = None) -> None:
+        """Drain, pause ``interval`` seconds, repeat (a background task) until ``stop`` is set;
+        a pass in progress finishes first, so no attempt is cut off mid-write."""
+        stop = stop or anyio.Event()
+        while not stop.is_set():
+            try:
+                await self.drain()
+            except Exception as err:  # noqa: BLE001 - the loop outlives one bad pass
+                logger.error("webhook delivery pass failed: %s", type(err).__name__)
+            with anyio.move_on_after(interval):
+                await stop.wait()
+
+    async def _deliver(
+        self, delivery: DueDelivery, cache: dict[str, SigningSecrets | None]
+    ) -> None:
+        if delivery.webhook_id not in cache:
+            with anyio.CancelScope(shield=True):
+                cache[delivery.webhook_id] = await self.store.secrets(
+                    delivery.tenant_id, delivery.webhook_id, now=self.clock()
+                )
+        keys = cache[delivery.webhook_id]
+        if keys is None:  # deleted meanwhile: its deliveries went with it
+            return
+        outcome = await self._post(delivery, keys)
+        # an attempt's result is recorded whole: a shutdown waits for the short write rather
+        # than cutting a transaction (and its connection) off mid-way
+        with anyio.CancelScope(shield=True):
+            await self._record(delivery, outcome)
+
+    async def _record(self, delivery: DueDelivery, outcome: Outcome) -> None:
+        now = self.clock()
+        attempt = delivery.attempts + 1
+        if outcome.ok:
+            await self.store.delivered(
+                delivery.tenant_id, delivery.id, status=outcome.status or 200, now=now
+            )
+            logger.info(
+                "webhook delivered: delivery=%s webhook=%s message=%s attempt=%d status=%s",
+                delivery.id,
+                delivery.webhook_id,
+                delivery.message_id,
+                attempt,
+                outcome.status,
+            )
+            return
+        deadline = delivery.created_at + self.policy.give_up_after
+        retry_at = (
+            None
+            if now >= deadline
+            else min(now + backoff(attempt, self.policy, self.rng), deadline)
+        )
+        streak = await self.store.failed(
+            delivery.tenant_id,
+            delivery.id,
+            status=outcome.status,
+            error=outcome.error,
+            retry_at=retry_at,
+            now=now,
+        )
+        logger.warning(
+            "webhook %s: delivery=%s webhook=%s message=%s attempt=%d status=%s error=%s",
+            "retry scheduled" if retry_at else "dead",
+            delivery.id,
+            delivery.webhook_id,
+            delivery.message_id,
+            attempt,
+            outcome.status,
+            outcome.error,
+        )
+        if (
+            streak.count >= self.policy.disable_after_failures
+            and now - streak.since >= self.policy.disable_after
+        ):
+            reason = f"{streak.count} consecutive failed attempts since {streak.since.isoformat()}"
+            if await self.store.disable(
+                delivery.tenant_id, delivery.webhook_id, reason=reason, now=now
+            ):
+                logger.warning(
+                    "webhook disabled: webhook=%s failures=%d", delivery.webhook_id, streak.count
+                )
+
+    async def _post(self, delivery: DueDelivery, keys: SigningSecrets) -> Outcome:
+        body = body_of(delivery)
+        headers = headers_for(keys, delivery.message_id, self.wall(), body)
+        try:
+            with anyio.fail_after(self.policy.timeout):
+                response = await self.http.post(
+                    delivery.url,
+                    content=body.encode(),
+                    headers=headers,
+                    timeout=self.policy.timeout,
+                    follow_redirects=False,
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(False, None, "timeout")
+        except httpx.HTTPError as err:
+            return Outcome(False, None, f"transport: {type(err).__name__}")
+        if response.is_success:
+            return Outcome(True, response.status_code, "")
+        return Outcome(False, response.status_code, f"status {response.status_code}")

@@ -1,0 +1,232 @@
+"""``carebridge worker`` on PostgreSQL: two worker processes share one tenant, sync it from a
+sandbox served over HTTP, and deliver its webhooks to a real receiver, each exactly once and in
+order per entity."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+
+from carebridge.cli.worker import conninfo
+from carebridge.events.webhooks import new_secret
+from carebridge.jobs.queue import build_app, nudge_delivery, nudge_sync
+from carebridge.store.vault import KeyRing
+from carebridge.wiring.api import open_deployment
+from carebridge.wiring.carecloud import from_sandbox
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+TENANT = "ten_jobs"
+STREAMS = ("providers", "patients", "appointments")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[str]:
+    port = _port()
+    child = subprocess.Popen(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "carebridge",
+            "sandbox",
+            "serve",
+            f"--port={port}",
+            "--patients=40",
+            "--practices=1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{base}/_sandbox/credentials")
+        yield base
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+class Receiver:
+    """A real HTTP receiver that verifies every delivery with standardwebhooks."""
+
+    def __init__(self) -> None:
+        self.secret = new_secret()
+        self.seen: list[tuple[str, str, str]] = []  # (message id, entity key, type), in order
+        self.rejected = 0
+        self.lock = threading.Lock()
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            payload: Any = Webhook(self.secret).verify(body, dict(request.headers))
+        except Exception:  # noqa: BLE001 - a malformed header raises ValueError, not only ours
+            with self.lock:
+                self.rejected += 1
+            return Response(status_code=400)
+        data = payload["data"]
+        with self.lock:
+            self.seen.append(
+                (request.headers["webhook-id"], f"{data['kind']}:{data['entity_id']}", data["type"])
+            )
+        return Response(status_code=204)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    target = Receiver()
+    app = Starlette(routes=[Route("/hook", target.hook, methods=["POST"])])
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield target, f"http://127.0.0.1:{port}/hook"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo(url)) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
+    pg_url: str,  # noqa: F811
+    sandbox: str,
+    receiver: tuple[Receiver, str],
+) -> None:
+    target, hook_url = receiver
+    ring = KeyRing.generate()
+    deployment = await open_deployment(pg_url, ring)
+    try:
+        settings, secrets = from_sandbox(httpx.get(f"{sandbox}/_sandbox/credentials").json())
+        await deployment.onboard(
+            tenant_id=TENANT, name="jobs", upstream="carecloud", settings=settings, secrets=secrets
+        )
+        await deployment.webhooks.create(
+            TENANT,
+            url=hook_url,
+            event_types=("patient.*", "appointment.*"),
+            secret=target.secret,
+            now=datetime.now(UTC),
+        )
+    finally:
+        await deployment.aclose()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
+    env["CAREBRIDGE_VAULT_KEY"] = ring.to_text()
+    workers = subprocess.Popen(  # noqa: S603 - our own CLI
+        [
+            sys.executable,
+            "-m",
+            "carebridge",
+            "worker",
+            "--processes=2",
+            "--concurrency=4",
+            f"--db={pg_url}",
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    queue = build_app(conninfo(pg_url))
+    try:
+        deadline = time.monotonic() + 150
+        while not _rows(pg_url, "SELECT 1 FROM pg_tables WHERE tablename = 'procrastinate_jobs'"):
+            assert time.monotonic() < deadline, "the worker never created its queue"
+            time.sleep(0.2)
+        async with queue.open_async():
+            for stream in STREAMS:
+                assert await nudge_sync(queue, TENANT, stream)
+            assert not await nudge_sync(queue, TENANT, "patients") or True  # may be taken
+            peak_workers = 0
+            while True:
+                assert workers.poll() is None, "the workers exited"
+                peak_workers = max(
+                    peak_workers, _rows(pg_url, "SELECT COUNT(*) FROM procrastinate_workers")[0][0]
+                )
+                jobs = _rows(
+                    pg_url,
+                    "SELECT status, args->>'stream', COUNT(*) FROM procrastinate_jobs "
+                    "WHERE task_name = 'carebridge.sync_stream' GROUP BY 1, 2",
+                )
+                done = {stream for status, stream, _ in jobs if status == "succeeded"}
+                busy = [row for row in jobs if row[0] in ("todo", "doing")]
+                synced = done >= set(STREAMS) and not busy
+                pending = _rows(
+                    pg_url, "SELECT COUNT(*) FROM deliveries WHERE state <> 'delivered'"
+                )[0][0]
+                if synced and pending == 0:
+                    break
+                assert not [row for row in jobs if row[0] == "failed"], jobs
+                assert time.monotonic() < deadline, (jobs, pending)
+                await nudge_delivery(queue)
+                time.sleep(0.3)
+    finally:
+        os.killpg(workers.pid, signal.SIGINT)
+        try:
+            workers.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(workers.pid, signal.SIGKILL)
+            workers.wait()
+
+    events = _rows(
+        pg_url,
+        "SELECT seq, kind || ':' || entity_id, type FROM events "
+        "WHERE type LIKE 'patient.%' OR type LIKE 'appointment.%' ORDER BY seq",
+    )
+    assert len(events) > 40  # every patient and appointment of the sandbox, created
+    assert target.rejected == 0
+    ids = [m for m, _, _ in target.seen]
+    assert len(ids) == len(set(ids)) == len(events)  # each event once, none twice
+    assert {f"evt_{TENANT}_{seq}" for seq, _, _ in events} == set(ids)
+    order: dict[str, list[int]] = {}
+    for message, entity, _ in target.seen:
+        order.setdefault(entity, []).append(int(message.rsplit("_", 1)[1]))
+    assert all(seqs == sorted(seqs) for seqs in order.values())  # in order per entity
+    assert peak_workers >= 2
+    stored = _rows(
+        pg_url, f"SELECT COUNT(*) FROM entities WHERE tenant_id = '{TENANT}' AND kind = 'patient'"
+    )[0][0]
+    assert stored == 40
