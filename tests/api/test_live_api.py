@@ -397,3 +397,43 @@ async def test_every_change_becomes_one_ordered_event(live: Live) -> None:
     assert bad.status_code == 400
     other = (await live.get("/events", key="admin_b")).json()["data"]
     assert not {e["entity_id"] for e in other} & {e["entity_id"] for e in first}
+
+
+async def _control(live: Live, method: str, path: str, body: Any = None) -> Any:
+    async with httpx.AsyncClient(transport=live.upstream.inner, base_url=SANDBOX) as sandbox:
+        reply = await sandbox.request(method, path, json=body)
+    assert reply.is_success, reply.text
+    return reply.json() if reply.content else None
+
+
+async def test_breaking_drift_and_a_failing_stream_are_announced_as_events(live: Live) -> None:
+    synced = await live.post("/sync", {"streams": ["providers", "locations"]})
+    assert synced.status_code == 200, synced.text
+    before = (await live.get("/events", limit=500)).json()["data"]
+    start = before[-1]["seq"] if before else 0
+
+    await _control(
+        live,
+        "POST",
+        "/_sandbox/drift",
+        {"endpoint": "GET /v2/providers", "retype": {"providers": "string"}},
+    )
+    await _control(
+        live,
+        "POST",
+        "/_sandbox/faults",
+        {"pattern": "/v2/locations", "status": 500, "error_rate": 1.0},
+    )
+    report = (await live.post("/sync", {"streams": ["providers", "locations"]})).json()
+    assert report["ok"] is False
+    announced = (await live.get("/events", after=start, limit=500)).json()["data"]
+    kinds = {(e["type"], e["entity_id"]) for e in announced}
+    assert ("integration.degraded", "locations") in kinds
+    assert ("upstream.drift", "GET /v2/providers") in kinds
+    drift = next(e for e in announced if e["type"] == "upstream.drift")
+    assert drift["diff"]["breaking"] >= 1
+
+    again = (await live.post("/sync", {"streams": ["providers"]})).json()
+    assert again["ok"] is False
+    later = (await live.get("/events", after=announced[-1]["seq"], limit=500)).json()["data"]
+    assert not [e for e in later if e["type"] == "upstream.drift"]  # announced once

@@ -19,6 +19,7 @@ from carebridge.events.webhooks import Deliverer, DeliveryPolicy
 from carebridge.services.live import Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
+from carebridge.store import events as event_log
 from carebridge.store import migrate
 from carebridge.store import tenants as repo
 from carebridge.store.adapters import (
@@ -59,6 +60,7 @@ class Deployment:
     webhooks: SqlWebhooks
     deliverer: Deliverer
     _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
+    _breaking: dict[str, dict[str, int]] = field(default_factory=dict)
 
     async def session_principal(self, token: str) -> Principal | None:
         """The principal of a session token from ``POST /authenticate``."""
@@ -97,7 +99,46 @@ class Deployment:
             report = await sync_engine.sync(
                 SqlSyncStore(self.engine), upstream, tenant_id, streams, clock=self.clock
             )
+            await self._announce(tenant_id, report, upstream.drift.as_dict())
         return report.as_json()
+
+    async def _announce(
+        self, tenant_id: str, report: sync_engine.SyncReport, drift: dict[str, Any]
+    ) -> None:
+        """``integration.degraded`` for each stream that failed, and ``upstream.drift`` once for
+        each endpoint whose answers start to break (additive drift is tolerated, unannounced)."""
+        now = self.clock()
+        seen = self._breaking.setdefault(tenant_id, {})
+        async with self.engine.begin() as conn:
+            for name, result in report.streams.items():
+                if result.error is not None:
+                    await event_log.announce(
+                        conn,
+                        tenant_id,
+                        "integration.degraded",
+                        kind="stream",
+                        entity_id=name,
+                        details={"stream": name, "error": result.error.split(":", 1)[0]},
+                        at=now,
+                    )
+            for endpoint, found in (drift.get("endpoints") or {}).items():
+                breaking = int(found.get("breaking") or 0)
+                if breaking and endpoint not in seen:  # once, when it starts to break
+                    seen[endpoint] = breaking
+                    await event_log.announce(
+                        conn,
+                        tenant_id,
+                        "upstream.drift",
+                        kind="endpoint",
+                        entity_id=endpoint[:64],
+                        details={
+                            "endpoint": endpoint,
+                            "breaking": breaking,
+                            "missing": found.get("missing", 0),
+                            "retyped": found.get("retyped", 0),
+                        },
+                        at=now,
+                    )
 
     async def aclose(self) -> None:
         """Close the upstream connections, the webhook client and the store."""
