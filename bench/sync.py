@@ -15,25 +15,31 @@ Run: ``.venv/bin/python bench/sync.py [--patients 10000] [--appointments 1000000
     no server is involved) into SQLite, and reports its peak RSS (``ru_maxrss``) against the
     child's RSS before the sync.
 (c) **Latency.** With a webhook subscribed to appointment events and a real HTTP receiver
-    verifying each delivery (standardwebhooks), each change is a booking made straight on the
-    sandbox's v2 API; a nudge then runs the appointment sync and a delivery round (as a worker
-    would on its schedule). The latency is from the booking's answer to the receiver's verified
-    arrival; p50 and p95 are printed. The schedule's polling interval is not included.
+    verifying each delivery (standardwebhooks), each change is a booking made upstream by the
+    connector alone (carebridge's store does not see it); then, as a worker does on a nudge,
+    the appointment stream is synced (a full read of its window) and a delivery round runs.
+    The latency is from the booking's answer to the receiver's verified arrival; p50 and p95 are
+    printed. The schedule's polling interval (a minute by default) comes on top.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from standardwebhooks.webhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,6 +47,8 @@ from bench.connector import start_sandbox
 
 from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
+from carebridge.events.webhooks import new_secret
+from carebridge.ports.upstream import NewAppointment
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
 from carebridge.sync import engine
@@ -241,11 +249,136 @@ def rss(appointments: int) -> tuple[int, int, int, float]:
     return int(before), int(peak), int(read), float(seconds)
 
 
+class Receiver:
+    """A real HTTP receiver on a loopback port that verifies each delivery (standardwebhooks)
+    and notes when each entity's events arrived."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.arrived: dict[tuple[str, str], float] = {}
+        self.rejected = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        try:
+            payload = Webhook(self.secret).verify(body, headers)
+            data = payload["data"]
+            self.arrived.setdefault((data["entity_id"], data["type"]), time.perf_counter())
+            status = 204
+        except Exception:  # noqa: BLE001 - a malformed header is a ValueError, not ours
+            self.rejected += 1
+            status = 400
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _serve(app: Any) -> tuple[str, Any]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}/hook", server
+
+
+async def latency(base_url: str, changes: int) -> list[float]:
+    """Seconds from each booking's answer to its verified ``appointment.created`` delivery."""
+    workdir = tempfile.mkdtemp(prefix="cb-bench-latency-")
+    deployment = await open_deployment(
+        f"sqlite:///{workdir}/store.db", KeyRing.generate(), throttle=_unthrottled
+    )
+    receiver = Receiver(new_secret())
+    hook, server = _serve(receiver)
+    try:
+        document = httpx.get(f"{base_url}/_sandbox/credentials", timeout=10).json()
+        settings, secrets = from_sandbox(document)
+        await deployment.onboard(
+            tenant_id=TENANT, name="bench", upstream="carecloud", settings=settings, secrets=secrets
+        )
+        await deployment.sync(tenant_id=TENANT, streams=[*V2_STREAMS, "patients"])
+        await deployment.webhooks.create(
+            TENANT,
+            url=hook,
+            event_types=("appointment.*",),
+            secret=receiver.secret,
+            now=datetime.now(UTC),
+        )
+        facade = await deployment.upstreams.of(TENANT)
+        people = [p.id async for p in _first(facade.patients(), 50)]
+        slots = await _free_slots(facade, changes)
+        waits: list[float] = []
+        for n, slot in enumerate(slots):
+            booked = await facade.create_appointment(
+                NewAppointment(
+                    patient_id=people[n % len(people)],
+                    resource_id=slot.resource_id,
+                    location_id=slot.location_id,
+                    visit_reason_id=slot.visit_reason_id,
+                    start=slot.start,
+                )
+            )
+            changed = time.perf_counter()
+            # what a worker does on its nudge: sync the stream, then a delivery round
+            await deployment.sync(tenant_id=TENANT, streams=["appointments"])
+            await deployment.deliverer.drain()
+            arrived = receiver.arrived.get((booked.value.id, "appointment.created"))
+            if arrived is None:
+                raise SystemExit(f"booking {n} was not delivered")
+            waits.append(arrived - changed)
+        if receiver.rejected:
+            raise SystemExit(f"{receiver.rejected} deliveries failed verification")
+        return waits
+    finally:
+        server.should_exit = True
+        await deployment.aclose()
+
+
+async def _first(items: Any, count: int) -> Any:
+    n = 0
+    async for item in items:
+        yield item
+        n += 1
+        if n >= count:
+            return
+
+
+async def _free_slots(facade: Any, need: int) -> list[Any]:
+    found: list[Any] = []
+    taken: set[tuple[str, datetime]] = set()
+    start = datetime.now(UTC).date() + timedelta(days=1)
+    resources = [r async for r in facade.resources()]
+    for resource in resources:
+        for reason in resource.visit_reason_ids[:1]:
+            slots = await facade.availability(
+                reason, start, start + timedelta(days=20), resource_ids=(resource.id,)
+            )
+            for slot in slots:
+                if (slot.resource_id, slot.start) not in taken and len(found) < need:
+                    taken.add((slot.resource_id, slot.start))
+                    found.append(slot)
+    if len(found) < need:
+        raise SystemExit(f"only {len(found)} free slots")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--appointments", type=int, default=1_000_000)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--changes", type=int, default=40, help="latency samples (c)")
     args = parser.parse_args()
 
     import bench.connector as connector
@@ -256,6 +389,7 @@ def main() -> None:
         total, seconds, counts = asyncio.run(carebridge_sync(base_url, None))
         v2_total, v2_seconds, _ = asyncio.run(carebridge_sync(base_url, V2_STREAMS))
         dlt_total, dlt_seconds = dlt_pull(base_url)
+        waits = asyncio.run(latency(base_url, args.changes))
     finally:
         stop()
 
@@ -271,6 +405,11 @@ def main() -> None:
         print(f"{'':4}{name:<34} {n:>10,} {s:>8.1f} {n / s:>10,.0f}")
     ratio = (v2_total / v2_seconds) / (dlt_total / dlt_seconds)
     print(f"    ratio carebridge/dlt on the same v2 endpoints (records/s): {ratio:.2f}")
+
+    ordered = sorted(waits)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(f"(c) change -> verified webhook, {len(waits)} bookings (sync of the window + delivery):")
+    print(f"    p50 {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
 
     if not args.skip_rss:
         before, peak, read, secs = rss(args.appointments)
