@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/activity.py 2000
 	$(BIN)/python bench/api_read.py
 	$(BIN)/python bench/api_write.py
+	$(BIN)/python bench/sync.py
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
 lock:
