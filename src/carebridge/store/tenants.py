@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.errors import StoreError
 from carebridge.store.schema import api_keys, tenants, vault_secrets
@@ -103,23 +103,36 @@ async def put_secret(
     engine: AsyncEngine, vault: Vault, tenant_id: str, slot: str, secret: str, *, now: datetime
 ) -> None:
     """Seal and store (or replace) one secret of a tenant, e.g. a rotated refresh token."""
-    sealed = vault.seal(tenant_id, slot, secret)
     async with engine.begin() as conn:
-        changed = await conn.execute(
-            update(vault_secrets)
-            .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot)
-            .values(sealed=sealed.to_text(), kid=sealed.kid, updated_at=now)
-        )
-        if changed.rowcount == 0:
-            await conn.execute(
-                vault_secrets.insert().values(
-                    tenant_id=tenant_id,
-                    name=slot,
-                    sealed=sealed.to_text(),
-                    kid=sealed.kid,
-                    updated_at=now,
-                )
+        await put_secret_in(conn, vault, tenant_id, slot, secret, now=now)
+
+
+async def put_secret_in(
+    conn: AsyncConnection,
+    vault: Vault,
+    tenant_id: str,
+    slot: str,
+    secret: str,
+    *,
+    now: datetime,
+) -> None:
+    """:func:`put_secret` in the caller's transaction (a secret stored with its owner's row)."""
+    sealed = vault.seal(tenant_id, slot, secret)
+    changed = await conn.execute(
+        update(vault_secrets)
+        .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot)
+        .values(sealed=sealed.to_text(), kid=sealed.kid, updated_at=now)
+    )
+    if changed.rowcount == 0:
+        await conn.execute(
+            vault_secrets.insert().values(
+                tenant_id=tenant_id,
+                name=slot,
+                sealed=sealed.to_text(),
+                kid=sealed.kid,
+                updated_at=now,
             )
+        )
 
 
 async def secrets_of(engine: AsyncEngine, vault: Vault, tenant_id: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from carebridge.ports.webhooks import (
 )
 from carebridge.store import events as event_log
 from carebridge.store.schema import deliveries, events, vault_secrets, webhooks
+from carebridge.store.tenants import put_secret_in
 from carebridge.store.vault import Sealed, Vault
 
 _REPLAY_BATCH = 1000
@@ -70,22 +71,7 @@ class SqlWebhooks:
     async def _put_secret(
         self, conn: AsyncConnection, tenant_id: str, name: str, secret: str, now: datetime
     ) -> None:
-        sealed = self.vault.seal(tenant_id, name, secret)
-        changed = await conn.execute(
-            update(vault_secrets)
-            .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == name)
-            .values(sealed=sealed.to_text(), kid=sealed.kid, updated_at=now)
-        )
-        if changed.rowcount == 0:
-            await conn.execute(
-                vault_secrets.insert().values(
-                    tenant_id=tenant_id,
-                    name=name,
-                    sealed=sealed.to_text(),
-                    kid=sealed.kid,
-                    updated_at=now,
-                )
-            )
+        await put_secret_in(conn, self.vault, tenant_id, name, secret, now=now)
 
     async def _opened(
         self, conn: AsyncConnection, tenant_id: str, webhook_id: str
