@@ -93,6 +93,7 @@ def start_live(config: SandboxConfig, *, state: str | None = None) -> tuple[Live
     clock = ManualClock(START)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until the server thread accepts them
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
     config = SandboxConfig(**{**config.__dict__, "base_url": base_url})
