@@ -437,3 +437,16 @@ async def test_breaking_drift_and_a_failing_stream_are_announced_as_events(live:
     assert again["ok"] is False
     later = (await live.get("/events", after=announced[-1]["seq"], limit=500)).json()["data"]
     assert not [e for e in later if e["type"] == "upstream.drift"]  # announced once
+
+
+async def test_reads_right_after_a_sync_are_served_from_the_store(live: Live) -> None:
+    synced = await live.post("/sync", {"streams": ["patients", "claims"]})
+    assert synced.status_code == 200
+    assert synced.json()["ok"] is True
+    reads = _upstream_reads(live)
+    patients = await live.get("/patients", limit=5)
+    claims = await live.get("/claims", limit=5)
+    assert patients.json()["data"]
+    assert claims.json()["data"]
+    assert _upstream_reads(live) == reads  # no read-through: the sync made them fresh
+    assert patients.headers["age"] == "0"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import ConfigError
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy
-from carebridge.services.live import Backend, Live
+from carebridge.services.live import SOURCES, Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
 from carebridge.store import events as event_log
@@ -49,6 +49,7 @@ class Deployment:
 
     engine: AsyncEngine
     vault: Vault
+    records: SqlRecords
     live: Live
     keys: SqlKeys
     audit: SqlAudit
@@ -100,7 +101,17 @@ class Deployment:
                 SqlSyncStore(self.engine), upstream, tenant_id, streams, clock=self.clock
             )
             await self._announce(tenant_id, report, upstream.drift.as_dict())
+            await self._mark_fresh(tenant_id, report)
         return report.as_json()
+
+    async def _mark_fresh(self, tenant_id: str, report: sync_engine.SyncReport) -> None:
+        """A tenant-wide stream that completed makes the read path's slice fresh as of the
+        sync's start, so reads right after a sync are served from the store."""
+        for name, result in report.streams.items():
+            kind = sync_engine.STREAMS[name].kind
+            source = SOURCES.get(kind)
+            if result.error is None and source is not None and not source.per_patient:
+                await self.records.mark_refreshed(tenant_id, kind, "*", report.started_at)
 
     async def _announce(
         self, tenant_id: str, report: sync_engine.SyncReport, drift: dict[str, Any]
@@ -190,6 +201,7 @@ async def open_deployment(
     return Deployment(
         engine=engine,
         vault=vault,
+        records=records,
         live=live,
         keys=SqlKeys(engine),
         audit=audit,
