@@ -18,6 +18,7 @@ from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.sandbox.control import credentials
 from carebridge.store.audit import verify
+from carebridge.store.schema import freshness
 from carebridge.wiring.carecloud import from_sandbox
 
 pytestmark = pytest.mark.anyio
@@ -450,3 +451,26 @@ async def test_reads_right_after_a_sync_are_served_from_the_store(live: Live) ->
     assert claims.json()["data"]
     assert _upstream_reads(live) == reads  # no read-through: the sync made them fresh
     assert patients.headers["age"] == "0"
+
+
+async def test_a_reconciliation_sweep_finds_what_the_cursor_missed(live: Live) -> None:
+    assert (await live.post("/sync", {"streams": ["claims"]})).json()["ok"] is True
+    async with httpx.AsyncClient(transport=live.upstream.inner, base_url=SANDBOX) as sandbox:
+        moved = await sandbox.post("/_sandbox/clock/advance", json={"minutes": 2 * 24 * 60})
+    assert moved.is_success
+    # a cursor that ran ahead of the upstream (a clock jump, a lost page): it misses changes
+    async with live.deployment.engine.begin() as conn:
+        await conn.execute(
+            freshness.update()
+            .where(freshness.c.tenant_id == "ten_a", freshness.c.scope == "sync:claims")
+            .values(cursor={"high_water": (live.clock.now() + timedelta(days=30)).isoformat()})
+        )
+    missed = (await live.post("/sync", {"streams": ["claims"]})).json()
+    assert missed["streams"]["claims"]["changed"] == 0
+    swept = (await live.post("/sync", {"streams": ["claims"], "reconcile_hours": 72})).json()
+    assert swept["streams"]["claims"]["changed"] > 0
+    stored = {c["id"]: c["status"] for c in await _all(live, "/claims", max_age=86_400)}
+    truth = live.truth("SELECT status FROM claims WHERE practice_id = 1")
+    assert sorted(stored.values()) == sorted(t["status"] for t in truth)
+    bad = await live.post("/sync", {"streams": ["claims"], "reconcile_hours": 0})
+    assert bad.status_code == 422

@@ -515,9 +515,13 @@ async def test_unknown_streams_are_refused(live: Live) -> None:
 async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Live) -> None:
     store = SqlSyncStore(live.deployment.engine)
 
-    async def run(*, tenant_id: str, streams: list[str] | None) -> dict[str, Any]:
+    async def run(
+        *, tenant_id: str, streams: list[str] | None, reconcile: timedelta | None = None
+    ) -> dict[str, Any]:
         upstream = await live.deployment.upstreams.of(tenant_id)
-        report = await sync(store, upstream, tenant_id, streams, clock=live.clock.now)
+        report = await sync(
+            store, upstream, tenant_id, streams, clock=live.clock.now, reconcile=reconcile
+        )
         return report.as_json()
 
     deployment = live.deployment

@@ -7,6 +7,7 @@ streams to run (all of them by default), each one of ``carebridge.sync.engine.ST
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -17,7 +18,7 @@ from carebridge.services.live import BadRequest
 from carebridge.sync.engine import STREAMS
 
 RunSync = Callable[..., Awaitable[dict[str, Any]]]
-"""``run(tenant_id=..., streams=[...] | None)`` -> the sync report as JSON."""
+"""``run(tenant_id=..., streams=[...] | None, reconcile=timedelta | None)`` -> the report as JSON."""
 
 
 class SyncRequest(BaseModel):
@@ -30,6 +31,12 @@ class SyncRequest(BaseModel):
     )
 
     streams: list[str] | None = Field(default=None, min_length=1, max_length=len(STREAMS))
+    reconcile_hours: int | None = Field(
+        default=None,
+        ge=1,
+        le=24 * 31,
+        description="Sweep this far back on the incremental streams (a reconciliation).",
+    )
 
 
 class StreamReport(BaseModel):
@@ -72,7 +79,12 @@ def router(run: RunSync) -> APIRouter:
                     f"unknown streams: {', '.join(unknown)} (known: {', '.join(STREAMS)})",
                     field="streams",
                 )
-        report = await run(tenant_id=principal.tenant_id, streams=streams)
+        hours = body.reconcile_hours if body is not None else None
+        report = await run(
+            tenant_id=principal.tenant_id,
+            streams=streams,
+            reconcile=timedelta(hours=hours) if hours else None,
+        )
         return SyncAnswer.model_validate(report)
 
     return routes

@@ -207,6 +207,15 @@ class _Run:
     page_size: int
     on_page: OnPage | None
     progress: Progress | None
+    reconcile: timedelta | None = None
+
+    def since(self, high: datetime | None, lag: timedelta) -> datetime | None:
+        """Where a new incremental pass starts: the high-water mark less the lag, or further
+        back for a reconciliation sweep (which re-reads its whole window)."""
+        since = None if high is None else high - lag
+        if since is not None and self.reconcile is not None:
+            since = min(since, self.clock() - self.reconcile)
+        return since
 
     async def save(self, records: Sequence[DomainModel], cursor: dict[str, Any]) -> None:
         self.result.pages += 1
@@ -259,7 +268,7 @@ class _Run:
             since = _instant(resumed.get("since"))
             newest = _instant(resumed.get("seen"))
         else:
-            since = None if high is None else high - lag
+            since = self.since(high, lag)
             newest = None
         started = self.clock()
 
@@ -284,7 +293,7 @@ class _Run:
             newest = _instant(resumed.get("seen"))
             after = resumed.get("after") if isinstance(resumed.get("after"), str) else None
         else:
-            since = None if high is None else high - lag
+            since = self.since(high, lag)
             newest = None
         started = self.clock()
         patients = sorted(await self.store.ids(self.tenant_id, "patient"))
@@ -383,12 +392,17 @@ async def sync(
     window: tuple[timedelta, timedelta] = (WINDOW_BACK, WINDOW_AHEAD),
     retries: int = 2,
     timer: Callable[[], float] = time.perf_counter,
+    reconcile: timedelta | None = None,
 ) -> SyncReport:
     """Sync one tenant's streams (all of them for None) from ``upstream`` into ``store``.
 
     A stream that fails upstream is retried ``retries`` times, each attempt resuming from its
     committed cursor; then its error is reported and the next stream runs. Anything but an
     upstream failure (a store error, a fault hook's exception) propagates.
+
+    ``reconcile`` makes incremental streams re-read at least that far back (a reconciliation
+    sweep): changes the cursor missed are stored, and announced, like any other; unchanged
+    records make no event.
     """
     if page_size < 1:
         raise SyncError("page_size must be at least 1")
@@ -399,7 +413,18 @@ async def sync(
         if progress is not None:
             progress(stream.name, result)
         began = timer()
-        run = _Run(store, upstream, tenant_id, stream, clock, result, page_size, on_page, progress)
+        run = _Run(
+            store,
+            upstream,
+            tenant_id,
+            stream,
+            clock,
+            result,
+            page_size,
+            on_page,
+            progress,
+            reconcile,
+        )
         while True:
             result.attempts += 1
             try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -92,13 +92,25 @@ class Deployment:
             now=self.clock().replace(microsecond=0),
         )
 
-    async def sync(self, *, tenant_id: str, streams: list[str] | None = None) -> dict[str, Any]:
-        """Sync a tenant's streams now (one sync per tenant at a time); returns the report."""
+    async def sync(
+        self,
+        *,
+        tenant_id: str,
+        streams: list[str] | None = None,
+        reconcile: timedelta | None = None,
+    ) -> dict[str, Any]:
+        """Sync a tenant's streams now (one sync per tenant at a time); returns the report.
+        ``reconcile`` sweeps that far back on the incremental streams."""
         lock = self._sync_locks.setdefault(tenant_id, anyio.Lock())
         async with lock:
             upstream = await self.upstreams.of(tenant_id)
             report = await sync_engine.sync(
-                SqlSyncStore(self.engine), upstream, tenant_id, streams, clock=self.clock
+                SqlSyncStore(self.engine),
+                upstream,
+                tenant_id,
+                streams,
+                clock=self.clock,
+                reconcile=reconcile,
             )
             await self._announce(tenant_id, report, upstream.drift.as_dict())
             await self._mark_fresh(tenant_id, report)
