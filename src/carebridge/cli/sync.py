@@ -7,19 +7,18 @@ synced. Bad input, or a stream that failed upstream, prints one ``error:`` line 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from sqlalchemy import select
 
 from carebridge.errors import CarebridgeError
-from carebridge.store.schema import tenants as tenant_table
-from carebridge.store.sync_state import SqlSyncStore
+from carebridge.store import tenants as repo
 from carebridge.store.vault import KeyRing
-from carebridge.sync.engine import STREAMS, StreamResult, SyncReport, resolve, sync
+from carebridge.sync.engine import STREAMS, StreamResult, SyncReport, resolve
 from carebridge.wiring.admin import database_url
 from carebridge.wiring.api import open_deployment
 
@@ -54,17 +53,16 @@ class _Bars:
 
 
 async def _sync_all(
-    url: str, ring: KeyRing, tenant: str | None, streams: list[str] | None, quiet: bool
+    url: str,
+    ring: KeyRing,
+    tenant: str | None,
+    streams: list[str] | None,
+    quiet: bool,
+    reconcile: timedelta | None,
 ) -> list[SyncReport]:
     deployment = await open_deployment(url, ring)
     try:
-        if tenant:
-            tenants = [tenant]
-        else:
-            async with deployment.engine.connect() as conn:
-                rows = await conn.execute(select(tenant_table.c.id).order_by(tenant_table.c.id))
-                tenants = [str(row[0]) for row in rows]
-        store = SqlSyncStore(deployment.engine)
+        tenants = [tenant] if tenant else await repo.tenant_ids(deployment.engine)
         reports: list[SyncReport] = []
         columns: list[Any] = [
             TextColumn("{task.description}"),
@@ -74,14 +72,11 @@ async def _sync_all(
         ]
         with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
             for tenant_id in tenants:
-                upstream = await deployment.upstreams.of(tenant_id)
                 reports.append(
-                    await sync(
-                        store,
-                        upstream,
+                    await deployment.sync_report(
                         tenant_id,
                         streams,
-                        clock=deployment.clock,
+                        reconcile=reconcile,
                         progress=_Bars(progress, tenant_id),
                     )
                 )
@@ -103,13 +98,18 @@ def sync_command(
         typer.Option("--database", help="Store URL (default: CAREBRIDGE_DATABASE_URL)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    reconcile_hours: Annotated[
+        int | None,
+        typer.Option(min=1, max=744, help="Sweep incremental streams this far back (hours)."),
+    ] = None,
 ) -> None:
     """Sync tenants from their upstreams: each stream a page at a time, checkpointed."""
     try:
         resolve(stream or None)
         ring = KeyRing.from_env()
         url = database_url(database)
-        reports = anyio.run(_sync_all, url, ring, tenant, stream or None, quiet)
+        sweep = timedelta(hours=reconcile_hours) if reconcile_hours else None
+        reports = anyio.run(_sync_all, url, ring, tenant, stream or None, quiet, sweep)
     except CarebridgeError as err:
         raise _fail(str(err)) from None
     except ValueError as err:  # an unsupported store URL

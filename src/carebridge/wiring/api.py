@@ -99,8 +99,20 @@ class Deployment:
         streams: list[str] | None = None,
         reconcile: timedelta | None = None,
     ) -> dict[str, Any]:
-        """Sync a tenant's streams now (one sync per tenant at a time); returns the report.
-        ``reconcile`` sweeps that far back on the incremental streams."""
+        """Sync a tenant's streams now; returns the report as JSON (``POST /sync``)."""
+        report = await self.sync_report(tenant_id, streams, reconcile=reconcile)
+        return report.as_json()
+
+    async def sync_report(
+        self,
+        tenant_id: str,
+        streams: list[str] | None = None,
+        *,
+        reconcile: timedelta | None = None,
+        progress: sync_engine.Progress | None = None,
+    ) -> sync_engine.SyncReport:
+        """Sync a tenant's streams now, one sync per tenant at a time; announce what failed
+        or drifted, and mark the read path fresh. ``reconcile`` sweeps that far back."""
         lock = self._sync_locks.setdefault(tenant_id, anyio.Lock())
         async with lock:
             upstream = await self.upstreams.of(tenant_id)
@@ -111,10 +123,11 @@ class Deployment:
                 streams,
                 clock=self.clock,
                 reconcile=reconcile,
+                progress=progress,
             )
             await self._announce(tenant_id, report, upstream.drift.as_dict())
             await self._mark_fresh(tenant_id, report)
-        return report.as_json()
+        return report
 
     async def _mark_fresh(self, tenant_id: str, report: sync_engine.SyncReport) -> None:
         """A tenant-wide stream that completed makes the read path's slice fresh as of the
