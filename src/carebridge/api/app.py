@@ -36,6 +36,19 @@ _MAX_AGE = re.compile(r"max-age=(\d{1,9})")
 
 SessionCheck = Callable[[str], Awaitable[Principal | None]]
 
+WRITES: dict[str, tuple[str, str, bool]] = {
+    "create_appointment": ("appointment.write", "appointment", True),
+    "reschedule_appointment": ("appointment.write", "appointment", False),
+    "cancel_appointment": ("appointment.write", "appointment", False),
+    "check_in": ("appointment.write", "appointment", False),
+    "check_out": ("appointment.write", "appointment", False),
+    "create_encounter": ("encounter.write", "encounter", True),
+    "sign_encounter": ("encounter.write", "encounter", False),
+    "create_charge": ("charge.write", "charge", True),
+    "submit_claim": ("claim.write", "claim", True),
+}
+"""Each write route's scope, the kind it writes, and whether it creates (201)."""
+
 
 class Page(BaseModel):
     """A page of records and the cursor of the next one (None on the last page)."""
@@ -506,17 +519,15 @@ def create_app(
     async def run(
         request: Request,
         principal: Principal,
-        *,
-        operation: str,
-        scope: str,
-        kind: str,
         body: BaseModel,
         key: str | None,
-        patient_ids: list[str],
+        *,
+        patients: list[str],
         call: Callable[[Upstream], Awaitable[WriteResult[Any]]],
-        created: bool = False,
         refs: list[tuple[str, str]] | None = None,
     ) -> Response:
+        operation = request.url.path.strip("/")
+        scope, kind, created = WRITES[operation]
         payload = body.model_dump(mode="json")
         answer: Answer = await service.write(
             principal,
@@ -526,7 +537,7 @@ def create_app(
             fingerprint=request_hash("POST", request.url.path, payload),
             request=payload,
             idempotency_key=key,
-            patient_ids=patient_ids,
+            patient_ids=patients,
             call=call,
             render=lambda err: problems.render(err)[:2],
             created=created,
@@ -563,15 +574,11 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="create_appointment",
-            scope="appointment.write",
-            kind="appointment",
-            body=body,
-            key=key,
-            patient_ids=[body.patient_id],
+            body,
+            key,
+            patients=[body.patient_id],
             refs=_booking_refs(body),
             call=lambda up: up.create_appointment(command),
-            created=True,
         )
 
     @app.post("/reschedule_appointment", tags=["scheduling"], response_model=WriteAnswer)
@@ -584,12 +591,9 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="reschedule_appointment",
-            scope="appointment.write",
-            kind="appointment",
-            body=body,
-            key=key,
-            patient_ids=[patient],
+            body,
+            key,
+            patients=[patient],
             refs=_booking_refs(body),
             call=lambda up: up.reschedule_appointment(AppointmentId(body.appointment_id), command),
         )
@@ -603,12 +607,9 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="cancel_appointment",
-            scope="appointment.write",
-            kind="appointment",
-            body=body,
-            key=key,
-            patient_ids=[patient],
+            body,
+            key,
+            patients=[patient],
             call=lambda up: up.cancel_appointment(
                 AppointmentId(body.appointment_id),
                 reason_code=body.reason_code,
@@ -625,12 +626,9 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="check_in",
-            scope="appointment.write",
-            kind="appointment",
-            body=body,
-            key=key,
-            patient_ids=[patient],
+            body,
+            key,
+            patients=[patient],
             call=lambda up: up.check_in(AppointmentId(body.appointment_id)),
         )
 
@@ -643,12 +641,9 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="check_out",
-            scope="appointment.write",
-            kind="appointment",
-            body=body,
-            key=key,
-            patient_ids=[patient],
+            body,
+            key,
+            patients=[patient],
             call=lambda up: up.check_out(AppointmentId(body.appointment_id)),
         )
 
@@ -661,15 +656,11 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="create_encounter",
-            scope="encounter.write",
-            kind="encounter",
-            body=body,
-            key=key,
-            patient_ids=[body.patient_id],
+            body,
+            key,
+            patients=[body.patient_id],
             refs=_refs(provider=body.provider_id, location=body.location_id),
             call=lambda up: up.push_encounter(command),
-            created=True,
         )
 
     @app.post("/sign_encounter", tags=["charts"], response_model=WriteAnswer)
@@ -686,12 +677,9 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="sign_encounter",
-            scope="encounter.write",
-            kind="encounter",
-            body=body,
-            key=key,
-            patient_ids=[patient],
+            body,
+            key,
+            patients=[patient],
             call=lambda up: up.sign_encounter(EncounterId(body.encounter_id)),
         )
 
@@ -704,17 +692,13 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="create_charge",
-            scope="charge.write",
-            kind="charge",
-            body=body,
-            key=key,
-            patient_ids=[body.patient_id],
+            body,
+            key,
+            patients=[body.patient_id],
             refs=_refs(
                 provider=body.provider_id, location=body.location_id, encounter=body.encounter_id
             ),
             call=lambda up: up.create_charge(command),
-            created=True,
         )
 
     @app.post("/submit_claim", tags=["billing"], status_code=201, response_model=WriteAnswer)
@@ -732,15 +716,11 @@ def create_app(
         return await run(
             request,
             principal,
-            operation="submit_claim",
-            scope="claim.write",
-            kind="claim",
-            body=body,
-            key=key,
-            patient_ids=[body.patient_id],
+            body,
+            key,
+            patients=[body.patient_id],
             refs=[("charge", c) for c in body.charge_ids],
             call=lambda up: up.submit_claim(command),
-            created=True,
         )
 
     # --- audit -----------------------------------------------------------------------------------
