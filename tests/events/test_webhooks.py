@@ -42,7 +42,7 @@ from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 from carebridge.api import auth_routes, webhook_routes
 from carebridge.api.app import create_app
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy
-from carebridge.store.webhooks import SqlWebhooks
+from carebridge.store.webhooks import LEASE, SqlWebhooks
 
 pytestmark = pytest.mark.anyio
 
@@ -441,9 +441,13 @@ async def test_the_background_loop_delivers_changes_as_they_happen(hooks: Hooks)
         with anyio.fail_after(10):
             await endpoint.all_in.wait()
         group.cancel_scope.cancel()
-    # an attempt cut off in flight is unrecorded, not half-recorded: it goes again, same id
+    # an attempt cut off in flight is unrecorded, not half-recorded: it goes again, same id,
+    # once the lease its loop took has expired
     cut = [d for d in await hooks.log(hook) if d["state"] != "delivered"]
     assert all(d["state"] == "pending" and d["attempts"] == 0 for d in cut)
+    await deliverer.drain()
+    assert [d for d in await hooks.log(hook) if d["state"] != "delivered"] == cut
+    hooks.live.clock.advance(LEASE + timedelta(seconds=1))
     await deliverer.drain()
     assert {d["state"] for d in await hooks.log(hook)} == {"delivered"}
     assert endpoint.unique() == {e["id"] for e in created}
@@ -642,3 +646,29 @@ async def test_bad_paging_and_replay_arguments_are_problems(hooks: Hooks) -> Non
     assert (await hooks.live.post(f"/webhooks/{hook}/replay", None)).status_code == 422
     overlap = await hooks.live.post(f"/webhooks/{hook}/rotate_secret?overlap_hours=1000", None)
     assert overlap.status_code == 422
+
+
+async def test_two_delivery_loops_never_send_one_delivery_twice(hooks: Hooks) -> None:
+    """Each loop claims what it sends (a lease), so two loops on one store split the work."""
+    hook, endpoint = await hooks.subscribe("pair", [])
+    del hook
+    first, second = hooks.deliverer(), hooks.deliverer()
+    await hooks.live.get("/patients", limit=500)
+    every = await hooks.events()
+    async with anyio.create_task_group() as group:
+        group.start_soon(first.drain)
+        group.start_soon(second.drain)
+    assert len(endpoint.arrivals) == len(every)  # nothing twice
+    assert endpoint.unique() == {e["id"] for e in every}  # nothing lost
+
+
+async def test_a_claimed_delivery_is_not_due_again_until_its_lease_expires(hooks: Hooks) -> None:
+    await hooks.subscribe("lease", ["patient.created"])
+    await hooks.live.get("/patients", limit=500)
+    now = hooks.live.clock.now()
+    taken = await hooks.store.due(now=now, limit=1000)
+    assert taken
+    assert await hooks.store.due(now=now, limit=1000) == []  # another loop finds nothing
+    later = now + LEASE + timedelta(seconds=1)
+    again = await hooks.store.due(now=later, limit=1000)  # the taker died: they go again
+    assert [d.message_id for d in again] == [d.message_id for d in taken]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets as random_ids
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
@@ -30,6 +30,10 @@ from carebridge.store.tenants import put_secret_in
 from carebridge.store.vault import Sealed, Vault
 
 _REPLAY_BATCH = 1000
+
+
+LEASE = timedelta(minutes=2)
+"""How long a claimed delivery is held by the loop that took it (far above the 5 s timeout)."""
 
 
 def _aware(at: datetime) -> datetime:
@@ -289,8 +293,27 @@ class SqlWebhooks:
             .order_by(d.c.seq, d.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.engine.begin() as conn:
             rows = (await conn.execute(statement)).all()
+            if not rows:
+                return []
+            # Claim them: a lease moves next_attempt_at ahead, and only rows still due are
+            # taken, so two delivery loops never send one delivery at once. A loop that dies
+            # mid-send leaves its lease to expire; the delivery is then sent again (same id).
+            claimed = {
+                int(r[0])
+                for r in await conn.execute(
+                    update(d)
+                    .where(
+                        d.c.id.in_([int(r.d_id) for r in rows]),
+                        d.c.state == "pending",
+                        d.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=now + LEASE)
+                    .returning(d.c.id)
+                )
+            }
+        rows = [r for r in rows if int(r.d_id) in claimed]
         return [
             DueDelivery(
                 id=int(r.d_id),
