@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import stamina
+from tests.connectors.harness import FakeTime
 
 from carebridge.api.main import build
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
@@ -61,19 +62,6 @@ class Counting(httpx.AsyncBaseTransport):
             and not k.endswith("/search")
             and "/token" not in k
         )
-
-
-class FakeTime:
-    """The throttle's clock: sleeping moves it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -169,3 +169,16 @@ def assert_appointment_matches(a: Any, r: Any, key: Callable[[str, object], str]
             r["reason_name"],
         )
         assert a.cancellation.comments == (r["cancellation_comments"] or "")
+
+
+class FakeTime:
+    """The throttle's clock: sleeping moves it, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds

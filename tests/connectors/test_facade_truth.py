@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import stamina
-from tests.connectors.harness import assert_appointment_matches
+from tests.connectors.harness import FakeTime, assert_appointment_matches
 
 from carebridge.connectors.carecloud.facade import CareCloudTenant
 from carebridge.connectors.carecloud.mfa import TotpSource
@@ -94,19 +94,6 @@ def anyio_backend() -> str:
 
 
 # --- the tenant and the facade ------------------------------------------------------------------
-
-
-class FakeTime:
-    """The throttle's clock: sleeping moves it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

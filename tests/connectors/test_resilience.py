@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import stamina
+from tests.connectors.harness import FakeTime
 from tests.sandbox.conftest import start_live
 
 from carebridge.connectors.carecloud.auth import NeedCode
@@ -39,19 +40,6 @@ pytestmark = pytest.mark.anyio
 
 BASE = "http://sandbox.test"
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
-
-
-class FakeTime:
-    """The throttle's clock: sleeping moves it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Counting(httpx.AsyncBaseTransport):

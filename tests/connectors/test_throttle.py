@@ -6,19 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.connectors.harness import FakeTime
 
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_healthy_responses_grow_the_rate_and_congestion_halves_it() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import stamina
+from tests.connectors.harness import FakeTime
 from tests.sandbox.conftest import LiveTenant, start_live
 
 from carebridge.connectors.carecloud import writes
@@ -50,19 +51,6 @@ pytestmark = pytest.mark.anyio
 TENANT = "tnt-writes"
 ANCHOR = date(2026, 11, 24)
 TOMORROW = "2026-11-25"
-
-
-class FakeTime:
-    """The throttle's clock: sleeping moves it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class LoseResponse(httpx.AsyncBaseTransport):

@@ -8,18 +8,15 @@ one ``error:`` line and exits 2.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import typer
 
-from carebridge.errors import CarebridgeError
-from carebridge.services.keys import InvalidScopes
+from carebridge.cli.common import fail as _fail
+from carebridge.cli.common import ring as _ring
+from carebridge.cli.common import run as _run
 from carebridge.store.vault import KeyRing
 from carebridge.wiring import admin
-
-T = TypeVar("T")
 
 tenants_app = typer.Typer(no_args_is_help=True, help="Onboard upstream tenants.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of a tenant.")
@@ -29,29 +26,6 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit log of PHI access.
 Db = Annotated[
     str | None, typer.Option("--db", help="Store URL (default: CAREBRIDGE_DATABASE_URL).")
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _run(fn: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return anyio.run(fn)
-    except InvalidScopes as err:
-        raise _fail(str(err)) from None
-    except CarebridgeError as err:
-        raise _fail(str(err)) from None
-    except ValueError as err:  # an unsupported store URL
-        raise _fail(str(err)) from None
-
-
-def _ring() -> KeyRing:
-    try:
-        return KeyRing.from_env()
-    except CarebridgeError as err:
-        raise _fail(str(err)) from None
 
 
 @tenants_app.command("add")

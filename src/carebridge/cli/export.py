@@ -22,14 +22,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
 from carebridge.store.export import ExportResult, export, parse_target
 from carebridge.wiring import admin
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 class _Bars:

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
 from carebridge.store.people import add_user
 from carebridge.store.vault import KeyRing
@@ -40,9 +41,22 @@ SCOPES = (
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+def granian(host: str, port: int, *options: str) -> list[str]:
+    """The command that serves the API app (``carebridge.api.main:app``) with granian."""
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *options,
+        "carebridge.api.main:app",
+    ]
 
 
 def curl_lines(base: str, home: str) -> list[str]:
@@ -208,21 +222,7 @@ def _api(host: str, port: int, url: str, ring: KeyRing) -> Iterator[str]:
     """carebridge's API in a child process (granian), until the block ends."""
     env = os.environ | {"CAREBRIDGE_DATABASE_URL": url, "CAREBRIDGE_VAULT_KEY": ring.to_text()}
     env.pop("CAREBRIDGE_VAULT_KEY_FILE", None)
-    command = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--factory",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "carebridge.api.main:app",
-    ]
+    command = granian(host, port, "--log-level", "warning")
     with _child(command, env, f"http://{host}:{port}/health", "carebridge") as base:
         yield base
 
@@ -286,19 +286,5 @@ def serve_command(
     if "CAREBRIDGE_VAULT_KEY" not in os.environ and "CAREBRIDGE_VAULT_KEY_FILE" not in os.environ:
         raise _fail("set CAREBRIDGE_VAULT_KEY or CAREBRIDGE_VAULT_KEY_FILE")
     typer.echo(f"carebridge: serving {admin.database_url()} on http://{host}:{port}")
-    command = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--factory",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "carebridge.api.main:app",
-    ]
+    command = granian(host, port, "--workers", str(workers))
     raise typer.Exit(subprocess.call(command))  # noqa: S603 - fixed argv

@@ -9,14 +9,10 @@ from typing import Annotated
 
 import typer
 
+from carebridge.cli.common import fail as _fail
 from carebridge.sandbox.config import SandboxConfig
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The emulated CareCloud tenant.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 @sandbox_app.command("serve")

@@ -15,17 +15,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
 from carebridge.store import tenants as repo
 from carebridge.store.vault import KeyRing
 from carebridge.sync.engine import STREAMS, StreamResult, SyncReport, resolve
 from carebridge.wiring.admin import database_url
 from carebridge.wiring.api import open_deployment
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 class _Bars:

@@ -9,47 +9,24 @@ stored nowhere readable. Bad input prints one ``error:`` line and exits 2.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import anyio
 import anyio.to_thread
 import pyotp
 import typer
 
-from carebridge.errors import CarebridgeError
+from carebridge.cli.common import fail as _fail
+from carebridge.cli.common import ring as _ring
+from carebridge.cli.common import run as _run
 from carebridge.services.keys import InvalidScopes, parse_scopes
 from carebridge.store import migrate
 from carebridge.store.engine import create_engine
 from carebridge.store.people import add_user
-from carebridge.store.vault import KeyRing, Vault
+from carebridge.store.vault import Vault
 from carebridge.wiring.admin import database_url
 
-T = TypeVar("T")
-
 users_app = typer.Typer(no_args_is_help=True, help="People of a tenant who sign in.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _run(fn: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return anyio.run(fn)
-    except CarebridgeError as err:
-        raise _fail(str(err)) from None
-    except ValueError as err:  # an unsupported store URL
-        raise _fail(str(err)) from None
-
-
-def _ring() -> KeyRing:
-    try:
-        return KeyRing.from_env()
-    except CarebridgeError as err:
-        raise _fail(str(err)) from None
 
 
 def _list(text: str | None) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
 from carebridge.jobs.queue import build_app, ensure_schema, run_worker
 from carebridge.store.engine import async_url
@@ -23,11 +24,6 @@ from carebridge.store.vault import KeyRing
 from carebridge.wiring.admin import database_url
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.jobs import handlers
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
 
 
 def conninfo(url: str) -> str:

@@ -65,16 +65,7 @@ async def add_tenant(
                 )
             )
             for slot, secret in secrets.items():
-                sealed = vault.seal(tenant_id, slot, secret)
-                await conn.execute(
-                    vault_secrets.insert().values(
-                        tenant_id=tenant_id,
-                        name=slot,
-                        sealed=sealed.to_text(),
-                        kid=sealed.kid,
-                        updated_at=now,
-                    )
-                )
+                await put_secret_in(conn, vault, tenant_id, slot, secret, now=now)
     except IntegrityError:
         raise TenantExists(f"tenant {tenant_id!r} already exists") from None
 

@@ -72,11 +72,6 @@ class SqlWebhooks:
 
     # --- secrets ---------------------------------------------------------------------------
 
-    async def _put_secret(
-        self, conn: AsyncConnection, tenant_id: str, name: str, secret: str, now: datetime
-    ) -> None:
-        await put_secret_in(conn, self.vault, tenant_id, name, secret, now=now)
-
     async def _opened(
         self, conn: AsyncConnection, tenant_id: str, webhook_id: str
     ) -> dict[str, str]:
@@ -118,7 +113,9 @@ class SqlWebhooks:
         }
         async with self.engine.begin() as conn:
             await conn.execute(webhooks.insert().values(**row))
-            await self._put_secret(conn, tenant_id, slot(webhook_id, "current"), secret, now)
+            await put_secret_in(
+                conn, self.vault, tenant_id, slot(webhook_id, "current"), secret, now=now
+            )
         return Subscription(
             id=webhook_id,
             tenant_id=tenant_id,
@@ -198,8 +195,12 @@ class SqlWebhooks:
             old = opened.get(slot(webhook_id, "current"))
             if old is not None:
                 # sealed values are bound to their slot: the old secret is re-sealed, not copied
-                await self._put_secret(conn, tenant_id, slot(webhook_id, "previous"), old, now)
-            await self._put_secret(conn, tenant_id, slot(webhook_id, "current"), secret, now)
+                await put_secret_in(
+                    conn, self.vault, tenant_id, slot(webhook_id, "previous"), old, now=now
+                )
+            await put_secret_in(
+                conn, self.vault, tenant_id, slot(webhook_id, "current"), secret, now=now
+            )
         return True
 
     async def secrets(

@@ -64,9 +64,7 @@ async def onboard(
     secrets: Mapping[str, str],
 ) -> None:
     """Add a tenant with its settings and sealed secrets (a complete upstream profile)."""
-    if upstream != "carecloud":
-        raise ConfigError(f"unknown upstream {upstream!r}: carecloud is the one supported")
-    check_profile(settings, secrets)
+    check_tenant(upstream, settings, secrets)
     engine = await _migrated(url)
     try:
         await repo.add_tenant(
@@ -81,6 +79,13 @@ async def onboard(
         )
     finally:
         await engine.dispose()
+
+
+def check_tenant(upstream: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
+    """Raise :class:`ConfigError` unless the upstream is known and its profile complete."""
+    if upstream != "carecloud":
+        raise ConfigError(f"unknown upstream {upstream!r}: carecloud is the one supported")
+    check_profile(settings, secrets)
 
 
 async def create_key(url: str, *, tenant_id: str, scopes: str, label: str = "") -> NewKey:

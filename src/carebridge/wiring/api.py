@@ -14,7 +14,6 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.connectors.carecloud.throttle import AimdThrottle
-from carebridge.errors import ConfigError
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy
 from carebridge.services.live import SOURCES, Backend, Live
 from carebridge.services.records import Principal
@@ -36,7 +35,8 @@ from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing, Vault
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
-from carebridge.wiring.carecloud import TenantUpstreams, check_profile
+from carebridge.wiring.admin import check_tenant
+from carebridge.wiring.carecloud import TenantUpstreams
 
 
 def _now() -> datetime:
@@ -78,9 +78,7 @@ class Deployment:
     ) -> None:
         """Add a tenant whose profile is complete; its secrets are sealed before they are
         stored."""
-        if upstream != "carecloud":
-            raise ConfigError(f"unknown upstream {upstream!r}: carecloud is the one supported")
-        check_profile(settings, secrets)
+        check_tenant(upstream, settings, secrets)
         await repo.add_tenant(
             self.engine,
             self.vault,

@@ -1,0 +1,37 @@
+"""What every command shares: one ``error:`` line and exit 2 for bad input, and the vault key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+import typer
+
+from carebridge.errors import CarebridgeError
+from carebridge.store.vault import KeyRing
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; the exit to raise (code 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine function; a carebridge error or a bad value (an unsupported store URL,
+    unknown scopes) becomes one ``error:`` line."""
+    try:
+        return anyio.run(fn)
+    except (CarebridgeError, ValueError) as err:
+        raise fail(str(err)) from None
+
+
+def ring() -> KeyRing:
+    """The vault's key ring from ``CAREBRIDGE_VAULT_KEY`` (or its key file)."""
+    try:
+        return KeyRing.from_env()
+    except CarebridgeError as err:
+        raise fail(str(err)) from None
