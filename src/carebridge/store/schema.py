@@ -307,3 +307,9 @@ deliveries = Table(
     Index("ix_deliveries_order", "webhook_id", "entity_key", "seq"),
 )
 """The delivery outbox, written in the transaction that appends the event."""
+
+# --- issue 11: the upstream accounts' MFA state (migration 0004) ------------------------------
+
+# --- issue 11: sync leases and event identity (migration 0005) --------------------------------
+
+# --- issue 11: sign-in attempts and the keyed audit chain (migration 0006) --------------------
