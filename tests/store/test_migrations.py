@@ -31,6 +31,8 @@ TABLES = {
     "events",
     "webhooks",
     "deliveries",
+    "sign_in_attempts",
+    "audit_heads",
 }
 
 

@@ -61,7 +61,7 @@ async def test_a_user_is_stored_with_a_password_hash_and_a_sealed_seed(
     assert user == await people.user("ten_a", user_id)
     assert user.scopes == {"patient.read", "claim.read"}
     assert user.mfa_methods == ("totp", "email")
-    assert (user.failed_attempts, user.locked_until, user.disabled) == (0, None, False)
+    assert not user.disabled
     assert user.password_hash.startswith("scrypt$16384$8$1$")
     assert verify_password("dee-pass-1", user.password_hash)
     async with seeded.connect() as conn:
@@ -106,19 +106,22 @@ async def test_a_user_that_cannot_sign_in_as_given_is_refused(
 
 
 async def test_failures_count_lock_and_reset(seeded: AsyncEngine) -> None:
-    user_id = await _dee(seeded)
+    await _dee(seeded)
     people = SqlPeople(seeded)
-    assert [await people.record_failure("ten_a", user_id) for _ in range(3)] == [1, 2, 3]
-    assert await people.record_failure("ten_b", user_id) == 0  # another tenant's id: no row
-    await people.lock("ten_a", user_id, NOW + timedelta(minutes=15))
-    locked = await people.user("ten_a", user_id)
-    assert locked is not None
-    assert (locked.failed_attempts, locked.locked_until) == (0, NOW + timedelta(minutes=15))
-    await people.record_failure("ten_a", user_id)
-    await people.reset_failures("ten_a", user_id)
-    reset = await people.user("ten_a", user_id)
-    assert reset is not None
-    assert (reset.failed_attempts, reset.locked_until) == (0, None)
+    until = NOW + timedelta(minutes=15)
+
+    async def reserve(tenant: str = "ten_a") -> tuple[bool, int, datetime | None]:
+        got = await people.reserve_attempt(tenant, "dee", now=NOW, limit=3, lock_until=until)
+        return got.granted, got.failures, got.locked_until
+
+    assert [await reserve() for _ in range(2)] == [(True, 1, None), (True, 2, None)]
+    assert await reserve("ten_b") == (True, 1, None)  # another tenant's name: its own count
+    assert await reserve() == (True, 3, until)  # the last one allowed locks
+    assert await reserve() == (False, 3, until)  # locked: refused, not counted
+    await people.release_attempt("ten_a", "dee", unlock=True)
+    assert await reserve() == (True, 3, until)
+    await people.clear_attempts("ten_a", "dee")
+    assert await reserve() == (True, 1, None)
 
 
 async def test_a_challenge_is_chosen_counted_and_consumed_once(seeded: AsyncEngine) -> None:
@@ -139,8 +142,8 @@ async def test_a_challenge_is_chosen_counted_and_consumed_once(seeded: AsyncEngi
     assert fresh.expires_at == NOW + timedelta(minutes=5)
     await people.choose_method("ten_b", "chl_1", "email", "h" * 64)  # wrong tenant: no effect
     await people.choose_method("ten_a", "chl_1", "email", "a" * 64)
-    assert await people.count_attempt("ten_a", "chl_1") == 1
-    assert await people.count_attempt("ten_a", "chl_1") == 2
+    assert await people.reserve_code_attempt("ten_a", "chl_1", now=NOW, limit=5) == 1
+    assert await people.reserve_code_attempt("ten_a", "chl_1", now=NOW, limit=5) == 2
     assert not await people.consume_challenge("ten_b", "chl_1", NOW)
     assert await people.consume_challenge("ten_a", "chl_1", NOW)
     assert not await people.consume_challenge("ten_a", "chl_1", NOW)

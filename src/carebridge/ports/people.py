@@ -4,8 +4,10 @@ tokens and the outbox of one-time codes.
 ::
 
     UserStore
-    ├── users          by (tenant, username) or (tenant, id); failed attempts and lockout
-    ├── challenges     created after the password; method chosen; attempts counted; consumed once
+    ├── users          by (tenant, username) or (tenant, id); the last TOTP step used
+    ├── attempts       per (tenant, username), known or not: reserved before the password is
+    │                  checked, so concurrent guesses cannot outrun the lockout
+    ├── challenges     created after the password; method chosen; attempts reserved; consumed once
     ├── sessions       created after the last factor; looked up by their public prefix
     └── notifications  texted and e-mailed codes waiting for delivery
 
@@ -79,9 +81,26 @@ class UserRecord:
     mfa_methods: tuple[str, ...]
     email: str | None
     phone: str | None
-    failed_attempts: int
-    locked_until: datetime | None
     disabled: bool
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of reserving one sign-in attempt for a (tenant, username).
+
+    ``granted`` is False when the name is locked (``locked_until``) and nothing may be checked.
+    A granted attempt is already counted as a failure; ``locks`` says it was the last one
+    allowed, so the name is locked from now on unless the attempt succeeds.
+    """
+
+    granted: bool
+    failures: int
+    locked_until: datetime | None
+
+    @property
+    def locks(self) -> bool:
+        """This attempt spent the last one allowed and locked the name."""
+        return self.granted and self.locked_until is not None
 
 
 @dataclass(frozen=True)
@@ -138,16 +157,30 @@ class UserStore(Protocol):
 
     async def user(self, tenant_id: str, user_id: str) -> UserRecord | None: ...
 
-    async def record_failure(self, tenant_id: str, user_id: str) -> int:
-        """Count one failed sign-in atomically; returns the count after it."""
+    async def reserve_attempt(
+        self, tenant_id: str, username: str, *, now: datetime, limit: int, lock_until: datetime
+    ) -> Attempt:
+        """Count one sign-in attempt as failed before it is checked, in one atomic step.
+
+        Granted while the name is not locked and fewer than ``limit`` failures are counted (an
+        expired lock restarts the count); the attempt that reaches ``limit`` also locks the name
+        until ``lock_until``. Refused otherwise, counting nothing. Unknown usernames and
+        tenants are counted alike.
+        """
         ...
 
-    async def lock(self, tenant_id: str, user_id: str, until: datetime) -> None:
-        """Lock the user until ``until`` and restart the failure count."""
+    async def release_attempt(self, tenant_id: str, username: str, *, unlock: bool) -> None:
+        """Uncount a reserved attempt that did not fail (a right password, second factor
+        pending); ``unlock`` lifts the lock that attempt set."""
         ...
 
-    async def reset_failures(self, tenant_id: str, user_id: str) -> None:
-        """Clear the failure count and any lock (after a successful sign-in)."""
+    async def clear_attempts(self, tenant_id: str, username: str) -> None:
+        """Forget the failures and any lock of a name (after a successful sign-in)."""
+        ...
+
+    async def claim_totp_step(self, tenant_id: str, user_id: str, step: int) -> bool:
+        """Record ``step`` as the user's last TOTP step used, only if it is later than the
+        recorded one (atomically); False when it is not, so a code never signs in twice."""
         ...
 
     async def create_challenge(
@@ -168,8 +201,11 @@ class UserStore(Protocol):
         """Set (or change) the challenge's method and the hash of the code sent, if any."""
         ...
 
-    async def count_attempt(self, tenant_id: str, challenge_id: str) -> int:
-        """Count one code attempt atomically; returns the count after it."""
+    async def reserve_code_attempt(
+        self, tenant_id: str, challenge_id: str, *, now: datetime, limit: int
+    ) -> int | None:
+        """Count one code attempt atomically, only on a live, unused challenge with fewer than
+        ``limit`` attempts; returns the count after it, or None when none is left."""
         ...
 
     async def consume_challenge(self, tenant_id: str, challenge_id: str, now: datetime) -> bool:

@@ -4,6 +4,7 @@ then a session token.
 ::
 
     start(tenant, username, password)
+    ├── name locked                Locked      (nothing is checked; retry_after seconds)
     ├── bad credentials            Unauthorized (one message for unknown user and wrong password)
     │   └── 5th failure in a row   Locked for 15 minutes (retry_after seconds)
     ├── no MFA enrolled            Issued      (a session token)
@@ -13,17 +14,25 @@ then a session token.
         └── totp                   CodeSent    (nothing sent, destination None)
             verify(challenge, code)
             ├── wrong code         Unauthorized; the 5th wrong code spends the challenge
+            ├── TOTP code reused   Unauthorized (a step already used never signs in again)
             └── right code         Issued      (a session token, 12 hours)
 
 A session token reads ``cbs_<prefix>_<secret>`` like an API key: the prefix is the look-up
 key, only a SHA-256 hash of the secret is stored. The failure count restarts when a session is
 issued (so an exhausted challenge counts as a failure, too). Passwords, codes and full destinations never
 appear in logs or error messages.
+
+Guessing is bounded under concurrency: each password attempt is reserved (counted as a failure)
+in one atomic store step before the password is checked, and refused unreserved once the name is
+locked, so however many guesses arrive at once, at most ``MAX_FAILURES`` are checked. Failures
+are counted per (tenant, username) whether or not the user exists, and an unknown user's
+password is checked against a dummy hash: a stranger cannot tell a real username by its lockout,
+its answer or its timing. Code attempts on a challenge are reserved the same way, and a TOTP
+code is accepted only for a time step later than the user's last one (claimed atomically).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import math
@@ -39,11 +48,13 @@ import pyotp
 from carebridge.errors import DomainError
 from carebridge.ports.people import (
     METHODS,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
     ChallengeRecord,
     SessionRecord,
     UserRecord,
     UserStore,
-    hash_password,
     verify_password,
 )
 from carebridge.services.records import Principal, Unauthorized
@@ -101,10 +112,28 @@ class CodeSent:
     destination: str | None
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    """Checked when the username is unknown, so that both failures take as long."""
-    return hash_password(secrets.token_urlsafe(16))
+_DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'A' * 22}==${'A' * 43}="
+"""Checked when the username is unknown (or disabled), with the parameters of a real hash, so
+that both failures take as long; no password matches it."""
+
+
+def _password_ok(password: str, stored: str | None) -> bool:
+    """Check a password (in a worker thread); ``stored`` None runs the dummy check, False."""
+    if stored is None:
+        verify_password(password, _DUMMY_HASH)
+        return False
+    return verify_password(password, stored)
+
+
+def totp_step(seed: str, code: str, now: datetime) -> int | None:
+    """The TOTP time step ``code`` belongs to: the current one, or one either side (clock
+    drift); None when it matches none."""
+    totp = pyotp.TOTP(seed)
+    current = totp.timecode(now)
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
 
 
 def _sha256(text: str) -> str:
@@ -162,20 +191,29 @@ class Sessions:
 
         Raises:
             Unauthorized: unknown user, wrong password, or a disabled user (one message).
-            Locked: too many failures; also for the failure that locks.
+            Locked: too many failures; also for the failure that locks. An unknown username
+                locks alike.
         """
         now = self.clock()
+        attempt = await self.store.reserve_attempt(
+            tenant_id, username, now=now, limit=MAX_FAILURES, lock_until=now + LOCK_FOR
+        )
+        if not attempt.granted:
+            until = attempt.locked_until or now
+            raise Locked("too many failed sign-ins", retry_after=_seconds(until - now))
         user = await self.store.user_by_username(tenant_id, username)
-        if user is None or user.disabled:
-            await anyio.to_thread.run_sync(verify_password, password, _dummy_hash())
-            raise Unauthorized(_BAD_CREDENTIALS)
-        if user.locked_until is not None and user.locked_until > now:
-            raise Locked("too many failed sign-ins", retry_after=_seconds(user.locked_until - now))
-        if not await anyio.to_thread.run_sync(verify_password, password, user.password_hash):
-            await self._fail(user, now)
+        if user is not None and user.disabled:
+            user = None
+        stored = None if user is None else user.password_hash
+        right = await anyio.to_thread.run_sync(_password_ok, password, stored)
+        if user is None or not right:
+            if attempt.locks:
+                raise Locked("too many failed sign-ins", retry_after=_seconds(LOCK_FOR))
             raise Unauthorized(_BAD_CREDENTIALS)
         if not user.mfa_methods:
             return await self._issue(user, now)
+        # the password was right: not a failure (the second factor's outcome decides)
+        await self.store.release_attempt(tenant_id, username, unlock=attempt.locks)
         challenge_id = f"chl_{secrets.token_hex(16)}"
         expires_at = now + CHALLENGE_TTL
         await self.store.create_challenge(
@@ -222,8 +260,10 @@ class Sessions:
         if challenge.method is None:
             raise InvalidMfaStep("choose an MFA method first")
         user = await self._user_of(challenge)
-        attempts = await self.store.count_attempt(challenge.tenant_id, challenge.id)
-        if attempts > MAX_ATTEMPTS:
+        attempts = await self.store.reserve_code_attempt(
+            challenge.tenant_id, challenge.id, now=now, limit=MAX_ATTEMPTS
+        )
+        if attempts is None:  # spent, used or expired meanwhile, by a concurrent attempt
             raise Unauthorized(_BAD_CHALLENGE)
         if not await self._code_matches(challenge, user, code, now):
             if attempts == MAX_ATTEMPTS:
@@ -251,10 +291,13 @@ class Sessions:
     # --- helpers -------------------------------------------------------------------------------
 
     async def _fail(self, user: UserRecord, now: datetime) -> None:
-        failures = await self.store.record_failure(user.tenant_id, user.id)
-        if failures >= MAX_FAILURES:
-            await self.store.lock(user.tenant_id, user.id, now + LOCK_FOR)
-            raise Locked("too many failed sign-ins", retry_after=_seconds(LOCK_FOR))
+        """Count a spent challenge as a failed sign-in of its user."""
+        attempt = await self.store.reserve_attempt(
+            user.tenant_id, user.username, now=now, limit=MAX_FAILURES, lock_until=now + LOCK_FOR
+        )
+        if attempt.locks or not attempt.granted:
+            until = attempt.locked_until or now + LOCK_FOR
+            raise Locked("too many failed sign-ins", retry_after=_seconds(until - now))
 
     async def _live(self, challenge_id: str, now: datetime) -> ChallengeRecord:
         challenge = await self.store.challenge(challenge_id)
@@ -278,7 +321,11 @@ class Sessions:
     ) -> bool:
         if challenge.method == "totp":
             seed = await self.totp_secret(user.tenant_id, user.id)
-            return seed is not None and pyotp.TOTP(seed).verify(code, for_time=now, valid_window=1)
+            step = None if seed is None else totp_step(seed, code, now)
+            # a step at or before the last one used is a replay, even if the code is right
+            return step is not None and await self.store.claim_totp_step(
+                user.tenant_id, user.id, step
+            )
         return challenge.code_hash is not None and hmac.compare_digest(
             _sha256(code), challenge.code_hash
         )
@@ -300,7 +347,7 @@ class Sessions:
                 revoked=False,
             )
         )
-        await self.store.reset_failures(user.tenant_id, user.id)
+        await self.store.clear_attempts(user.tenant_id, user.username)
         return Issued(f"cbs_{prefix}_{secret}", expires_at, user.scopes, user.tenant_id)
 
     async def _session(self, token: str) -> SessionRecord | None:

@@ -3,16 +3,23 @@
 Passwords are stored as salted scrypt hashes, codes and session tokens as SHA-256 hashes, TOTP
 seeds sealed in the vault (``user.<id>.totp``). Every query filters by the tenant, except the
 two look-ups by an unguessable handle (a challenge id, a session prefix) whose record names it.
+
+Counters that guard against guessing (sign-in failures, code attempts, the last TOTP step) change
+only by one conditional statement each, so that concurrent requests, in one process or many,
+cannot both pass the same check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, literal, null, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from carebridge.errors import StoreError
 from carebridge.ports.people import (
     METHODS,
+    Attempt,
     ChallengeRecord,
     NotificationRecord,
     SessionRecord,
@@ -27,8 +35,10 @@ from carebridge.ports.people import (
     hash_password,
 )
 from carebridge.store.schema import (
+    Instant,
     auth_challenges,
     notifications,
+    sign_in_attempts,
     tenants,
     user_sessions,
     users,
@@ -60,6 +70,17 @@ def _maybe(value: datetime | None) -> datetime | None:
     return None if value is None else _aware(value)
 
 
+def _utc(value: datetime) -> datetime:
+    """Instants are compared in SQL: SQLite compares their text, so always write UTC."""
+    return value.astimezone(UTC)
+
+
+def username_key(username: str) -> str:
+    """The key of a username's attempts: a hash, so arbitrary input (a password typed into the
+    username field) is not stored as it was sent."""
+    return hashlib.sha256(username.encode()).hexdigest()
+
+
 def _user(row: Row[tuple[object, ...]]) -> UserRecord:
     m = row._mapping
     return UserRecord(
@@ -71,8 +92,6 @@ def _user(row: Row[tuple[object, ...]]) -> UserRecord:
         mfa_methods=tuple(m["mfa_methods"]),
         email=m["email"],
         phone=m["phone"],
-        failed_attempts=int(m["failed_attempts"]),
-        locked_until=_maybe(m["locked_until"]),
         disabled=m["disabled_at"] is not None,
     )
 
@@ -130,7 +149,6 @@ async def add_user(
                     mfa_methods=list(methods),
                     email=email,
                     phone=phone,
-                    failed_attempts=0,
                     created_at=now,
                 )
             )
@@ -199,36 +217,84 @@ class SqlPeople:
             ).first()
         return None if row is None else _user(row)
 
-    async def record_failure(self, tenant_id: str, user_id: str) -> int:
+    async def claim_totp_step(self, tenant_id: str, user_id: str, step: int) -> bool:
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(users)
-                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-                .values(failed_attempts=users.c.failed_attempts + 1)
+                .where(
+                    users.c.tenant_id == tenant_id,
+                    users.c.id == user_id,
+                    or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
             )
-            count = (
+        return bool(result.rowcount)
+
+    # --- sign-in attempts, by (tenant, username) -----------------------------------------------
+
+    async def reserve_attempt(
+        self, tenant_id: str, username: str, *, now: datetime, limit: int, lock_until: datetime
+    ) -> Attempt:
+        now, lock_until = _utc(now), _utc(lock_until)
+        t = sign_in_attempts.c
+        expired = and_(t.locked_until.is_not(None), t.locked_until <= now)
+        failures = case((expired, 1), else_=t.failures + 1)
+        until = literal(lock_until, Instant)
+        first = until if limit <= 1 else null()
+        insert = _insert(self.engine).values(
+            tenant_id=tenant_id,
+            username_key=username_key(username),
+            failures=1,
+            locked_until=first,
+            updated_at=now,
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[t.tenant_id, t.username_key],
+            set_={
+                "failures": failures,
+                "locked_until": case((failures >= limit, until), else_=null()),
+                "updated_at": now,
+            },
+            where=or_(and_(t.locked_until.is_(None), t.failures < limit), expired),
+        ).returning(t.failures, t.locked_until)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(upsert)).first()
+            if row is not None:
+                return Attempt(True, int(row[0]), _maybe(row[1]))
+            held = (
                 await conn.execute(
-                    select(users.c.failed_attempts).where(
-                        users.c.tenant_id == tenant_id, users.c.id == user_id
+                    select(t.failures, t.locked_until).where(
+                        t.tenant_id == tenant_id, t.username_key == username_key(username)
                     )
                 )
-            ).scalar()
-        return int(count or 0)
+            ).first()
+        if held is None:  # cleared between the two statements: nothing holds the name
+            return Attempt(False, 0, None)
+        return Attempt(False, int(held[0]), _maybe(held[1]))
 
-    async def lock(self, tenant_id: str, user_id: str, until: datetime) -> None:
+    async def release_attempt(self, tenant_id: str, username: str, *, unlock: bool) -> None:
+        t = sign_in_attempts.c
+        values: dict[str, Any] = {"failures": t.failures - 1}
+        if unlock:
+            values["locked_until"] = None
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(users)
-                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-                .values(failed_attempts=0, locked_until=until)
+                update(sign_in_attempts)
+                .where(
+                    t.tenant_id == tenant_id,
+                    t.username_key == username_key(username),
+                    t.failures > 0,
+                )
+                .values(values)
             )
 
-    async def reset_failures(self, tenant_id: str, user_id: str) -> None:
+    async def clear_attempts(self, tenant_id: str, username: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(users)
-                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-                .values(failed_attempts=0, locked_until=None)
+                delete(sign_in_attempts).where(
+                    sign_in_attempts.c.tenant_id == tenant_id,
+                    sign_in_attempts.c.username_key == username_key(username),
+                )
             )
 
     # --- challenges ----------------------------------------------------------------------------
@@ -249,8 +315,8 @@ class SqlPeople:
                     tenant_id=tenant_id,
                     user_id=user_id,
                     attempts=0,
-                    created_at=now,
-                    expires_at=expires_at,
+                    created_at=_utc(now),
+                    expires_at=_utc(expires_at),
                 )
             )
 
@@ -289,25 +355,26 @@ class SqlPeople:
                 .values(method=method, code_hash=code_hash)
             )
 
-    async def count_attempt(self, tenant_id: str, challenge_id: str) -> int:
+    async def reserve_code_attempt(
+        self, tenant_id: str, challenge_id: str, *, now: datetime, limit: int
+    ) -> int | None:
+        c = auth_challenges.c
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(auth_challenges)
-                .where(
-                    auth_challenges.c.tenant_id == tenant_id,
-                    auth_challenges.c.id == challenge_id,
-                )
-                .values(attempts=auth_challenges.c.attempts + 1)
-            )
-            count = (
+            row = (
                 await conn.execute(
-                    select(auth_challenges.c.attempts).where(
-                        auth_challenges.c.tenant_id == tenant_id,
-                        auth_challenges.c.id == challenge_id,
+                    update(auth_challenges)
+                    .where(
+                        c.tenant_id == tenant_id,
+                        c.id == challenge_id,
+                        c.used_at.is_(None),
+                        c.expires_at > _utc(now),
+                        c.attempts < limit,
                     )
+                    .values(attempts=c.attempts + 1)
+                    .returning(c.attempts)
                 )
-            ).scalar()
-        return int(count or 0)
+            ).first()
+        return None if row is None else int(row[0])
 
     async def consume_challenge(self, tenant_id: str, challenge_id: str, now: datetime) -> bool:
         async with self.engine.begin() as conn:
@@ -410,3 +477,10 @@ class SqlPeople:
             )
             for r in rows
         ]
+
+
+def _insert(engine: AsyncEngine) -> Any:
+    """The dialect's INSERT into sign_in_attempts, which has ``on_conflict_do_update``."""
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(
+        sign_in_attempts
+    )

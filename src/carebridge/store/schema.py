@@ -161,6 +161,8 @@ audit_log = Table(
     Column("route", String(200), nullable=False),
     Column("patient_ids", Json, nullable=False),
     Column("at", Instant, nullable=False),
+    # issue 11 (0006): HMAC-SHA256 under the tenant's vault key, over every field and ``at``
+    # to the microsecond (hex); the head of the chain is checkpointed in audit_heads
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_audit_log_tenant_at", "tenant_id", "at"),
@@ -179,8 +181,9 @@ users = Table(
     Column("mfa_methods", Json, nullable=False),  # ["totp", "sms", "email"]; [] = none
     Column("email", String(320)),  # where e-mailed codes go
     Column("phone", String(32)),  # where texted codes go
-    Column("failed_attempts", Integer, nullable=False, default=0),
-    Column("locked_until", Instant),
+    # issue 11 (0006): failed_attempts and locked_until moved to sign_in_attempts, which
+    # counts unknown usernames alike; the last TOTP step used stops a code's replay
+    Column("totp_last_step", BigInteger),
     Column("created_at", Instant, nullable=False),
     Column("disabled_at", Instant),
     UniqueConstraint("tenant_id", "username"),
@@ -313,3 +316,31 @@ deliveries = Table(
 # --- issue 11: sync leases and event identity (migration 0005) --------------------------------
 
 # --- issue 11: sign-in attempts and the keyed audit chain (migration 0006) --------------------
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    # no foreign key: an unknown tenant is counted like an unknown username, so neither shows
+    Column("tenant_id", String(64), nullable=False),
+    Column("username_key", String(64), nullable=False),  # SHA-256 of the username, hex
+    Column("failures", Integer, nullable=False),  # reserved before the password is checked
+    Column("locked_until", Instant),
+    Column("updated_at", Instant, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "username_key"),
+)
+"""Failed sign-ins per (tenant, username), whether or not the user exists; a success deletes
+the row."""
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    _tenant(),
+    Column("last_seq", BigInteger, nullable=False),  # 0 before the first entry
+    Column("entries", BigInteger, nullable=False),
+    Column("head", String(64), nullable=False),  # the last entry's MAC
+    Column("mac", String(64), nullable=False),  # HMAC of this checkpoint under the audit key
+    Column("updated_at", Instant, nullable=False),
+    PrimaryKeyConstraint("tenant_id"),
+)
+"""The head of each tenant's audit chain, written with every append: removing the newest
+entries no longer goes unnoticed, and appenders in any process lock this row to extend it."""
