@@ -19,11 +19,25 @@ import orjson
 from fastapi import Body as BodyParam
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from pydantic import BaseModel
+from starlette.types import ASGIApp
 
 from carebridge.api import bodies, problems
+from carebridge.api.middleware import DEFAULT_MAX_BODY, BodyLimit, SecureHeaders
 from carebridge.domain import EligibilityRequest
 from carebridge.domain.events import EVENT_TYPES
-from carebridge.domain.values import AppointmentId, EncounterId
+from carebridge.domain.values import (
+    AppointmentId,
+    ClaimId,
+    EncounterId,
+    LocationId,
+    PatientId,
+    ProviderId,
+    RequestBound,
+    RequestDay,
+    RequestInstant,
+    ResourceId,
+    VisitReasonId,
+)
 from carebridge.ports.records import AuditReader, EventReader, KeyStore
 from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import request_hash
@@ -31,6 +45,8 @@ from carebridge.services.live import Answer, BadRequest, Freshness, Live, Served
 from carebridge.services.records import NotFound, Principal, Unauthorized, authenticate
 
 MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number the store holds (signed 64-bit); ``after`` beyond it is 422."""
 DATE = r"^\d{4}-\d{2}-\d{2}$"
 _MAX_AGE = re.compile(r"max-age=(\d{1,9})")
 
@@ -157,6 +173,18 @@ MaxAge = Annotated[
     int | None,
     Query(ge=0, le=86_400 * 30, description="Oldest acceptable data, in seconds (0 = live)."),
 ]
+Since = Annotated[
+    RequestInstant | None,
+    Query(
+        description="Only records changed at or after this instant: RFC 3339 with its offset "
+        "(`2026-12-01T15:00:00Z`); Unix epochs are refused."
+    ),
+]
+From = Annotated[RequestBound | None, Query(description="Window start: a day or an instant.")]
+Until = Annotated[RequestBound | None, Query(description="Window end: a day or an instant.")]
+After = Annotated[
+    int, Query(ge=0, le=MAX_SEQ, description="The last seq you have seen (0 = from the start).")
+]
 IdemKey = Annotated[
     str | None,
     Header(
@@ -164,6 +192,14 @@ IdemKey = Annotated[
         description="Replays the first answer for 24 h; 422 if reused with another body.",
     ),
 ]
+
+
+class Api(FastAPI):
+    """FastAPI whose every answer, including the last-resort 500, carries the security
+    headers (:class:`SecureHeaders` wraps the whole stack, error middleware included)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecureHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -174,16 +210,20 @@ def create_app(
     sessions: SessionCheck | None = None,
     events: EventReader | None = None,
     extra_routers: list[Any] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
-    """The API over the given use cases (``live`` without a backend serves the store only)."""
+    """The API over the given use cases (``live`` without a backend serves the store only).
+
+    Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed."""
     service = live
-    app = FastAPI(
+    app = Api(
         title="carebridge",
         version="0.1.0",
         openapi_url="/openapi.json",
         description=(__doc__ or "").strip(),
     )
     problems.install(app, credential=_credential)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.keys = keys
     app.state.sessions = sessions
 
@@ -263,10 +303,10 @@ def create_app(
         max_age: MaxAge = None,
         name: Annotated[str | None, Query(max_length=200, description="Last, First")] = None,
         dob: Annotated[str | None, Query(pattern=DATE)] = None,
-        provider_id: str | None = None,
-        location_id: str | None = None,
+        provider_id: ProviderId | None = None,
+        location_id: LocationId | None = None,
         status: Annotated[str | None, Query(pattern="^(active|inactive)$")] = None,
-        updated_since: datetime | None = None,
+        updated_since: Since = None,
     ) -> Response:
         """Demographics, insurance (coverages with their eligibility) and balances."""
         if dob is not None:
@@ -293,7 +333,7 @@ def create_app(
     @app.get("/patients/{patient_id}", tags=["patients"])
     async def get_patient(
         principal: Caller,
-        patient_id: str,
+        patient_id: PatientId,
         max_age: MaxAge = None,
         cache_control: CacheControl = None,
     ) -> Response:
@@ -310,8 +350,8 @@ def create_app(
     @app.get("/eligibility", tags=["patients"])
     async def eligibility(
         principal: Caller,
-        patient_id: str,
-        service_date: Annotated[date | None, Query(description="Default: today.")] = None,
+        patient_id: PatientId,
+        service_date: Annotated[RequestDay | None, Query(description="Default: today.")] = None,
         service_type: Annotated[
             list[str] | None, Query(description="X12 service type codes (default 30).")
         ] = None,
@@ -330,7 +370,7 @@ def create_app(
         )
 
     @app.get("/balances", tags=["billing"], response_model=Items)
-    async def balances(principal: Caller, patient_id: str) -> Response:
+    async def balances(principal: Caller, patient_id: PatientId) -> Response:
         """A patient's balances (patient and insurance responsibility), read in real time."""
         rows = await service.balances(principal, "GET /balances", patient_id)
         return _json(
@@ -359,11 +399,11 @@ def create_app(
     @app.get("/availability", tags=["scheduling"], response_model=Items)
     async def availability(
         principal: Caller,
-        visit_reason_id: str,
-        start: date,
-        end: date,
-        location_id: Annotated[list[str] | None, Query()] = None,
-        resource_id: Annotated[list[str] | None, Query()] = None,
+        visit_reason_id: VisitReasonId,
+        start: RequestDay,
+        end: RequestDay,
+        location_id: Annotated[list[LocationId] | None, Query()] = None,
+        resource_id: Annotated[list[ResourceId] | None, Query()] = None,
     ) -> Response:
         """Free slots for a visit reason, read in real time (at most 31 days)."""
         slots = await service.availability(
@@ -389,12 +429,12 @@ def create_app(
         limit: Limit = 100,
         cursor: Cursor = None,
         max_age: MaxAge = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        status: str | None = None,
-        patient_id: str | None = None,
-        provider_id: str | None = None,
-        location_id: str | None = None,
+        start: From = None,
+        end: Until = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        patient_id: PatientId | None = None,
+        provider_id: ProviderId | None = None,
+        location_id: LocationId | None = None,
     ) -> Response:
         """Appointments in a window (default: a week back to 30 days ahead)."""
         filters = _given(
@@ -422,12 +462,12 @@ def create_app(
         limit: Limit = 100,
         cursor: Cursor = None,
         max_age: MaxAge = None,
-        patient_id: str | None = None,
-        provider_id: str | None = None,
+        patient_id: PatientId | None = None,
+        provider_id: ProviderId | None = None,
         status: Annotated[str | None, Query(pattern="^(open|signed)$")] = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        updated_since: datetime | None = None,
+        start: From = None,
+        end: Until = None,
+        updated_since: Since = None,
     ) -> Response:
         """Encounters with their note, diagnoses, procedures, vitals, addenda and signature.
         With ``patient_id``, the patient's chart is read through when stale."""
@@ -468,9 +508,9 @@ def create_app(
         limit: Limit = 100,
         cursor: Cursor = None,
         max_age: MaxAge = None,
-        patient_id: str | None = None,
-        status: str | None = None,
-        updated_since: datetime | None = None,
+        patient_id: PatientId | None = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        updated_since: Since = None,
     ) -> Response:
         """Claims with their lines and 277 status history."""
         return await listing(
@@ -487,7 +527,10 @@ def create_app(
 
     @app.get("/claims/{claim_id}", tags=["billing"])
     async def get_claim(
-        principal: Caller, claim_id: str, max_age: MaxAge = None, cache_control: CacheControl = None
+        principal: Caller,
+        claim_id: ClaimId,
+        max_age: MaxAge = None,
+        cache_control: CacheControl = None,
     ) -> Response:
         """One claim."""
         record, age = await service.one(
@@ -731,7 +774,7 @@ def create_app(
         @app.get("/audit_events", tags=["admin"])
         async def audit_events(
             principal: Caller,
-            after: Annotated[int, Query(ge=0)] = 0,
+            after: After = 0,
             limit: Limit = 100,
         ) -> AuditPage:
             """Who accessed which patients' data, through which route, when (scope
@@ -747,7 +790,7 @@ def create_app(
         @app.get("/events", tags=["events"], response_model=AuditPage)
         async def list_events(
             principal: Caller,
-            after: Annotated[int, Query(ge=0, description="The last seq you have seen.")] = 0,
+            after: After = 0,
             types: Annotated[
                 list[str] | None,
                 Query(description="Event types, or `kind.*` (repeatable; default: all)."),
@@ -832,12 +875,12 @@ def _practice_route(kind: str, path: str, listing: Listing) -> Any:
 def _chart_route(kind: str, path: str, listing: Listing) -> Any:
     async def route(
         principal: Caller,
-        patient_id: str,
+        patient_id: PatientId,
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
         max_age: MaxAge = None,
-        status: str | None = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> Response:
         return await listing(
             principal,
@@ -861,9 +904,9 @@ def _billing_route(kind: str, path: str, listing: Listing) -> Any:
         limit: Limit = 100,
         cursor: Cursor = None,
         max_age: MaxAge = None,
-        patient_id: str | None = None,
-        status: str | None = None,
-        updated_since: datetime | None = None,
+        patient_id: PatientId | None = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        updated_since: Since = None,
     ) -> Response:
         return await listing(
             principal,

@@ -6,10 +6,9 @@ answer them.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from carebridge.domain.values import (
     ICD10CM,
@@ -20,6 +19,8 @@ from carebridge.domain.values import (
     PatientId,
     ProcedureCode,
     ProviderId,
+    RequestDay,
+    RequestInstant,
     ResourceId,
     VisitReasonId,
 )
@@ -41,8 +42,8 @@ class Booking(Body):
     location_id: LocationId
     visit_reason_id: VisitReasonId
     provider_id: ProviderId | None = None
-    start: AwareDatetime
-    end: AwareDatetime | None = None
+    start: RequestInstant
+    end: RequestInstant | None = None
     chief_complaint: Text = ""
     comments: Text = ""
 
@@ -144,7 +145,7 @@ class CreateEncounter(Body):
     patient_id: PatientId
     provider_id: ProviderId | None = None
     location_id: LocationId | None = None
-    start: AwareDatetime | None = None
+    start: RequestInstant | None = None
     chief_complaint: Text = ""
     note: dict[Literal["subjective", "objective", "assessment", "plan"], Text] = Field(
         default_factory=dict
@@ -193,7 +194,7 @@ class CreateCharge(Body):
     procedure_code: ProcedureCode
     units: int = Field(default=1, ge=1, le=99)
     diagnosis_codes: list[ICD10CM] = Field(min_length=1, max_length=12)
-    service_date: date
+    service_date: RequestDay
     provider_id: ProviderId | None = None
     location_id: LocationId | None = None
     encounter_id: EncounterId | None = None

@@ -2,7 +2,8 @@
 
 ``carebridge.api.main:app`` is an ASGI app whose lifespan opens the store named by
 ``CAREBRIDGE_DATABASE_URL`` (default ``sqlite:///carebridge.db``) with the vault key of
-``CAREBRIDGE_VAULT_KEY`` (or ``CAREBRIDGE_VAULT_KEY_FILE``).
+``CAREBRIDGE_VAULT_KEY`` (or ``CAREBRIDGE_VAULT_KEY_FILE``). Request bodies over
+``CAREBRIDGE_MAX_BODY_BYTES`` (default 1 MiB) are refused with 413.
 
 On the embedded SQLite store there is no worker: the process itself syncs every tenant every
 ``CAREBRIDGE_SYNC_INTERVAL`` seconds (default 300; 0 turns it off) and delivers webhooks every
@@ -21,6 +22,8 @@ from fastapi import FastAPI
 
 from carebridge.api import admin_routes, auth_routes, sync_routes, webhook_routes
 from carebridge.api.app import create_app
+from carebridge.api.middleware import DEFAULT_MAX_BODY
+from carebridge.errors import ConfigError
 from carebridge.jobs.queue import InProcessRunner
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.admin import database_url
@@ -28,7 +31,12 @@ from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.jobs import handlers
 
 
-def build(deployment: Deployment, *, admin_token: str | None = None) -> FastAPI:
+def build(
+    deployment: Deployment,
+    *,
+    admin_token: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
     """The API over one deployment."""
     return create_app(
         deployment.live,
@@ -55,6 +63,16 @@ async def _later(delay: float, work: Coroutine[Any, Any, None]) -> None:
     await work
 
 
+def max_body_bytes() -> int:
+    """``CAREBRIDGE_MAX_BODY_BYTES``: the largest request body accepted (default 1 MiB)."""
+    text = os.environ.get("CAREBRIDGE_MAX_BODY_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_BODY
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError("CAREBRIDGE_MAX_BODY_BYTES must be a positive number of bytes")
+    return int(text)
+
+
 def app() -> FastAPI:
     """An app factory for ASGI servers (``granian --factory carebridge.api.main:app``)."""
     holder: dict[str, Deployment] = {}
@@ -63,7 +81,11 @@ def app() -> FastAPI:
     async def lifespan(outer: FastAPI) -> AsyncIterator[None]:
         deployment = await open_deployment(database_url(), KeyRing.from_env())
         holder["d"] = deployment
-        inner = build(deployment, admin_token=os.environ.get("CAREBRIDGE_ADMIN_TOKEN"))
+        inner = build(
+            deployment,
+            admin_token=os.environ.get("CAREBRIDGE_ADMIN_TOKEN"),
+            max_body_bytes=max_body_bytes(),
+        )
         outer.mount("/", inner)
         background: list[asyncio.Task[None]] = []
         every = float(os.environ.get("CAREBRIDGE_SYNC_INTERVAL", "300"))

@@ -42,7 +42,9 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     422: "Unprocessable Content",
     423: "Locked",
     500: "Internal Server Error",
@@ -177,7 +179,9 @@ def install(app: FastAPI, credential: Callable[[Request], Awaitable[None]] | Non
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         del request
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+        status = exc.status_code
+        title = TITLES.get(status, str(exc.detail))
+        return problem(status, title, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -26,13 +26,14 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     GetCoreSchemaHandler,
     PlainSerializer,
     PlainValidator,
@@ -355,14 +356,111 @@ def money_sum(amounts: Any) -> Decimal:
 
 
 def to_utc(value: datetime) -> datetime:
-    """``value`` converted to UTC; naive datetimes are refused."""
+    """``value`` converted to UTC; naive datetimes, and those whose UTC instant falls outside
+    years 1 to 9999 (``0001-01-01T00:00:00+14:00``), are refused."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("an instant needs a UTC offset; naive datetimes are refused")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("an instant must fall within years 1 to 9999 in UTC") from None
 
 
 Instant = Annotated[datetime, AfterValidator(to_utc)]
 """An aware instant, normalized to UTC (JSON: ``2025-07-10T18:00:00Z``)."""
+
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2199, 12, 31)
+"""The calendar a request may name (dates, instants, windows): far wider than any practice's
+records or schedule, and far enough from year 9999 that window arithmetic never overflows."""
+
+_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_RANGE = f"{EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()}"
+
+
+def _in_calendar(day: date) -> None:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(f"must fall within {_RANGE}")
+
+
+def parse_day(value: object) -> date:
+    """A request's calendar date: ``YYYY-MM-DD`` text (or a ``date``) within the calendar.
+    Numbers are refused (no epochs)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif isinstance(value, str) and _DAY_TEXT.fullmatch(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not a calendar date (YYYY-MM-DD)") from None
+    else:
+        raise ValueError("a calendar date is YYYY-MM-DD")
+    _in_calendar(day)
+    return day
+
+
+def parse_instant(value: object) -> datetime:
+    """A request's instant: RFC 3339 text with its offset (or an aware ``datetime``), within
+    the calendar, normalized to UTC. Numbers (Unix epochs) and naive times are refused."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("not a valid RFC 3339 timestamp") from None
+    else:
+        raise ValueError("an RFC 3339 timestamp with its offset, e.g. 2026-12-01T15:00:00Z")
+    utc = to_utc(moment)
+    _in_calendar(utc.date())
+    return utc
+
+
+def parse_bound(value: object) -> datetime:
+    """A window's bound: an instant as :func:`parse_instant`, or a ``YYYY-MM-DD`` day, taken
+    as its midnight in UTC."""
+    if isinstance(value, str) and _DAY_TEXT.fullmatch(value):
+        return datetime.combine(parse_day(value), time(), UTC)
+    return parse_instant(value)
+
+
+RequestDay = Annotated[
+    date,
+    BeforeValidator(parse_day, json_schema_input_type=str),
+    WithJsonSchema({"type": "string", "format": "date", "description": f"YYYY-MM-DD, {_RANGE}"}),
+]
+"""A date a request names: ``YYYY-MM-DD`` within :data:`EARLIEST_DAY`..:data:`LATEST_DAY`."""
+
+RequestInstant = Annotated[
+    datetime,
+    BeforeValidator(parse_instant, json_schema_input_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": f"RFC 3339 with its offset (Z or +hh:mm), {_RANGE} in UTC",
+        }
+    ),
+]
+"""An instant a request names: RFC 3339 with an offset, within the calendar, in UTC."""
+
+RequestBound = Annotated[
+    datetime,
+    BeforeValidator(parse_bound, json_schema_input_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "format": "date-time"},
+            ],
+            "description": f"YYYY-MM-DD (midnight UTC) or an RFC 3339 instant, {_RANGE} in UTC",
+        }
+    ),
+]
+"""A window bound a request names: a day (its midnight in UTC) or an instant."""
 
 
 # --- code formats --------------------------------------------------------------------------------
