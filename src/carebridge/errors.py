@@ -8,6 +8,8 @@
     │   ├── TransportError                transient     yes    connect, read or pool timeout
     │   ├── AuthError                     config        no
     │   │   ├── MfaRequired               -             no     carries the challenge; the caller resumes
+    │   │   ├── AccountLocked             config        no     the upstream locked the account; locked_until
+    │   │   ├── MfaLockoutRisk            config        no     sign-ins stopped short of a lockout; alert
     │   │   └── SessionExpired            transient     yes    refresh once, then replay
     │   ├── RateLimited                   transient     yes    retry_after
     │   ├── UpstreamStatusError           upstream      by status
@@ -26,6 +28,7 @@ Messages carry ids and codes, never names, dates of birth or member numbers.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 FailureType = Literal["config", "transient", "upstream", "domain", "internal"]
@@ -75,6 +78,24 @@ class MfaRequired(AuthError):
         super().__init__(message)
         self.challenge = challenge
         self.methods = methods
+
+
+class AccountLocked(AuthError):
+    """The upstream locked the account after failed sign-ins; no attempt before ``locked_until``."""
+
+    def __init__(self, message: str, *, locked_until: datetime, endpoint: str | None = None):
+        super().__init__(message, endpoint=endpoint)
+        self.locked_until = locked_until
+
+
+class MfaLockoutRisk(AuthError):
+    """Sign-ins of an upstream account failed ``failures`` times in a row, so the connector
+    stopped before the upstream locks the account (and the practice's staff with it). An operator
+    must check the account's password and MFA seed, then reset its sign-in state."""
+
+    def __init__(self, message: str, *, failures: int, endpoint: str | None = None):
+        super().__init__(message, endpoint=endpoint)
+        self.failures = failures
 
 
 class SessionExpired(AuthError):

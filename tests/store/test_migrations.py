@@ -31,6 +31,7 @@ TABLES = {
     "events",
     "webhooks",
     "deliveries",
+    "upstream_mfa",
     "sign_in_attempts",
     "audit_heads",
 }

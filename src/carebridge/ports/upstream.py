@@ -9,6 +9,7 @@ read-back confirmed the write.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -203,3 +204,67 @@ class Upstream(Protocol):
         self, *, updated_since: datetime | None = None
     ) -> AsyncIterator[Remittance]: ...
     def statements(self, *, updated_since: datetime | None = None) -> AsyncIterator[Statement]: ...
+
+
+# --- sign-in state shared by every process ----------------------------------------------------
+
+StepClaim = Literal["claimed", "used", "blocked"]
+
+
+@dataclass(frozen=True)
+class MfaAccountState:
+    """What every process knows of one upstream account's sign-ins.
+
+    Attributes:
+        last_step: the newest TOTP step any process sent (-1 before the first).
+        failures: consecutive refused sign-ins (password or code), reset by a success.
+        locked_until: the end of a lockout the upstream announced, if one is running.
+    """
+
+    last_step: int = -1
+    failures: int = 0
+    locked_until: datetime | None = None
+
+    def locked(self, now: datetime) -> bool:
+        """The upstream's lockout is still running at ``now``."""
+        return self.locked_until is not None and now < self.locked_until
+
+
+class MfaSteps(Protocol):
+    """The MFA ledger of upstream accounts: one record per account, shared by every process.
+
+    A TOTP step is good once per account upstream, and refused sign-ins lock the account, so
+    the steps used and the failures seen must be the same for every process that signs in.
+    ``account`` is an opaque key (a digest of the upstream URL and username), never a name.
+    """
+
+    async def state(self, account: str) -> MfaAccountState:
+        """The account's record (a fresh one when none exists)."""
+        ...
+
+    async def claim(
+        self, account: str, step: int, *, max_failures: int, now: datetime
+    ) -> StepClaim:
+        """Atomically take ``step`` if it is newer than every step taken before, the account
+        has fewer than ``max_failures`` consecutive failures and is not locked at ``now``.
+
+        Returns ``claimed``, ``used`` (a step at or after ``step`` was taken) or ``blocked``.
+        """
+        ...
+
+    async def failed(self, account: str) -> int:
+        """Count one refused sign-in; return the consecutive failures now recorded."""
+        ...
+
+    async def succeeded(self, account: str) -> None:
+        """A sign-in went through: the consecutive failures start again from zero."""
+        ...
+
+    async def locked(self, account: str, until: datetime) -> None:
+        """The upstream locked the account until ``until``: nobody tries before then."""
+        ...
+
+    async def reset(self, account: str) -> None:
+        """An operator checked the credentials: clear the failures and the lockout (the last
+        step is kept, since the upstream still refuses it)."""
+        ...

@@ -313,6 +313,18 @@ deliveries = Table(
 
 # --- issue 11: the upstream accounts' MFA state (migration 0004) ------------------------------
 
+upstream_mfa = Table(
+    "upstream_mfa",
+    metadata,
+    Column("account", String(64), primary_key=True),  # sha256 of the upstream URL and username
+    Column("last_step", BigInteger, nullable=False),  # newest TOTP step any process sent
+    Column("failures", Integer, nullable=False),  # consecutive refused sign-ins
+    Column("locked_until", Instant),  # a lockout the upstream announced
+)
+"""One row per upstream account, shared by every process that signs in to it. Keyed by the
+account, not the tenant: two tenants configured with one upstream user share its steps and its
+lockout."""
+
 # --- issue 11: sync leases and event identity (migration 0005) --------------------------------
 
 # --- issue 11: sign-in attempts and the keyed audit chain (migration 0006) --------------------
