@@ -295,10 +295,15 @@ async def test_forced_mfa_is_answered_transparently(
 
 async def test_totp_source_never_repeats_a_step() -> None:
     clock = ManualClock(START)
-    source = TotpSource("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", clock.now)
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+
+    source = TotpSource("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", clock.now, sleep=sleep)
     first = await source(NeedCode("totp"))
-    second = await source(NeedCode("totp"))
+    second = await source(NeedCode("totp"))  # waits for the next step rather than send one early
     assert first != second
+    assert clock.now() == START + timedelta(seconds=30)
     assert await source(NeedCode("sms")) is None
 
 

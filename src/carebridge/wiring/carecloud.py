@@ -16,7 +16,7 @@ Connector's ``fhir.client_id``, ``fhir.private_key``, ``fhir.kid``, ``fhir.alg``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.connectors.carecloud.facade import CareCloudTenant
-from carebridge.connectors.carecloud.mfa import TotpSource
+from carebridge.connectors.carecloud.mfa import (
+    MemoryMfaSteps,
+    SignInGuard,
+    TotpSource,
+    account_key,
+)
 from carebridge.connectors.carecloud.surfaces import (
     PortalSecrets,
     SmartSecrets,
@@ -34,7 +39,9 @@ from carebridge.connectors.carecloud.surfaces import (
 )
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import ConfigError
+from carebridge.ports.upstream import MfaSteps
 from carebridge.store import tenants as repo
+from carebridge.store.mfa_steps import SqlMfaSteps
 from carebridge.store.vault import Vault
 
 REQUIRED_SETTINGS = ("base_url", "token_url", "portal_api")
@@ -108,10 +115,20 @@ def open_tenant(
     transport: httpx.AsyncBaseTransport | None = None,
     on_rotate: Callable[[str], None] | None = None,
     throttle: AimdThrottle | None = None,
+    mfa_steps: MfaSteps | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> CareCloudTenant:
-    """Connect one tenant's surfaces and wrap them in the facade."""
+    """Connect one tenant's surfaces and wrap them in the facade.
+
+    Args:
+        mfa_steps: the portal accounts' MFA ledger, shared by every process (the store's);
+            without one, a ledger in this process's memory (tests that have no store).
+        sleep: how a sign-in waits for the next TOTP step when the current one is used.
+    """
     check_profile(settings, secrets)
     totp = secrets.get("portal.totp_seed")
+    steps: MfaSteps = mfa_steps if mfa_steps is not None else MemoryMfaSteps()
+    account = account_key(settings["portal_api"], secrets["portal.username"])
     fhir = None
     if settings.get("fhir_base"):
         fhir = SmartSecrets(
@@ -136,8 +153,11 @@ def open_tenant(
             api_url=settings["portal_api"],
             username=secrets["portal.username"],
             password=secrets["portal.password"],
-            codes=[TotpSource(totp, clock)] if totp else [],
+            codes=[TotpSource(totp, clock, steps=steps, account=account, sleep=sleep)]
+            if totp
+            else [],
             methods=("totp",) if totp else ("totp", "sms", "email"),
+            guard=SignInGuard(steps, account, clock),
         ),
         fhir=fhir,
     )
@@ -154,7 +174,8 @@ def open_tenant(
 class TenantUpstreams:
     """``Upstreams`` over the store: each tenant's facade, connected on first use and kept.
 
-    A rotated v2 refresh token is sealed back into the vault, so a restart keeps working.
+    A rotated v2 refresh token is sealed back into the vault, so a restart keeps working; the
+    portal's MFA steps and sign-in failures are kept in the store, shared by every process.
     """
 
     def __init__(
@@ -171,6 +192,7 @@ class TenantUpstreams:
         self.vault = vault
         self.clock = clock
         self.transport = transport
+        self.mfa_steps = SqlMfaSteps(engine)
         self._open: dict[str, CareCloudTenant] = {}
         self._lock = anyio.Lock()
         self._saving: set[asyncio.Task[None]] = set()
@@ -192,6 +214,7 @@ class TenantUpstreams:
                     transport=self.transport,
                     on_rotate=lambda token: self._keep_rotated(tenant_id, token),
                     throttle=self.throttle() if self.throttle else None,
+                    mfa_steps=self.mfa_steps,
                 )
                 self._open[tenant_id] = found
         return found

@@ -25,7 +25,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from carebridge.errors import AuthError, MfaRequired, UnexpectedPayload
+from carebridge.errors import AccountLocked, AuthError, MfaRequired, UnexpectedPayload
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -166,14 +166,59 @@ def _cookie_header(jar: dict[str, str]) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())} if jar else {}
 
 
-def _envelope_code(response: httpx.Response) -> str:
+def _envelope_error(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        return "unknown"
+        return {}
     error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _envelope_code(response: httpx.Response) -> str:
+    code = _envelope_error(response).get("code")
     return code if isinstance(code, str) else "unknown"
+
+
+class SignInRefused(AuthError):
+    """The portal refused a sign-in step; ``counted`` when the upstream counts it toward the
+    account's lockout (a wrong password or code: every 401 of the password and code steps)."""
+
+    def __init__(self, message: str, *, code: str, counted: bool, endpoint: str):
+        super().__init__(message, endpoint=endpoint)
+        self.code = code
+        self.counted = counted
+
+
+LOCKOUT_FALLBACK = timedelta(minutes=15)  # when a 423 says neither lockedUntil nor Retry-After
+
+
+def _locked_until(response: httpx.Response, now: datetime) -> datetime:
+    stated = _envelope_error(response).get("lockedUntil")
+    if isinstance(stated, str):
+        try:
+            until = datetime.fromisoformat(stated.replace("Z", "+00:00"))
+        except ValueError:
+            until = None
+        if until is not None and until.tzinfo is not None:
+            return until
+    wait = response.headers.get("retry-after", "")
+    if wait.isascii() and wait.isdigit():
+        return now + timedelta(seconds=int(wait))
+    return now + LOCKOUT_FALLBACK
+
+
+def _portal_refusal(response: httpx.Response, what: str, endpoint: str, now: datetime) -> AuthError:
+    """The typed error of a portal sign-in step that did not answer 200."""
+    code = _envelope_code(response)
+    if response.status_code == 423:
+        return AccountLocked(
+            f"{what}: the upstream locked the account",
+            locked_until=_locked_until(response, now),
+            endpoint=endpoint,
+        )
+    counted = response.status_code == 401 and endpoint != "POST /session/mfa/challenge"
+    return SignInRefused(f"{what}: {code}", code=code, counted=counted, endpoint=endpoint)
 
 
 def portal_login(
@@ -189,9 +234,12 @@ def portal_login(
     """Sign in to the portal; ask for a code by the first offered method in ``methods``.
 
     Raises:
-        AuthError: wrong credentials or a locked account (the code says which).
+        SignInRefused: wrong credentials or code (``code`` says which; ``counted`` when the
+            upstream counts it toward a lockout).
+        AccountLocked: the upstream locked the account, until ``locked_until``.
         MfaRequired: the code source had no code for the challenge.
     """
+    moment = now or datetime.now(UTC)
     jar: dict[str, str] = {}
     body: dict[str, Any] = {"username": username, "password": password}
     if device_token:
@@ -201,9 +249,7 @@ def portal_login(
     )
     _cookies(response, jar)
     if response.status_code != 200:
-        raise AuthError(
-            f"portal sign-in refused: {_envelope_code(response)}", endpoint="POST /session"
-        )
+        raise _portal_refusal(response, "portal sign-in refused", "POST /session", moment)
     answer = _json(response, "portal sign-in")
     if answer.get("status") == "mfa_required":
         offered = [m for m in answer.get("methods", []) if isinstance(m, str)]
@@ -220,9 +266,8 @@ def portal_login(
         )
         _cookies(response, jar)
         if response.status_code != 200:
-            raise AuthError(
-                f"MFA challenge refused: {_envelope_code(response)}",
-                endpoint="POST /session/mfa/challenge",
+            raise _portal_refusal(
+                response, "MFA challenge refused", "POST /session/mfa/challenge", moment
             )
         challenge = _json(response, "MFA challenge")
         destination = challenge.get("destination")
@@ -239,9 +284,7 @@ def portal_login(
         )
         _cookies(response, jar)
         if response.status_code != 200:
-            raise AuthError(
-                f"MFA code refused: {_envelope_code(response)}", endpoint="POST /session/mfa/verify"
-            )
+            raise _portal_refusal(response, "MFA code refused", "POST /session/mfa/verify", moment)
         answer = _json(response, "MFA verification")
     if answer.get("status") != "authenticated" or not isinstance(answer.get("csrfToken"), str):
         raise UnexpectedPayload("portal sign-in ended without a session", field_path="status")
@@ -322,21 +365,25 @@ def smart_backend_token(
 
 
 CodeSource = Callable[[NeedCode], Awaitable[str | None]]
+Send = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
-async def drive(flow: Flow[T], client: httpx.AsyncClient, codes: CodeSource | None = None) -> T:
-    """Run a flow over ``client``; MFA requests go to ``codes`` (None answers nothing)."""
+async def drive(flow: Flow[T], send: Send, codes: CodeSource | None = None) -> T:
+    """Run a flow, its requests through ``send`` (in the connector, ``AuthRunner.send``: the
+    throttle, the policy and its retries); MFA requests go to ``codes`` (None answers nothing)."""
     try:
         step = next(flow)
         while True:
             if isinstance(step, NeedCode):
                 answer: Any = await codes(step) if codes is not None else None
             else:
-                answer = await client.send(step)
+                answer = await send(step)
             step = flow.send(answer)
     except StopIteration as done:
         result: T = done.value
         return result
+    finally:
+        flow.close()
 
 
 def utcnow() -> datetime:

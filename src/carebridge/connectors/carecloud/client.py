@@ -10,13 +10,14 @@ caller reads back before it tries again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
 import stamina
 
+from carebridge.connectors.carecloud.auth import CodeSource, Flow, drive
 from carebridge.connectors.carecloud.paging import fhir_next, portal_next, v2_next
 from carebridge.connectors.carecloud.policy import Action, Resolution, Surface, classify
 from carebridge.connectors.carecloud.session import Broker
@@ -30,6 +31,7 @@ from carebridge.errors import (
 )
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 
@@ -51,12 +53,41 @@ class _Again(Exception):
 
 
 def _backoff(error: Exception) -> bool | timedelta:
-    if not isinstance(error, _Again):
-        return False
+    if not isinstance(error, _Again) or error.resolution.action is Action.RATE_LIMITED:
+        return False  # a 429 waits in the throttle, on the rate-limit budget (``_retrying``)
     wait = error.resolution.retry_after
     if error.resolution.action in (Action.REFRESH, Action.RELOGIN):
         return timedelta(0)
     return timedelta(seconds=wait) if wait is not None else True
+
+
+DEFAULT_RETRY_AFTER = 1.0  # seconds a 429 without Retry-After pauses the tenant's requests
+
+
+async def _retrying(
+    once: Callable[[], Awaitable[T]], throttle: AimdThrottle, *, attempts: int, deadline: float
+) -> T:
+    """Run ``once`` under the retry policy: stamina's bounded, jittered attempts for errors
+    and renewals; 429s on a budget of their own.
+
+    A 429 says when to come back, so it does not spend an error attempt: the throttle pauses
+    every request of the tenant until ``Retry-After`` has passed (on its injected clock), and
+    the call keeps trying until ``deadline`` seconds of such waiting have gone by.
+    """
+    limited_since = throttle.clock()
+    while True:
+        try:
+            for attempt in stamina.retry_context(
+                on=_backoff, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=10.0
+            ):
+                with attempt:
+                    return await once()
+        except _Again as again:
+            limited = again.resolution.action is Action.RATE_LIMITED
+            if limited and throttle.clock() - limited_since < deadline:
+                continue
+            raise again.final from None
+        raise TransportError("no attempt was made")  # attempts >= 1
 
 
 class SurfaceClient(Generic[C]):
@@ -111,25 +142,20 @@ class SurfaceClient(Generic[C]):
         """
         safe = method.upper() in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
         label = endpoint or f"{method.upper()} {httpx.URL(url).path}"
-        try:
-            for attempt in stamina.retry_context(
-                on=_backoff,
-                attempts=self.attempts,
-                timeout=self.deadline,
-                wait_initial=0.2,
-                wait_max=10.0,
-            ):
-                with attempt:
-                    return await self._once(method, url, safe, label, kwargs)
-        except _Again as again:
-            raise again.final from None
-        raise TransportError("no attempt was made", endpoint=label)  # attempts >= 1
+        return await _retrying(
+            lambda: self._once(method, url, safe, label, kwargs),
+            self.throttle,
+            attempts=self.attempts,
+            deadline=self.deadline,
+        )
 
     async def _once(
         self, method: str, url: str, idempotent: bool, label: str, kwargs: dict[str, Any]
     ) -> httpx.Response:
+        # The credential first: a renewal sends requests of its own through the throttle, and
+        # must not wait for a slot this call already holds.
+        credential = await self.broker.current()
         async with self.throttle.slot():
-            credential = await self.broker.current()
             request = self.http.build_request(method, url, **kwargs)
             self.apply(request, credential)
             started = self._monotonic()
@@ -153,7 +179,7 @@ class SurfaceClient(Generic[C]):
                 AuthError(f"{label}: refused after renewal ({resolution.reason})", endpoint=label),
             )
         if resolution.action is Action.RATE_LIMITED:
-            self.throttle.on_congestion(resolution.retry_after)
+            self.throttle.on_congestion(resolution.retry_after or DEFAULT_RETRY_AFTER)
             raise _Again(
                 resolution,
                 RateLimited(
@@ -212,3 +238,83 @@ class SurfaceClient(Generic[C]):
             body = (await self.request("GET", url, params={**(params or {}), "page": page})).json()
             yield body
             page = portal_next(body)
+
+
+class AuthRunner:
+    """Runs a surface's auth flows (token grants, portal sign-in) under the same policy as every
+    other request: each request waits for a throttle slot, its outcome is classified and fed
+    back to the throttle, and a dropped connection, a 5xx or a 429 is retried with the same
+    budgets. A retry starts the flow again from its first request (a new sign-in, a new MFA
+    step): a code that may have reached the upstream is never sent twice. A failure that
+    outlasts the budget is a typed :class:`TransportError`, :class:`UpstreamStatusError` or
+    :class:`RateLimited`, never an httpx exception; a refusal (a wrong password or code, a
+    revoked grant) is the flow's own typed error and is not retried.
+    """
+
+    def __init__(
+        self,
+        surface: Surface,
+        http: httpx.AsyncClient,
+        throttle: AimdThrottle,
+        *,
+        attempts: int = 8,
+        deadline: float = 120.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.surface: Surface = surface
+        self.http = http
+        self.throttle = throttle
+        self.attempts = attempts
+        self.deadline = deadline
+        self._monotonic = monotonic
+        self.sent = 0
+
+    async def run(self, flow: Callable[[], Flow[T]], codes: CodeSource | None = None) -> T:
+        """Drive a fresh ``flow()`` until it returns, retrying it as a whole."""
+        return await _retrying(
+            lambda: drive(flow(), self.send, codes),
+            self.throttle,
+            attempts=self.attempts,
+            deadline=self.deadline,
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send one request of a flow; a retryable outcome raises for :meth:`run` to retry."""
+        label = f"{request.method} {request.url.path}"
+        async with self.throttle.slot():
+            started = self._monotonic()
+            outcome: httpx.Response | Exception
+            try:
+                outcome = await self.http.send(request)
+                await outcome.aread()
+            except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
+                outcome = err
+            self.sent += 1
+        latency = self._monotonic() - started
+        # An auth request is safe to send again: it changes nothing but the credential it asks
+        # for, and the MFA step of a retried sign-in is a new one.
+        resolution = classify(outcome, surface=self.surface, idempotent=True)
+        if resolution.action is Action.RATE_LIMITED:
+            self.throttle.on_congestion(resolution.retry_after or DEFAULT_RETRY_AFTER)
+            raise _Again(
+                resolution,
+                RateLimited(
+                    f"{label}: rate limited", retry_after=resolution.retry_after, endpoint=label
+                ),
+            )
+        if resolution.congestion:
+            self.throttle.on_congestion(resolution.retry_after)
+        if isinstance(outcome, Exception):
+            final = TransportError(f"{label}: {resolution.reason}", endpoint=label)
+            if resolution.action is Action.RETRY:
+                raise _Again(resolution, final)
+            raise final from outcome
+        if resolution.action is Action.RETRY:
+            status = outcome.status_code
+            raise _Again(
+                resolution,
+                UpstreamStatusError(f"{label}: status {status}", status=status, endpoint=label),
+            )
+        if resolution.action is Action.OK:
+            self.throttle.on_success(latency)
+        return outcome  # a final answer, refusals included: the flow judges it

@@ -19,9 +19,12 @@ import httpx
 
 from carebridge.connectors.carecloud import auth
 from carebridge.connectors.carecloud.auth import CodeSource, NeedCode, PortalSession, TokenSet
-from carebridge.connectors.carecloud.client import DEFAULT_TIMEOUT, SurfaceClient
+from carebridge.connectors.carecloud.client import DEFAULT_TIMEOUT, AuthRunner, SurfaceClient
+from carebridge.connectors.carecloud.mfa import SignInGuard
+from carebridge.connectors.carecloud.policy import Surface
 from carebridge.connectors.carecloud.session import Broker
 from carebridge.connectors.carecloud.throttle import AimdThrottle
+from carebridge.errors import AccountLocked
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class PortalSecrets:
     codes: Sequence[CodeSource] = ()
     methods: Sequence[str] = ("totp", "sms", "email")
     device_token: str | None = None
+    guard: SignInGuard | None = None  # the account's shared failure and lockout record
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def first_code(sources: Sequence[CodeSource]) -> CodeSource:
 
 
 def v2_broker(
-    http: httpx.AsyncClient,
+    runner: AuthRunner,
     secrets: V2Secrets,
     clock: Callable[[], datetime],
     *,
@@ -84,10 +88,11 @@ def v2_broker(
 
     async def renew(s: V2Secrets, current: TokenSet | None) -> TokenSet:
         del current
-        flow = auth.oauth_refresh(
-            s.token_url, s.client_id, s.client_secret, s.refresh_token, now=clock()
+        tokens = await runner.run(
+            lambda: auth.oauth_refresh(
+                s.token_url, s.client_id, s.client_secret, s.refresh_token, now=clock()
+            )
         )
-        tokens = await auth.drive(flow, http)
         if tokens.refresh_token and tokens.refresh_token != s.refresh_token:
             broker.remember(replace(s, refresh_token=tokens.refresh_token))
             if on_rotate is not None:
@@ -101,17 +106,42 @@ def v2_broker(
 
 
 def portal_broker(
-    http: httpx.AsyncClient, secrets: PortalSecrets, clock: Callable[[], datetime]
+    runner: AuthRunner, secrets: PortalSecrets, clock: Callable[[], datetime]
 ) -> Broker[PortalSession, PortalSecrets]:
-    """The portal broker: sign-in with MFA, reusing the remembered-device token."""
+    """The portal broker: sign-in with MFA, reusing the remembered-device token.
+
+    With a guard, a sign-in first asks the account's shared record whether it may start, and
+    records how it ended: a refusal the upstream counts, the upstream's lockout, or a success.
+    """
     broker: Broker[PortalSession, PortalSecrets]
 
     async def renew(s: PortalSecrets, current: PortalSession | None) -> PortalSession:
         device = (current.device_token if current else None) or s.device_token
-        flow = auth.portal_login(
-            s.api_url, s.username, s.password, methods=s.methods, device_token=device, now=clock()
-        )
-        session = await auth.drive(flow, http, first_code(s.codes))
+        guard = s.guard
+        if guard is not None:
+            await guard.admit()
+        try:
+            session = await runner.run(
+                lambda: auth.portal_login(
+                    s.api_url,
+                    s.username,
+                    s.password,
+                    methods=s.methods,
+                    device_token=device,
+                    now=clock(),
+                ),
+                first_code(s.codes),
+            )
+        except AccountLocked as err:
+            if guard is not None:
+                await guard.locked(err.locked_until)
+            raise
+        except auth.SignInRefused as err:
+            if guard is not None and err.counted:
+                raise await guard.refused(err) from err
+            raise
+        if guard is not None:
+            await guard.succeeded()
         if session.device_token and session.device_token != s.device_token:
             broker.remember(replace(s, device_token=session.device_token))
         return session
@@ -121,7 +151,7 @@ def portal_broker(
 
 
 def smart_broker(
-    http: httpx.AsyncClient,
+    runner: AuthRunner,
     secrets: SmartSecrets,
     clock: Callable[[], datetime],
     *,
@@ -131,16 +161,17 @@ def smart_broker(
 
     async def renew(s: SmartSecrets, current: TokenSet | None) -> TokenSet:
         del current
-        flow = auth.smart_backend_token(
-            s.token_url,
-            s.client_id,
-            s.private_key_pem,
-            kid=s.kid,
-            alg=s.alg,
-            scope=s.scope,
-            now=clock(),
+        return await runner.run(
+            lambda: auth.smart_backend_token(
+                s.token_url,
+                s.client_id,
+                s.private_key_pem,
+                kid=s.kid,
+                alg=s.alg,
+                scope=s.scope,
+                now=clock(),
+            )
         )
-        return await auth.drive(flow, http)
 
     return Broker(
         "fhir", secrets, renew, expires=lambda t: t.expires_at, clock=clock, margin=margin
@@ -196,11 +227,15 @@ def connect(
     http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
     gate = throttle or AimdThrottle()
     conn = Connection(http=http, throttle=gate)
+
+    def runner(surface: Surface) -> AuthRunner:
+        return AuthRunner(surface, http, gate, attempts=attempts)
+
     if v2 is not None:
         conn.v2 = SurfaceClient(
             "v2",
             http,
-            v2_broker(http, v2, clock, on_rotate=on_rotate),
+            v2_broker(runner("v2"), v2, clock, on_rotate=on_rotate),
             bearer,
             gate,
             attempts=attempts,
@@ -209,13 +244,18 @@ def connect(
         conn.portal = SurfaceClient(
             "portal",
             http,
-            portal_broker(http, portal, clock),
+            portal_broker(runner("portal"), portal, clock),
             portal_cookies,
             gate,
             attempts=attempts,
         )
     if fhir is not None:
         conn.fhir = SurfaceClient(
-            "fhir", http, smart_broker(http, fhir, clock), fhir_bearer, gate, attempts=attempts
+            "fhir",
+            http,
+            smart_broker(runner("fhir"), fhir, clock),
+            fhir_bearer,
+            gate,
+            attempts=attempts,
         )
     return conn
