@@ -47,6 +47,7 @@ from bench.connector import start_sandbox
 
 from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
+from carebridge.domain.urls import LOOPBACK, UrlPolicy
 from carebridge.events.webhooks import new_secret
 from carebridge.ports.upstream import NewAppointment
 from carebridge.store.sync_state import SqlSyncStore
@@ -297,7 +298,10 @@ async def latency(base_url: str, changes: int) -> list[float]:
     """Seconds from each booking's answer to its verified ``appointment.created`` delivery."""
     workdir = tempfile.mkdtemp(prefix="cb-bench-latency-")
     deployment = await open_deployment(
-        f"sqlite:///{workdir}/store.db", KeyRing.generate(), throttle=_unthrottled
+        f"sqlite:///{workdir}/store.db",
+        KeyRing.generate(),
+        throttle=_unthrottled,
+        webhook_allow=UrlPolicy.parse(LOOPBACK),  # the receiver is local
     )
     receiver = Receiver(new_secret())
     hook, server = _serve(receiver)

@@ -233,7 +233,7 @@ WRITES: dict[str, Callable[[Ids], dict[str, Any]]] = {
     "/create_charge": create_charge,
     "/submit_claim": submit_claim,
     "/sync": lambda _ids: {"streams": ["providers"]},
-    "/webhooks": lambda _ids: {"url": "http://127.0.0.1:9/hook", "event_types": ["appointment.*"]},
+    "/webhooks": lambda _ids: {"url": "https://hooks.example.com/hook", "event_types": []},
     "/webhooks/{webhook_id}/rotate_secret": lambda _ids: {},
     "/webhooks/{webhook_id}/replay": lambda _ids: {},
 }

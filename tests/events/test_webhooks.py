@@ -41,12 +41,15 @@ from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.api import auth_routes, webhook_routes
 from carebridge.api.app import create_app
-from carebridge.events.webhooks import Deliverer, DeliveryPolicy
+from carebridge.domain.urls import ALLOW_ENV
+from carebridge.events.webhooks import FAILED, Deliverer, DeliveryPolicy, webhook_client
 from carebridge.store.webhooks import LEASE, SqlWebhooks
+from carebridge.wiring.api import webhook_urls
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "tok3n-in-the-query"
+URLS = webhook_urls({ALLOW_ENV: "127.0.0.1"})  # the receiver is local: the development setting
 
 
 @pytest.fixture
@@ -187,6 +190,7 @@ class Hooks:
             self.live.clock.now,
             random.Random(7),
             DeliveryPolicy(**policy),
+            urls=URLS,
         )
 
     async def subscribe(
@@ -231,7 +235,7 @@ async def hooked(db: str) -> AsyncIterator[Hooks]:
             events=d.events,
             extra_routers=[
                 auth_routes.router(d.sessions),
-                webhook_routes.router(store, d.clock),
+                webhook_routes.router(store, d.clock, urls=URLS),
             ],
         )
         built = live.client
@@ -239,7 +243,7 @@ async def hooked(db: str) -> AsyncIterator[Hooks]:
         receiver = Receiver()
         server = Server(receiver)
         await server.up()
-        http = httpx.AsyncClient(trust_env=False)
+        http = webhook_client(URLS, timeout=DeliveryPolicy().timeout)
         try:
             yield Hooks(live, store, receiver, server, http)
         finally:
@@ -341,7 +345,7 @@ async def _down_then_up(hooks: Hooks) -> None:
     pending = [d for d in await hooks.log(hook) if d["state"] == "pending"]
     assert pending
     assert all(d["attempts"] >= 2 for d in pending if d["type"] != "appointment.checked_in")
-    assert {d["last_error"] for d in pending if d["attempts"]} == {"transport: ConnectError"}
+    assert {d["last_error"] for d in pending if d["attempts"]} == {FAILED}
     # the checked_in waits behind created, so it has never been tried
     waiting = [d for d in pending if d["type"] == "appointment.checked_in"]
     assert [d["attempts"] for d in waiting] == [0]
@@ -462,7 +466,7 @@ async def test_an_answer_slower_than_the_timeout_is_a_failure(hooks: Hooks) -> N
     assert await deliverer.drain() == len(created)  # concurrently: one timeout for all
     log = await hooks.log(hook)
     assert {(d["state"], d["last_error"], d["last_status"]) for d in log} == {
-        ("pending", "timeout", None)
+        ("pending", FAILED, None)
     }
     endpoint.release.set()
     endpoint.mode = "ok"

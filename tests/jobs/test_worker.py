@@ -27,6 +27,7 @@ from starlette.routing import Route
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.cli.worker import conninfo
+from carebridge.domain.urls import ALLOW_ENV
 from carebridge.events.webhooks import new_secret
 from carebridge.jobs.queue import build_app, ensure_schema, nudge_delivery, nudge_sync
 from carebridge.store.vault import KeyRing
@@ -157,6 +158,7 @@ async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBRIDGE_")}
     env["CAREBRIDGE_VAULT_KEY"] = ring.to_text()
+    env[ALLOW_ENV] = "127.0.0.1"  # the receiver is local: the development allow-list
     workers = subprocess.Popen(  # noqa: S603 - our own CLI
         [
             sys.executable,

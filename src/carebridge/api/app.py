@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from carebridge.api import bodies, problems
 from carebridge.api.middleware import DEFAULT_MAX_BODY, BodyLimit, SecureHeaders
 from carebridge.domain import EligibilityRequest
+from carebridge.domain.event_scopes import visible
 from carebridge.domain.events import EVENT_TYPES
 from carebridge.domain.values import (
     AppointmentId,
@@ -799,13 +800,20 @@ def create_app(
         ) -> Response:
             """The tenant's ordered change log (scope ``event.read``): each event's seq, type,
             entity, before/after diff, and when it happened and was detected. ``after`` is the
-            replay position: pass the last ``seq`` you processed."""
+            replay position: pass the last ``seq`` you processed. An event about a kind of
+            record the key may not read keeps its place without its entity, patient and ``diff``
+            (``redacted``: true)."""
             principal.require("event.read")
             wanted = [t for t in types or [] if t]
             unknown = [t for t in wanted if t not in EVENT_TYPES and not t.endswith(".*")]
             if unknown:
                 raise BadRequest("unknown event types: " + ", ".join(unknown), field="types")
-            found = await log.events(principal.tenant_id, after=after, types=wanted, limit=limit)
+            found = [
+                visible(event, principal.scopes)
+                for event in await log.events(
+                    principal.tenant_id, after=after, types=wanted, limit=limit
+                )
+            ]
             patients = sorted({e["patient_id"] for e in found if e.get("patient_id")})
             await service.audit.record(
                 principal.tenant_id, principal.id, "GET /events", patients, service.clock()

@@ -48,7 +48,12 @@ def build(
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.onboard, admin_token),
             sync_routes.router(deployment.sync),
-            webhook_routes.router(deployment.webhooks, deployment.clock),
+            webhook_routes.router(
+                deployment.webhooks,
+                deployment.clock,
+                urls=deployment.urls,
+                resolver=deployment.resolver,
+            ),
         ],
     )
 

@@ -14,6 +14,16 @@ delivery log, replay from a seq.
 
 Scopes ``webhook.read`` and ``webhook.write``. Another tenant's subscription is a 404. Bodies are
 strict (unknown fields are a 422) and problems never repeat the URL given.
+
+Where a subscription may point (SSRF): public ``https`` hosts only, unless the deployment's
+development allow-list (``CAREBRIDGE_WEBHOOK_ALLOW``) lists the host; a host that is, or
+resolves to, a loopback, private, link-local, shared, metadata or reserved address is a 422
+(``domain.urls``). Each delivery checks again where it connects.
+
+What it may hear: only the event types the creating key's scopes may read (a 403 names the
+scope a type needs); no types, or ``*``, means every type the key may read and is stored as
+that. Deliveries carry events filtered by those scopes, like ``GET /events``
+(``domain.event_scopes``).
 """
 
 from __future__ import annotations
@@ -23,19 +33,23 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import anyio
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from carebridge.api.app import Caller
+from carebridge.domain.event_scopes import readable_types, unreadable
 from carebridge.domain.events import EVENT_TYPES
-from carebridge.events.webhooks import new_secret
+from carebridge.domain.urls import UrlPolicy
+from carebridge.events.webhooks import Resolver, new_secret
 from carebridge.ports.webhooks import DeliveryRecord, Subscription, WebhookStore
 from carebridge.services.live import BadRequest
-from carebridge.services.records import NotFound
+from carebridge.services.records import Forbidden, NotFound, Principal
 
 KINDS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
 MAX_LIMIT = 500
+RESOLVE_SECONDS = 3.0  # the registration's look-up of the host; each delivery checks again
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -96,6 +110,7 @@ def _subscription(hook: Subscription) -> dict[str, Any]:
         "id": hook.id,
         "url": hook.url,
         "event_types": list(hook.event_types),
+        "scopes": sorted(hook.scopes),
         "state": hook.state,
         "consecutive_failures": hook.consecutive_failures,
         "previous_secret_expires_at": _instant(hook.previous_secret_expires_at),
@@ -121,9 +136,46 @@ def _delivery(line: DeliveryRecord) -> dict[str, Any]:
     }
 
 
-def router(store: WebhookStore, clock: Callable[[], datetime]) -> APIRouter:
-    """The ``/webhooks`` routes over a webhook store; ``clock`` is the deployment's."""
+def _event_types(principal: Principal, wanted: list[str]) -> tuple[str, ...]:
+    """The filter a subscription is stored with: what was asked, if the key may read all of it;
+    every readable type for none or ``*``."""
+    if not wanted or "*" in wanted:
+        return readable_types(principal.scopes)
+    missing = unreadable(principal.scopes, wanted)
+    if missing:
+        needs = ", ".join(f"{scope} for {kind}" for kind, scope in sorted(missing.items()))
+        raise Forbidden(f"this key lacks the scope {needs}")
+    return tuple(wanted)
+
+
+def router(
+    store: WebhookStore,
+    clock: Callable[[], datetime],
+    *,
+    urls: UrlPolicy | None = None,
+    resolver: Resolver | None = None,
+) -> APIRouter:
+    """The ``/webhooks`` routes over a webhook store; ``clock`` is the deployment's.
+
+    Args:
+        urls: where subscriptions may point (default: public https hosts only).
+        resolver: looks a URL's host up at registration, to refuse one that resolves to a
+            private address early (None: the delivery's check alone).
+    """
     api = APIRouter(tags=["webhooks"])
+    policy = urls or UrlPolicy()
+
+    async def check_url(url: str) -> None:
+        target = policy.check_url(url)
+        if resolver is None or target.address is not None or target.listed:
+            return
+        try:
+            with anyio.fail_after(RESOLVE_SECONDS):
+                addresses = await resolver(target.host, target.port)
+        except (OSError, TimeoutError):
+            return  # not resolvable now: each delivery resolves and checks it again
+        for address in addresses:
+            policy.check_address(address)
 
     async def owned(tenant_id: str, webhook_id: str) -> Subscription:
         hook = await store.get(tenant_id, webhook_id)
@@ -137,13 +189,16 @@ def router(store: WebhookStore, clock: Callable[[], datetime]) -> APIRouter:
         are signed with Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
         ``webhook-signature``)."""
         principal.require("webhook.write")
+        event_types = _event_types(principal, body.event_types)
+        await check_url(body.url)
         secret = new_secret()
         hook = await store.create(
             principal.tenant_id,
             url=body.url,
-            event_types=tuple(body.event_types),
+            event_types=event_types,
             secret=secret,
             now=clock(),
+            scopes=principal.scopes,
         )
         return JSONResponse(_subscription(hook) | {"secret": secret}, 201, headers=NO_STORE)
 

@@ -21,23 +21,39 @@ Two clocks: ``clock`` schedules (retries, give-up, disable, secret overlap) and 
 
 Logs carry ids, attempt counts and status codes only: never payloads (PHI) or URLs (their
 query strings may hold tokens).
+
+Where deliveries may go (SSRF): every attempt first checks its URL with the deployment's
+:class:`~carebridge.domain.urls.UrlPolicy`, and the client of :func:`webhook_client` resolves
+each host itself, checks every address it resolves to, and connects to a checked address (the
+TLS server name and ``Host`` stay the URL's), so a name that resolves to a private address, or
+rebinds to one between the check and the connection, is refused. Redirects are not followed.
+A failed attempt records only ``refused by policy``, ``connection failed`` or the receiver's
+status: nothing that tells an open port from a closed one.
+
+Payloads are filtered by the subscription's scopes (``domain.event_scopes``), like
+``GET /events``.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import random
 import secrets
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import httpcore
 import httpx
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from carebridge.domain.event_scopes import visible
+from carebridge.domain.urls import IPAddress, UrlPolicy, UrlRefused, parse_address
 from carebridge.ports.webhooks import DueDelivery, SigningSecrets, WebhookStore
 
 logger = logging.getLogger("carebridge.webhooks")
@@ -45,6 +61,8 @@ logger = logging.getLogger("carebridge.webhooks")
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks secret prefix, not a secret
 SECRET_BYTES = 32
 USER_AGENT = "carebridge-webhooks/1"
+REFUSED = "refused by policy"
+FAILED = "connection failed"
 
 
 @dataclass(frozen=True)
@@ -76,8 +94,9 @@ def backoff(attempts: int, policy: DeliveryPolicy, rng: random.Random) -> timede
 
 
 def body_of(delivery: DueDelivery) -> str:
-    """The JSON body of a delivery (the same bytes on every retry)."""
-    event = delivery.event
+    """The JSON body of a delivery (the same bytes on every retry): its event as the
+    subscription's scopes may see it."""
+    event = visible(delivery.event, delivery.scopes)
     return orjson.dumps(
         {
             "id": delivery.message_id,
@@ -132,6 +151,127 @@ def redact_httpx_logs() -> None:
         target.addFilter(RedactUrls())
 
 
+# --- where deliveries may connect ---------------------------------------------------------------
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+"""Resolves a host name and port to the addresses to connect to, in order."""
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to (the system resolver), in its order, once each."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+class PolicyRefused(httpcore.ConnectError):
+    """A connection the URL policy refused: the host is, or resolves to, no public address."""
+
+
+async def checked_addresses(
+    urls: UrlPolicy, resolver: Resolver, host: str, port: int
+) -> list[IPAddress]:
+    """The addresses of ``host`` a delivery may connect to: all of them, each checked.
+
+    Raises:
+        UrlRefused: one of them is not public (and the host is not allow-listed), or there are
+            none.
+    """
+    literal = parse_address(host.strip("[]"))
+    addresses = [literal] if literal is not None else await resolver(host, port)
+    if not addresses:
+        raise UrlRefused("the url's host resolves to no address")
+    listed = urls.listed(host)
+    for address in addresses:
+        urls.check_address(address, listed=listed)
+    return addresses
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that resolves a host itself, checks every address with the
+    URL policy, and connects only to a checked address, so DNS cannot rebind in between."""
+
+    def __init__(
+        self,
+        urls: UrlPolicy,
+        resolver: Resolver = resolve,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.urls = urls
+        self.resolver = resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await checked_addresses(self.urls, self.resolver, host, port)
+        except UrlRefused as err:
+            raise PolicyRefused(str(err)) from None
+        except OSError:
+            raise httpcore.ConnectError(FAILED) from None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError):
+                continue
+        raise httpcore.ConnectError(FAILED)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        del path, timeout, socket_options
+        raise PolicyRefused("webhooks do not go to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a :class:`GuardedBackend` (no proxy, no unix socket)."""
+
+    def __init__(self, urls: UrlPolicy, resolver: Resolver = resolve) -> None:
+        super().__init__(trust_env=False, retries=0)
+        limits = httpx.Limits()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(urls, resolver),
+        )
+
+
+def webhook_client(
+    urls: UrlPolicy, *, timeout: float, resolver: Resolver = resolve
+) -> httpx.AsyncClient:
+    """The client deliveries go out with: guarded by ``urls``, no redirects, no proxies."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        transport=GuardedTransport(urls, resolver),
+    )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One attempt's result."""
@@ -152,6 +292,7 @@ class Deliverer:
     rng: random.Random = field(default_factory=random.Random)
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     wall: Callable[[], datetime] = _wall
+    urls: UrlPolicy = field(default_factory=UrlPolicy)  # public https only, unless allow-listed
 
     def __post_init__(self) -> None:
         redact_httpx_logs()
@@ -271,6 +412,10 @@ class Deliverer:
                 )
 
     async def _post(self, delivery: DueDelivery, keys: SigningSecrets) -> Outcome:
+        try:
+            self.urls.check_url(delivery.url)
+        except UrlRefused:
+            return Outcome(False, None, REFUSED)
         body = body_of(delivery)
         headers = headers_for(keys, delivery.message_id, self.wall(), body)
         try:
@@ -283,9 +428,10 @@ class Deliverer:
                     follow_redirects=False,
                 )
         except (TimeoutError, httpx.TimeoutException):
-            return Outcome(False, None, "timeout")
+            return Outcome(False, None, FAILED)  # like a refusal: no port-scan oracle
         except httpx.HTTPError as err:
-            return Outcome(False, None, f"transport: {type(err).__name__}")
+            refused = isinstance(err.__cause__, PolicyRefused)
+            return Outcome(False, None, REFUSED if refused else FAILED)
         if response.is_success:
             return Outcome(True, response.status_code, "")
         return Outcome(False, response.status_code, f"status {response.status_code}")

@@ -38,6 +38,7 @@ class Subscription:
     tenant_id: str
     url: str
     event_types: tuple[str, ...]  # () = every type
+    scopes: frozenset[str]  # the creating key's: deliveries are filtered by them
     state: SubscriptionState
     consecutive_failures: int
     previous_secret_expires_at: datetime | None
@@ -67,7 +68,8 @@ class DueDelivery:
     entity_key: str  # kind:id, the ordering key
     attempts: int  # attempts made before this one
     created_at: datetime  # when it was queued: the retry budget runs from here
-    event: dict[str, Any]
+    event: dict[str, Any]  # whole: the deliverer filters it by ``scopes``
+    scopes: frozenset[str] = frozenset()  # the subscription's (none: every record redacted)
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,11 @@ class WebhookStore(Protocol):
         event_types: tuple[str, ...],
         secret: str,
         now: datetime,
+        scopes: frozenset[str] = frozenset(),
     ) -> Subscription:
-        """A new enabled subscription, its secret sealed in the vault (one transaction)."""
+        """A new enabled subscription, its secret sealed in the vault (one transaction).
+        ``scopes`` are the creating key's: deliveries show what they may read (none: every
+        event about a record goes out redacted, see ``domain.event_scopes``)."""
         ...
 
     async def subscriptions(self, tenant_id: str) -> list[Subscription]:

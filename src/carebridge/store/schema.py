@@ -356,3 +356,8 @@ audit_heads = Table(
 )
 """The head of each tenant's audit chain, written with every append: removing the newest
 entries no longer goes unnoticed, and appenders in any process lock this row to extend it."""
+
+# --- issue 11: webhook subscriptions keep their key's scopes (migration 0007) -----------------
+
+webhooks.append_column(Column("scopes", Json))
+"""The creating key's scopes (null before 0007: none); deliveries are filtered by them."""

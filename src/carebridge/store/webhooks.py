@@ -55,6 +55,7 @@ def _subscription(row: Any) -> Subscription:
         tenant_id=row.tenant_id,
         url=row.url,
         event_types=tuple(row.event_types or ()),
+        scopes=frozenset(row.scopes or ()),
         state=row.state,
         consecutive_failures=int(row.consecutive_failures),
         previous_secret_expires_at=_maybe(row.previous_secret_expires_at),
@@ -98,6 +99,7 @@ class SqlWebhooks:
         event_types: tuple[str, ...],
         secret: str,
         now: datetime,
+        scopes: frozenset[str] = frozenset(),
     ) -> Subscription:
         webhook_id = f"whk_{random_ids.token_hex(16)}"
         row = {
@@ -105,6 +107,7 @@ class SqlWebhooks:
             "tenant_id": tenant_id,
             "url": url,
             "event_types": list(event_types),
+            "scopes": sorted(scopes),
             "state": "enabled",
             "consecutive_failures": 0,
             "previous_secret_expires_at": None,
@@ -121,6 +124,7 @@ class SqlWebhooks:
             tenant_id=tenant_id,
             url=url,
             event_types=tuple(event_types),
+            scopes=frozenset(scopes),
             state="enabled",
             consecutive_failures=0,
             previous_secret_expires_at=None,
@@ -278,6 +282,7 @@ class SqlWebhooks:
                 d.c.attempts.label("d_attempts"),
                 d.c.created_at.label("d_created_at"),
                 webhooks.c.url.label("w_url"),
+                webhooks.c.scopes.label("w_scopes"),
             )
             .select_from(
                 d.join(
@@ -327,6 +332,7 @@ class SqlWebhooks:
                 attempts=int(r.d_attempts),
                 created_at=_aware(r.d_created_at),
                 event=event_log.as_json(r),
+                scopes=frozenset(r.w_scopes or ()),
             )
             for r in rows
         ]

@@ -3,6 +3,7 @@ cases over them, ready for the API (``carebridge.api.main``) or a test to serve.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.connectors.carecloud.throttle import AimdThrottle
-from carebridge.events.webhooks import Deliverer, DeliveryPolicy
+from carebridge.domain.urls import ALLOW_ENV, UrlPolicy
+from carebridge.errors import ConfigError
+from carebridge.events.webhooks import Deliverer, DeliveryPolicy, Resolver, resolve, webhook_client
 from carebridge.services.live import SOURCES, Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
@@ -43,6 +46,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def webhook_urls(environ: Mapping[str, str] | None = None) -> UrlPolicy:
+    """Where webhooks may go: public https hosts, plus the development allow-list of
+    ``CAREBRIDGE_WEBHOOK_ALLOW`` (comma-separated host names, addresses and CIDRs, which may
+    also use http). ``carebridge run`` sets it to loopback.
+
+    Raises:
+        ConfigError: the setting names something that is neither a host nor a network.
+    """
+    text = (os.environ if environ is None else environ).get(ALLOW_ENV)
+    try:
+        return UrlPolicy.parse(text)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 @dataclass
 class Deployment:
     """Everything one API process serves from."""
@@ -60,6 +78,8 @@ class Deployment:
     clock: Callable[[], datetime]
     webhooks: SqlWebhooks
     deliverer: Deliverer
+    urls: UrlPolicy = field(default_factory=UrlPolicy)  # where webhooks may go
+    resolver: Resolver = resolve  # how a webhook URL's host is resolved (at registration too)
     _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
     _breaking: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -189,14 +209,18 @@ async def open_deployment(
     transport: httpx.AsyncBaseTransport | None = None,
     throttle: Callable[[], AimdThrottle] | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
+    webhook_allow: UrlPolicy | None = None,
 ) -> Deployment:
     """Migrate the store at ``url`` and assemble the use cases over it.
 
     Args:
         transport: how upstream requests travel (tests pass the sandbox's ASGI transport).
         throttle: makes each tenant's throttle (tests pass one on a fake clock).
-        webhook_transport: how webhook deliveries travel (default: the network).
+        webhook_transport: how webhook deliveries travel (default: the network, through the
+            URL policy's guarded client).
+        webhook_allow: where webhooks may go (default: :func:`webhook_urls` of the environment).
     """
+    urls = webhook_urls() if webhook_allow is None else webhook_allow
     await anyio.to_thread.run_sync(migrate.upgrade, url)
     engine = create_engine(url)
     vault = Vault(ring)
@@ -215,11 +239,14 @@ async def open_deployment(
     policy = DeliveryPolicy()
     deliverer = Deliverer(
         hooks,
-        httpx.AsyncClient(
+        webhook_client(urls, timeout=policy.timeout)
+        if webhook_transport is None
+        else httpx.AsyncClient(
             timeout=policy.timeout, follow_redirects=False, transport=webhook_transport
         ),
         clock,
         policy=policy,
+        urls=urls,
     )
     return Deployment(
         engine=engine,
@@ -235,4 +262,5 @@ async def open_deployment(
         clock=clock,
         webhooks=hooks,
         deliverer=deliverer,
+        urls=urls,
     )
