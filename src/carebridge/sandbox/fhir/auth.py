@@ -2,8 +2,11 @@
 checks.
 
 A client authenticates with ``private_key_jwt``: a JWT assertion signed with RS384 or ES384 whose
-``iss`` and ``sub`` are its client id, ``aud`` the token URL, ``exp`` at most five minutes ahead
-(tenant clock) and ``jti`` never seen before. The answer is a bearer token living
+``iss`` and ``sub`` are its client id, ``aud`` the token URL, ``exp`` in the future but at most
+five minutes ahead and ``jti`` never seen before. The assertion's times are judged on real time
+(:func:`authorization_now`), as a real authorization server judges them on its own clock: the
+activity clock moves the practice's data, not the server's wall clock, so a clock advance does
+not lock out a client that signs with the time of day. The answer is a bearer token living
 ``config.smart_token_ttl`` seconds with the granted ``system/*.read`` or ``system/<Type>.read``
 scopes. The token endpoint answers OAuth errors (RFC 6749 §5.2); the FHIR routes OperationOutcomes.
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +30,7 @@ from joserfc.jwk import ECKey, KeySet
 from starlette.requests import Request
 from starlette.responses import Response
 
+from carebridge.sandbox.clock import OffsetClock, SystemClock
 from carebridge.sandbox.fhir.catalog import TYPES
 from carebridge.sandbox.fhir.common import (
     FhirError,
@@ -226,6 +230,20 @@ def _granted_scopes(requested: str) -> tuple[str, ...]:
     return scopes
 
 
+def authorization_now(tenant: Tenant) -> datetime:
+    """The authorization server's clock for client assertions: real time.
+
+    A running tenant's clock (``serve``: wall-clock time plus whatever the control plane's clock
+    advance added) moves the practice into the future, but a real SMART server judges ``exp``
+    on its own wall clock (RFC 7523 §3; SMART Backend Services: ``exp`` no more than five
+    minutes ahead), so the advance is not applied here. A manual clock (tests) is the test's
+    own time, and is used as it is.
+    """
+    if isinstance(tenant.clock, OffsetClock | SystemClock):
+        return datetime.now(UTC)
+    return tenant.now()
+
+
 def _verify_assertion(tenant: Tenant, assertion: str, client_id: str | None) -> str:
     """Check a client assertion; return the client id. Records its ``jti`` when valid."""
     if len(assertion) > MAX_ASSERTION_BYTES:
@@ -259,7 +277,7 @@ def _verify_assertion(tenant: Tenant, assertion: str, client_id: str | None) -> 
     audiences = audience if isinstance(audience, list) else [audience]
     if token_url(tenant) not in audiences:
         raise OAuthError(401, "invalid_client", "aud must be the token URL")
-    now = tenant.now()
+    now = authorization_now(tenant)
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise OAuthError(401, "invalid_client", "exp is required")
