@@ -5,27 +5,41 @@ a fresh SQLite store in ``.carebridge/``: it onboards the sandbox's first practi
 ``ten_sandbox``, mints an API key and a sign-in user, prepares request bodies with live ids (a
 free slot, a charge to bill), and prints one ``curl`` line per seed endpoint. Everything it
 writes stays in ``.carebridge/`` (mode 0700), which each run starts afresh.
+
+Process control: a run holds an exclusive lock on ``.carebridge/run.lock`` for its whole life,
+so a second run in the same folder refuses (one ``error:`` line) instead of deleting the live
+store; ``run`` and ``serve`` refuse a port that something already listens on (checked with a
+plain bind, without ``SO_REUSEPORT``, so a second granian cannot share the port); SIGTERM,
+SIGHUP and SIGINT stop ``run``'s children (the emulator and the API server) before it exits.
+The API server gets the loopback webhook allow-list (``CAREBRIDGE_WEBHOOK_ALLOW``), so local
+receivers work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import httpx
 import typer
 
 from carebridge.cli.common import fail as _fail
+from carebridge.domain.urls import ALLOW_ENV, LOOPBACK
 from carebridge.errors import CarebridgeError
 from carebridge.store.people import add_user
 from carebridge.store.vault import KeyRing
@@ -57,6 +71,77 @@ def granian(host: str, port: int, *options: str) -> list[str]:
         *options,
         "carebridge.api.main:app",
     ]
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP or SIGINT) arrived: unwind, stopping the children."""
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Turn SIGTERM, SIGHUP and SIGINT into :class:`Stopped` for the block; once one has come,
+    later ones are ignored, so the children's shutdown is not cut off half-way."""
+    wanted = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        del frame
+        for each in wanted:
+            signal.signal(each, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {each: signal.signal(each, stop) for each in wanted}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port``: a plain bind (``SO_REUSEADDR`` for sockets
+    in TIME_WAIT, never ``SO_REUSEPORT``) is refused."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return False  # the server reports an unknown interface itself
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+                probe.listen(1)
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+def _free(host: str, *ports: int) -> None:
+    for port in ports:
+        if port_in_use(host, port):
+            raise _fail(f"port {port} on {host} is in use (is carebridge already running?)")
+
+
+@contextlib.contextmanager
+def run_lock(home: Path) -> Iterator[None]:
+    """Hold ``home/run.lock`` exclusively for the block; another run holding it is an error
+    (the lock goes with the process, even on kill -9)."""
+    path = home / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            where = home.relative_to(Path.cwd()) if home.is_relative_to(Path.cwd()) else home
+            raise _fail(
+                f"another carebridge run (pid {holder}) is using {where}/; stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def curl_lines(base: str, home: str) -> list[str]:
@@ -220,7 +305,12 @@ async def _onboard(url: str, sandbox: str, home: Path, ring: KeyRing) -> str:
 @contextlib.contextmanager
 def _api(host: str, port: int, url: str, ring: KeyRing) -> Iterator[str]:
     """carebridge's API in a child process (granian), until the block ends."""
-    env = os.environ | {"CAREBRIDGE_DATABASE_URL": url, "CAREBRIDGE_VAULT_KEY": ring.to_text()}
+    allow = ",".join(filter(None, (LOOPBACK, os.environ.get(ALLOW_ENV))))
+    env = os.environ | {
+        "CAREBRIDGE_DATABASE_URL": url,
+        "CAREBRIDGE_VAULT_KEY": ring.to_text(),
+        ALLOW_ENV: allow,  # the README's local receivers
+    }
     env.pop("CAREBRIDGE_VAULT_KEY_FILE", None)
     command = granian(host, port, "--log-level", "warning")
     with _child(command, env, f"http://{host}:{port}/health", "carebridge") as base:
@@ -241,9 +331,20 @@ def run_command(
     if port == sandbox_port:
         raise _fail("--port and --sandbox-port must differ")
     home = home.resolve()
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not home.is_relative_to(Path.cwd()):
         raise _fail("--home must be inside the current directory")
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        with stop_signals(), run_lock(home):
+            _free(host, port, sandbox_port)
+            _run(host, port, sandbox_port, seed, patients, home)
+    except Stopped:
+        typer.echo("carebridge: stopped.", err=True)
+        raise typer.Exit(0) from None
+
+
+def _run(host: str, port: int, sandbox_port: int, seed: int, patients: int, home: Path) -> None:
+    """The run itself, under the lock and the stop signals."""
     key_file = home / "vault.key"
     if "CAREBRIDGE_VAULT_KEY" in os.environ:
         ring = KeyRing.from_env()
@@ -265,9 +366,8 @@ def run_command(
                 for line in curl_lines(base, str(home.relative_to(Path.cwd()))):
                     typer.echo(line)
                 typer.echo("\nCtrl-C stops both.")
-                with contextlib.suppress(KeyboardInterrupt):
-                    while True:
-                        time.sleep(3600)
+                while True:
+                    time.sleep(3600)
     except (CarebridgeError, httpx.HTTPError) as err:
         raise _fail(str(err) or type(err).__name__) from None
 
@@ -285,6 +385,18 @@ def serve_command(
     """Serve the API with granian over the store of CAREBRIDGE_DATABASE_URL."""
     if "CAREBRIDGE_VAULT_KEY" not in os.environ and "CAREBRIDGE_VAULT_KEY_FILE" not in os.environ:
         raise _fail("set CAREBRIDGE_VAULT_KEY or CAREBRIDGE_VAULT_KEY_FILE")
+    _free(host, port)
     typer.echo(f"carebridge: serving {admin.database_url()} on http://{host}:{port}")
     command = granian(host, port, "--workers", str(workers))
-    raise typer.Exit(subprocess.call(command))  # noqa: S603 - fixed argv
+    with stop_signals():
+        server = subprocess.Popen(command)  # noqa: S603 - fixed argv
+        try:
+            code = server.wait()
+        except Stopped:
+            server.terminate()
+            try:
+                code = server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                code = server.wait()
+    raise typer.Exit(code)
