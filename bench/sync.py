@@ -318,6 +318,7 @@ async def latency(base_url: str, changes: int) -> list[float]:
             event_types=("appointment.*",),
             secret=receiver.secret,
             now=datetime.now(UTC),
+            scopes=frozenset({"appointment.read"}),  # deliveries carry the appointments
         )
         facade = await deployment.upstreams.of(TENANT)
         people = [p.id async for p in _first(facade.patients(), 50)]

@@ -152,6 +152,7 @@ async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
             event_types=("patient.*", "appointment.*"),
             secret=target.secret,
             now=datetime.now(UTC),
+            scopes=frozenset({"patient.read", "appointment.read"}),  # deliveries carry records
         )
     finally:
         await deployment.aclose()
