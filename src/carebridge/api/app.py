@@ -190,17 +190,88 @@ IdemKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="Replays the first answer for 24 h; 422 if reused with another body.",
+        description="1 to 255 visible ASCII characters (else 400). Replays the first answer "
+        "for 24 h; 422 if reused with another body.",
     ),
 ]
 
 
 class Api(FastAPI):
     """FastAPI whose every answer, including the last-resort 500, carries the security
-    headers (:class:`SecureHeaders` wraps the whole stack, error middleware included)."""
+    headers (:class:`SecureHeaders` wraps the whole stack, error middleware included), and whose
+    OpenAPI document says how it authenticates and which problems each operation answers."""
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecureHeaders(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = _document_problems(super().openapi())
+        return self.openapi_schema
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem; ``errors`` names each refused field.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key (`cbk_...`), or a session token (`cbs_...`) from "
+    "`POST /authenticate`; the operator token on `/tenants`.",
+}
+_METHODS = frozenset({"get", "post", "put", "patch", "delete"})
+
+
+def _document_problems(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every operation's problem answers (``application/problem+json``), and the bearer
+    credential as a security scheme rather than an ``Authorization`` header parameter."""
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components.setdefault("securitySchemes", {})["bearer"] = BEARER
+    problem_content = {problems.MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in doc.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            parameters = operation.get("parameters", [])
+            kept = [
+                p
+                for p in parameters
+                if not (p.get("in") == "header" and p.get("name", "").lower() == "authorization")
+            ]
+            authenticated = len(kept) < len(parameters)
+            if kept:
+                operation["parameters"] = kept
+            else:
+                operation.pop("parameters", None)
+            statuses = {400, 404, 422}
+            if authenticated:
+                operation["security"] = [{"bearer": []}]
+                statuses |= {401, 403, 502, 503, 504}
+            if "requestBody" in operation:
+                statuses |= {409, 413}
+            responses = operation.setdefault("responses", {})
+            for status in sorted(statuses):
+                entry = responses.setdefault(str(status), {})
+                entry.setdefault("description", problems.TITLES.get(status, "Error"))
+                entry["content"] = problem_content
+    return doc
 
 
 def create_app(

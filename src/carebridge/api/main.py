@@ -55,6 +55,7 @@ def build(
                 resolver=deployment.resolver,
             ),
         ],
+        max_body_bytes=max_body_bytes,
     )
 
 

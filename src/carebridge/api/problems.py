@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from carebridge.errors import (
     AuthError,
@@ -135,6 +136,17 @@ def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     return 500, body(500, "an unexpected error"), {}
 
 
+def _allowed(request: Request) -> str:
+    """Every method the path answers: Starlette's 405 names only the first route that matched
+    the path, while one path may have a route per method (``GET`` and ``POST /webhooks``)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def _slug(name: str) -> str:
     out = "".join(f"-{c.lower()}" if c.isupper() else c for c in name)
     return out.lstrip("-")
@@ -178,10 +190,12 @@ def install(app: FastAPI, credential: Callable[[Request], Awaitable[None]] | Non
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        del request
         status = exc.status_code
         title = TITLES.get(status, str(exc.detail))
-        return problem(status, title, str(exc.detail), headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if status == 405:
+            headers["Allow"] = _allowed(request)
+        return problem(status, title, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
