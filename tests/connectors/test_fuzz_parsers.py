@@ -15,11 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from tests.connectors.harness import Sandbox
+from tests.connectors.test_mapping_fhir import fhir, index, live, resources  # noqa: F401 - fixtures
 
 from carebridge.connectors.carecloud import drift
+from carebridge.connectors.carecloud.mapping import fhir as f
 from carebridge.connectors.carecloud.mapping import v2 as vmap
 from carebridge.connectors.carecloud.mapping.common import Context
-from carebridge.connectors.carecloud.wire import fhir, portal, v2
+from carebridge.connectors.carecloud.wire import fhir as fw
+from carebridge.connectors.carecloud.wire import portal, v2
 from carebridge.errors import UnexpectedPayload
 
 FETCHED = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
@@ -50,7 +53,7 @@ json_values = st.recursive(
 
 def _wire_models() -> list[type[BaseModel]]:
     found: list[type[BaseModel]] = []
-    for module in (v2, fhir, portal):
+    for module in (v2, fw, portal):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
@@ -78,7 +81,7 @@ def parse(model: type[BaseModel], payload: Any) -> BaseModel | None:
 
 
 def test_the_parsers_cover_every_wire_module() -> None:
-    assert {m.__module__ for m in WIRE_MODELS} == {v2.__name__, fhir.__name__, portal.__name__}
+    assert {m.__module__ for m in WIRE_MODELS} == {v2.__name__, fw.__name__, portal.__name__}
     assert len(WIRE_MODELS) > 50
 
 
@@ -205,3 +208,52 @@ def test_a_real_payload_with_one_part_replaced_maps_or_is_drift(
     except UnexpectedPayload:
         return
     assert all(m.value is not None for m in mapped)
+
+
+# --- FHIR resources, one part replaced, through the FHIR mappers --------------------------------
+
+FHIR_MAPPERS: dict[str, Callable[[Any, Context, Any], Any]] = {
+    "Patient": lambda r, c, _i: [f.patient_from_fhir(r, c)],
+    "Practitioner": lambda r, c, _i: [f.provider_from_fhir(r, c)],
+    "Location": lambda r, c, _i: [f.location_from_fhir(r, c)],
+    "Coverage": lambda r, c, i: [f.coverage_from_fhir(r, c, i)],
+    "Encounter": lambda r, c, i: [f.encounter_from_fhir(r, c, i, practice_tz=UTC)],
+    "Condition": lambda r, c, i: [f.problem_from_fhir(r, c, i)],
+    "AllergyIntolerance": lambda r, c, i: [f.allergy_from_fhir(r, c, i)],
+    "MedicationRequest": lambda r, c, i: [f.medication_from_fhir(r, c, i)],
+    "Immunization": lambda r, c, i: [f.immunization_from_fhir(r, c, i)],
+    "DocumentReference": lambda r, c, i: [f.document_from_fhir(r, c, i)],
+    "Observation": lambda r, c, i: (
+        [f.lab_from_fhir(r, c, i, order_codes={})]
+        if f.is_laboratory(r)
+        else list(f.vitals_from_fhir([r], c, i))
+    ),
+}
+
+
+def fhir_ctx(resource_type: str) -> Context:
+    return Context(
+        tenant="tnt1", surface="fhir", endpoint=f"GET {{base}}/{resource_type}", fetched_at=FETCHED
+    )
+
+
+@pytest.mark.parametrize("resource_type", sorted(FHIR_MAPPERS))
+@FUZZ
+@given(data=st.data())
+def test_a_fhir_resource_with_one_part_replaced_maps_or_is_drift(
+    resources: dict[str, list[fw.Resource]],  # noqa: F811 - the fixture
+    index: f.PatientIndex,  # noqa: F811 - the fixture
+    resource_type: str,
+    data: Any,
+) -> None:
+    found = resources[resource_type]
+    assert found, resource_type
+    resource = found[0]
+    model = type(resource)
+    mapper = FHIR_MAPPERS[resource_type]
+    payload = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    changed = data.draw(mutated(payload))
+    try:
+        mapper(drift.check(changed, model, "fuzz"), fhir_ctx(resource_type), index)
+    except UnexpectedPayload:
+        return
