@@ -12,7 +12,8 @@ import httpx
 import pytest
 from tests.api.live import API, Live, running
 
-from carebridge.api.main import build
+from carebridge.api.main import build, max_body_bytes
+from carebridge.errors import ConfigError
 
 pytestmark = pytest.mark.anyio
 
@@ -182,3 +183,16 @@ async def test_every_answer_has_nosniff_and_hsts_and_phi_is_never_cached(live: L
     assert "age" in read.headers  # the freshness header is kept
     assert replies[8].status_code == 405
     assert replies[8].headers["allow"] == "GET"
+
+
+def test_the_deployment_reads_its_body_limit_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CAREBRIDGE_MAX_BODY_BYTES", raising=False)
+    assert max_body_bytes() == 1024 * 1024
+    monkeypatch.setenv("CAREBRIDGE_MAX_BODY_BYTES", "4096")
+    assert max_body_bytes() == 4096
+    for wrong in ("0", "-1", "1e6", "lots"):
+        monkeypatch.setenv("CAREBRIDGE_MAX_BODY_BYTES", wrong)
+        with pytest.raises(ConfigError):
+            max_body_bytes()
