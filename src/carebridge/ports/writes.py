@@ -10,16 +10,30 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from carebridge.domain.provenance import DomainModel
 
+LEASE = timedelta(seconds=30)
+"""How long an in-flight key stays claimed without its request renewing the claim. A process
+killed mid-write stops renewing, so its key is free again (``Start(resumed=True)``) a lease
+later, instead of answering "in flight" until the record expires."""
+
+RESUMING: ContextVar[bool] = ContextVar("carebridge_write_resuming", default=False)
+"""True while a write runs for a key whose earlier attempt died mid-flight: the upstream may
+already hold its effect, so a driver looks for it before sending again."""
+
 
 @dataclass(frozen=True)
 class Start:
-    """Run the request; complete the record afterwards."""
+    """Run the request; complete the record afterwards. ``resumed``: the key was in flight in a
+    request that died without an answer (its lease ran out), so an earlier attempt may have
+    reached the upstream."""
+
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,10 @@ class Idempotency(Protocol):
     ) -> None: ...
 
     async def abandon(self, tenant_id: str, principal: str, key: str) -> None: ...
+
+    async def renew(self, tenant_id: str, principal: str, key: str, now: datetime) -> None:
+        """Extend an in-flight claim by a :data:`LEASE` from ``now``."""
+        ...
 
 
 class WriteLedger(Protocol):

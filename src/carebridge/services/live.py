@@ -32,11 +32,14 @@ from carebridge.errors import CarebridgeError, DomainError, UpstreamError
 from carebridge.ports.records import AuditSink, RecordPage, RecordStore
 from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import (
+    LEASE,
+    RESUMING,
     Idempotency,
     InFlight,
     Mismatch,
     RecordWriter,
     Replay,
+    Start,
     WriteLedger,
 )
 from carebridge.services.records import NotFound, Principal
@@ -560,6 +563,7 @@ class Live:
             await self.patient_known(principal, patient_id)
         await self.known(principal, refs, patient_id=patient_ids[0] if patient_ids else None)
         tenant, who = principal.tenant_id, principal.id
+        resumed = False
         if idempotency_key is not None:
             outcome = await self.idempotency.begin(
                 tenant, who, idempotency_key, fingerprint, self.clock()
@@ -570,10 +574,24 @@ class Live:
                 raise KeyReused("this Idempotency-Key was used with another request")
             if isinstance(outcome, InFlight):
                 raise KeyInFlight("a request with this Idempotency-Key is still running")
+            resumed = isinstance(outcome, Start) and outcome.resumed
+        failure: BaseException | None = None
         try:
-            answer = await self._send(
-                principal, operation, kind, request, patient_ids, call, render, created
-            )
+            async with anyio.create_task_group() as group:
+                if idempotency_key is not None:
+                    group.start_soon(self._hold, tenant, who, idempotency_key)
+                token = RESUMING.set(resumed)
+                try:
+                    answer = await self._send(
+                        principal, operation, kind, request, patient_ids, call, render, created
+                    )
+                except BaseException as err:  # noqa: BLE001 - raised below, outside the group
+                    failure = err
+                finally:
+                    RESUMING.reset(token)
+                    group.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
         except BaseException:
             if idempotency_key is not None:
                 with anyio.CancelScope(shield=True):
@@ -584,6 +602,12 @@ class Live:
                 tenant, who, idempotency_key, answer.status, answer.body
             )
         return answer
+
+    async def _hold(self, tenant: str, who: str, key: str) -> None:
+        """Renew a running write's claim on its key until the write ends (cancelled then)."""
+        while True:
+            await anyio.sleep(LEASE.total_seconds() / 3)
+            await self.idempotency.renew(tenant, who, key, self.clock())
 
     async def _send(
         self,

@@ -140,6 +140,11 @@ class SqlIdempotency:
     async def abandon(self, tenant_id: str, principal: str, key: str) -> None:
         await idempotency.abandon(self.engine, tenant_id=tenant_id, principal=principal, key=key)
 
+    async def renew(self, tenant_id: str, principal: str, key: str, now: datetime) -> None:
+        await idempotency.renew(
+            self.engine, tenant_id=tenant_id, principal=principal, key=key, now=now
+        )
+
 
 class SqlLedger:
     """``WriteLedger`` over the write_ledger table."""

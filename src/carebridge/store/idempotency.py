@@ -10,6 +10,11 @@ A POST with an ``Idempotency-Key`` first calls :func:`begin`:
 The caller then :func:`complete`s the record with the response it sent (whatever its status),
 or :func:`abandon`s it when the request died before it could answer, so a retry may run it.
 Records expire after 24 hours; an expired key starts afresh.
+
+An in-flight claim is a lease (``LEASE``, 30 s) that the running request renews: a process
+killed mid-write stops renewing, and a retry a lease later takes the key over as
+``Start(resumed=True)``, so the write path looks upstream for what the dead attempt made before
+it sends again. A killed process never jams a key for the record's whole life.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carebridge.ports.writes import InFlight, Mismatch, Outcome, Replay, Start
+from carebridge.ports.writes import LEASE, InFlight, Mismatch, Outcome, Replay, Start
 from carebridge.store.schema import idempotency
 
 TTL = timedelta(hours=24)
@@ -43,9 +48,9 @@ async def begin(
     key: str,
     fingerprint: str,
     now: datetime,
-    ttl: timedelta = TTL,
 ) -> Outcome:
     """Claim ``key`` for this request, or say what to answer instead."""
+    resumed = False
     for _ in range(2):  # a second pass after clearing an expired record
         try:
             async with engine.begin() as conn:
@@ -57,10 +62,10 @@ async def begin(
                         request_hash=fingerprint,
                         state="in_flight",
                         created_at=now,
-                        expires_at=now + ttl,
+                        expires_at=now + LEASE,
                     )
                 )
-            return Start()
+            return Start(resumed=resumed)
         except IntegrityError:
             pass
         async with engine.begin() as conn:
@@ -75,6 +80,8 @@ async def begin(
                 else row.expires_at.replace(tzinfo=now.tzinfo)
             )
             if expires <= now:
+                # an in-flight record past its lease: its request died without an answer
+                resumed = row.state == "in_flight"
                 await conn.execute(delete(idempotency).where(_key(tenant_id, principal, key)))
                 continue
         if row.request_hash != fingerprint:
@@ -100,6 +107,27 @@ async def complete(
             update(idempotency)
             .where(_key(tenant_id, principal, key))
             .values(state="done", status_code=status_code, response=response)
+        )
+        created = await conn.scalar(
+            select(idempotency.c.created_at).where(_key(tenant_id, principal, key))
+        )
+        if created is not None:
+            await conn.execute(
+                update(idempotency)
+                .where(_key(tenant_id, principal, key))
+                .values(expires_at=created + TTL)
+            )
+
+
+async def renew(
+    engine: AsyncEngine, *, tenant_id: str, principal: str, key: str, now: datetime
+) -> None:
+    """Extend a running request's claim on its key by a lease from ``now``."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(idempotency)
+            .where(_key(tenant_id, principal, key), idempotency.c.state == "in_flight")
+            .values(expires_at=now + LEASE)
         )
 
 

@@ -67,6 +67,7 @@ from carebridge.ports.upstream import (
     NewEncounter,
     WriteResult,
 )
+from carebridge.ports.writes import RESUMING
 
 M = TypeVar("M", bound=BaseModel)
 K = TypeVar("K")
@@ -436,6 +437,9 @@ async def create_appointment(
         WriteUnconfirmed: the effect stayed unknown after ``MAX_SENDS`` sends.
     """
     b = _booking(wctx, command)
+    if RESUMING.get() and (landed := await _find_booking(wctx, b)) is not None:
+        # an earlier attempt under this key died after sending: it booked this very slot
+        return await _booked(wctx, command, landed, sends=0)
     provider = b.provider if b.provider is not None else await _default_provider(wctx, b.resource)
     if not await _slot_free(wctx, b):
         raise SlotTaken("the requested slot is not available", resource=b.resource, start=b.start)
@@ -472,6 +476,13 @@ async def create_appointment(
             guid = await _find_booking(wctx, b)  # did the attempt land?
             if guid is None and sends >= MAX_SENDS:
                 raise
+    return await _booked(wctx, command, guid, sends=sends)
+
+
+async def _booked(
+    wctx: WriteContext, command: NewAppointment, guid: str, *, sends: int
+) -> WriteResult[Appointment]:
+    """Read a booking back and compare it with what was asked."""
     appointment = await _show_appointment(wctx, guid)
     diverged = _diff(
         [
