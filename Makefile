@@ -14,7 +14,7 @@ SEED     ?= 42
 PATIENTS ?= 2000
 RUN_PATIENTS ?= 120
 
-.PHONY: install run sandbox test test-all test-services lint type check fmt bench lock clean
+.PHONY: install run sandbox test test-all test-services chaos chaos-short lint type check fmt bench lock clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carebridge needs Python 3.11 or newer")'
@@ -41,6 +41,14 @@ test: $(STAMP)
 ## test-services: the tests that need the PostgreSQL and Redis servers
 test-services: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'postgres or redis' ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no postgres/redis tests selected"; exit 0; fi; exit $$rc
+
+## chaos: the chaos suite's long form (R1-R4: more seeds, kills and duplicates; PostgreSQL too), then its figures
+chaos: $(STAMP)
+	CHAOS_REPORT=$${CHAOS_REPORT:-.chaos-report.jsonl} $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos -m 'not live'
+
+## chaos-short: the short form CI runs on PostgreSQL (SQLite's short form is part of `make test`)
+chaos-short: $(STAMP)
+	$(BIN)/python -m pytest -q tests/chaos -m 'postgres and not chaos'
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

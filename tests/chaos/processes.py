@@ -133,7 +133,9 @@ class Receiver:
         with self.lock:
             self.arrivals.append(
                 Arrival(
-                    request.headers["webhook-id"], f"{data['kind']}:{data['entity_id']}", data["seq"]
+                    request.headers["webhook-id"],
+                    f"{data['kind']}:{data['entity_id']}",
+                    data["seq"],
                 )
             )
         return Response(status_code=204)

@@ -90,9 +90,7 @@ balances move with every charge and payment while the patient's ``updated_at`` s
 incremental sync does not re-read them (``GET /balances`` is the real-time answer)."""
 
 
-def wrong(
-    chaos: dict[tuple[str, str], Any], clean: dict[tuple[str, str], Any]
-) -> tuple[int, int]:
+def wrong(chaos: dict[tuple[str, str], Any], clean: dict[tuple[str, str], Any]) -> tuple[int, int]:
     """(wrong, stale snapshots): records both stores hold whose content differs, snapshot
     fields aside; and records whose snapshot fields alone differ. What only one store holds is
     lost or duplicated, and counted against the truth."""
@@ -117,4 +115,3 @@ def duplicate_events(events: list[dict[str, Any]]) -> int:
         for e in events
     )
     return sum(n - 1 for n in seen.values() if n > 1)
-
