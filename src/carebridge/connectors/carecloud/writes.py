@@ -439,7 +439,7 @@ async def create_appointment(
     b = _booking(wctx, command)
     if RESUMING.get() and (landed := await _find_booking(wctx, b)) is not None:
         # an earlier attempt under this key died after sending: it booked this very slot
-        return await _booked(wctx, command, landed, sends=0)
+        return await _booked(wctx, command, landed, sends=1)  # the dead attempt's send
     provider = b.provider if b.provider is not None else await _default_provider(wctx, b.resource)
     if not await _slot_free(wctx, b):
         raise SlotTaken("the requested slot is not available", resource=b.resource, start=b.start)
