@@ -32,6 +32,8 @@ TABLES = {
     "webhooks",
     "deliveries",
     "upstream_mfa",
+    "sync_leases",
+    "sync_marks",
     "sign_in_attempts",
     "audit_heads",
 }

@@ -3,6 +3,7 @@
 The store is ``--database`` or ``CAREBRIDGE_DATABASE_URL``; the vault key comes from
 ``CAREBRIDGE_VAULT_KEY`` or ``CAREBRIDGE_VAULT_KEY_FILE``. Without ``--tenant`` every tenant is
 synced. Bad input, or a stream that failed upstream, prints one ``error:`` line and exits 2.
+A stream that another sync (another process) is running is skipped, and said so.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class _Bars:
             status += f", {result.tombstoned} gone"
         if result.done:
             status += f" (error: {result.error})" if result.error else ""
+            status = f"skipped: {result.skipped}" if result.skipped else status
             self.progress.update(task, total=1, completed=1, status=status)
         else:
             self.progress.update(task, status=status)
@@ -118,6 +120,9 @@ def sync_command(
     ]
     for report in reports:
         for name, result in report.streams.items():
+            if result.skipped:
+                typer.echo(f"{report.tenant_id} {name}: skipped, {result.skipped}")
+                continue
             typer.echo(
                 f"{report.tenant_id} {name}: read {result.read}, changed {result.changed}, "
                 f"tombstoned {result.tombstoned} ({result.seconds:.1f} s)"

@@ -5,19 +5,51 @@ events, and the stream's cursor advances, all in **one transaction** (:meth:`Syn
 so a crash at any point leaves either the page with its cursor or neither. Records that vanished
 from a full scan become tombstones (:meth:`SyncStore.tombstone`), with the stream's final cursor
 in the same transaction.
+
+One sync per (tenant, stream) runs at a time across processes: a sync first takes the stream's
+**lease** (:meth:`SyncStore.acquire`), renews it with every page it saves (a page whose lease
+another sync has taken is rolled back: :class:`LeaseLost`) and releases it at the end. A holder
+killed with ``kill -9`` stops renewing, and its lease lapses after its time to live.
+
+A per-patient stream keeps one **mark** per patient (:meth:`SyncStore.marks`), saved with the
+page that holds the patient's records: the stream's cursor moves only past what it read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from carebridge.domain.provenance import DomainModel
+from carebridge.errors import SyncError
 
 BeforeCommit = Callable[[], None]
 """Called inside the page's transaction, just before it commits (a test's fault hook: raising
 rolls the page and its cursor back together)."""
+
+
+class LeaseLost(SyncError):
+    """The sync's lease lapsed and another sync took the stream over; the page was not saved."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A lease as its holder keeps it: who holds it, and how long each renewal extends it."""
+
+    holder: str
+    ttl: timedelta
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :meth:`SyncStore.acquire`: whether the lease is the caller's, and who
+    holds it until when."""
+
+    granted: bool
+    holder: str
+    expires_at: datetime
 
 
 class SyncStore(Protocol):
@@ -37,10 +69,40 @@ class SyncStore(Protocol):
         cursor: dict[str, Any],
         fetched_at: datetime,
         before_commit: BeforeCommit | None = None,
+        hold: Hold | None = None,
+        marks: Mapping[str, datetime] | None = None,
     ) -> int:
         """Upsert ``records`` of ``kind``, append the events of their changes (and the webhook
-        deliveries they owe) and store the stream's ``cursor``, in one transaction; returns how
-        many records changed."""
+        deliveries they owe), store the stream's ``cursor`` and the per-patient ``marks``, and
+        renew the stream's lease (``hold``: :class:`LeaseLost` when another sync took it), in one
+        transaction; returns how many records changed."""
+        ...
+
+    async def marks(self, tenant_id: str, stream: str) -> dict[str, datetime]:
+        """A per-patient stream's mark of each patient it has read (none for the others)."""
+        ...
+
+    async def acquire(
+        self,
+        tenant_id: str,
+        stream: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        supersedes: str | None = None,
+    ) -> Claim:
+        """Take the stream's lease for ``ttl`` unless another holder's is still live; a holder
+        whose name starts with ``supersedes`` (an earlier attempt of the same job, found dead)
+        is taken over at once."""
+        ...
+
+    async def renew(self, tenant_id: str, stream: str, hold: Hold, *, now: datetime) -> bool:
+        """Extend the lease to ``now + ttl``; False when another sync has taken it."""
+        ...
+
+    async def release(self, tenant_id: str, stream: str, holder: str) -> None:
+        """Give the lease up (nothing when another sync has taken it)."""
         ...
 
     async def ids(
@@ -64,8 +126,9 @@ class SyncStore(Protocol):
         at: datetime,
         stream: str | None = None,
         cursor: dict[str, Any] | None = None,
+        hold: Hold | None = None,
     ) -> int:
-        """Mark records deleted (and store the stream's cursor, when given) in one transaction;
-        returns how many live records became tombstones. No event is recorded: the event
-        vocabulary has no ``*.deleted`` type yet."""
+        """Mark records deleted (and store the stream's cursor, when given, and renew its lease,
+        like :meth:`save_page`) in one transaction; returns how many live records became
+        tombstones. No event is recorded: the event vocabulary has no ``*.deleted`` type yet."""
         ...

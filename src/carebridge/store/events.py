@@ -4,19 +4,28 @@
 from the tenant's counter (monotonic, gap-free, one writer per tenant at a time), and queues one
 delivery per enabled subscription that wants the type. A rolled-back change leaves neither an
 event nor a delivery; a committed one leaves both.
+
+Each event has a deterministic identity, its ``message_id`` (the webhook-id of its deliveries):
+a hash of the tenant, the type, the entity and the version it describes (nothing for a
+``*.created``, which happens once per entity; the hash of the record's content otherwise). It
+is unique per tenant, and the writer skips an event whose identity is already logged, under the
+tenant's counter lock: two writers that saw the same change (two syncs, a sync and a read's
+fetch-through) record it once, with one webhook-id.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from carebridge.domain.events import classify, diff, matches
+from carebridge.domain.events import classify, content, diff, matches
 from carebridge.store.entities import Change
 from carebridge.store.schema import counters, deliveries, events, webhooks
 
@@ -27,12 +36,23 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-async def next_seqs(conn: AsyncConnection, tenant_id: str, count: int) -> int:
-    """Reserve ``count`` sequence numbers; returns the first."""
+async def lock_counter(conn: AsyncConnection, tenant_id: str) -> None:
+    """Take the tenant's event counter for the caller's transaction: event writers of one
+    tenant run one at a time from here to their commit, and each sees what the last wrote."""
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(counters)
     await conn.execute(
         insert.values(tenant_id=tenant_id, name=SEQ, value=0).on_conflict_do_nothing()
     )
+    await conn.execute(
+        update(counters)
+        .where(counters.c.tenant_id == tenant_id, counters.c.name == SEQ)
+        .values(value=counters.c.value)
+    )
+
+
+async def next_seqs(conn: AsyncConnection, tenant_id: str, count: int) -> int:
+    """Reserve ``count`` sequence numbers; returns the first."""
+    await lock_counter(conn, tenant_id)
     result = await conn.execute(
         update(counters)
         .where(counters.c.tenant_id == tenant_id, counters.c.name == SEQ)
@@ -42,9 +62,21 @@ async def next_seqs(conn: AsyncConnection, tenant_id: str, count: int) -> int:
     return int(result.scalar_one()) - count + 1
 
 
-def message_id(tenant_id: str, seq: int) -> str:
-    """The ``webhook-id`` of an event: the same for every retry and replay."""
-    return f"evt_{tenant_id}_{seq}"
+def message_id(tenant_id: str, event_type: str, kind: str, entity_id: str, version: str) -> str:
+    """An event's identity and webhook-id: the same for every writer that records the same
+    change, and for every retry and replay of its deliveries."""
+    key = "\x1f".join((tenant_id, event_type, kind, entity_id, version))
+    return f"evt_{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def change_version(event_type: str, after: dict[str, Any]) -> str:
+    """The version a change's event describes: none for ``*.created`` (an entity is created
+    once), else the hash of the record's content (provenance aside) after the change."""
+    return "" if event_type.endswith(".created") else _digest(content(after))
 
 
 def _occurred(after: dict[str, Any], fallback: datetime) -> datetime:
@@ -69,6 +101,7 @@ async def append(
     for change in changes:
         for event_type in classify(change.kind, change.before, change.after):
             patient = change.after.get("patient_id")
+            version = change_version(event_type, change.after)
             rows.append(
                 {
                     "type": event_type,
@@ -77,6 +110,9 @@ async def append(
                     "patient_id": change.id if change.kind == "patient" else patient,
                     "diff": diff(change.before, change.after),
                     "occurred_at": _occurred(change.after, detected_at),
+                    "message_id": message_id(
+                        tenant_id, event_type, change.kind, change.id, version
+                    ),
                 }
             )
     return await _write(conn, tenant_id, rows, detected_at)
@@ -92,7 +128,11 @@ async def announce(
     details: dict[str, Any],
     at: datetime,
 ) -> int:
-    """Record an event that is not a record's change (``upstream.drift``, ``webhook.disabled``)."""
+    """Record an event that is not a record's change (``upstream.drift``, ``webhook.disabled``);
+    its version is its instant and details, so the same announcement twice is one event.
+    Returns its seq (the logged one's, for a repeat)."""
+    version = f"{_aware(at).astimezone(UTC).isoformat()}:{_digest(details)}"
+    identity = message_id(tenant_id, event_type, kind, entity_id, version)
     row = {
         "type": event_type,
         "kind": kind,
@@ -100,13 +140,24 @@ async def announce(
         "patient_id": None,
         "diff": details,
         "occurred_at": at,
+        "message_id": identity,
     }
-    return (await _write(conn, tenant_id, [row], at))[0]
+    written = await _write(conn, tenant_id, [row], at)
+    if written:
+        return written[0]
+    logged = await conn.scalar(
+        select(events.c.seq).where(events.c.tenant_id == tenant_id, events.c.message_id == identity)
+    )
+    return int(logged or 0)
 
 
 async def _write(
     conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]], detected_at: datetime
 ) -> list[int]:
+    if not rows:
+        return []
+    await lock_counter(conn, tenant_id)
+    rows = await _unlogged(conn, tenant_id, rows)
     if not rows:
         return []
     first = await next_seqs(conn, tenant_id, len(rows))
@@ -130,7 +181,7 @@ async def _write(
                         "tenant_id": tenant_id,
                         "webhook_id": hook_id,
                         "seq": seq,
-                        "message_id": message_id(tenant_id, seq),
+                        "message_id": row["message_id"],
                         "entity_key": f"{row['kind']}:{row['entity_id']}",
                         "state": "pending",
                         "attempts": 0,
@@ -144,10 +195,33 @@ async def _write(
     return seqs
 
 
+async def _unlogged(
+    conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows whose identity is neither logged yet nor repeated earlier in ``rows``."""
+    wanted = list(dict.fromkeys(row["message_id"] for row in rows))
+    logged: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        logged.update(
+            await conn.scalars(
+                select(events.c.message_id).where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.message_id.in_(wanted[start : start + 500]),
+                )
+            )
+        )
+    fresh: list[dict[str, Any]] = []
+    for row in rows:
+        if row["message_id"] not in logged:
+            logged.add(row["message_id"])
+            fresh.append(row)
+    return fresh
+
+
 def as_json(row: Any) -> dict[str, Any]:
     """An event row as the API answers it (and as a webhook carries it)."""
     return {
-        "id": message_id(row.tenant_id, int(row.seq)),
+        "id": row.message_id,
         "seq": int(row.seq),
         "type": row.type,
         "kind": row.kind,

@@ -269,8 +269,12 @@ events = Table(
     Column("diff", Json, nullable=False),  # {field: [before, after]}
     Column("occurred_at", Instant, nullable=False),  # the upstream's updated_at, when known
     Column("detected_at", Instant, nullable=False),
+    # issue 11 (migration 0005): the event's deterministic identity and webhook-id, derived from
+    # its type, entity and the version it describes; a re-announcement cannot add a second event
+    Column("message_id", String(96), nullable=False),
     PrimaryKeyConstraint("tenant_id", "seq"),
     Index("ix_events_tenant_type", "tenant_id", "type", "seq"),
+    UniqueConstraint("tenant_id", "message_id"),
 )
 """The ordered change log of each tenant; ``GET /events?after=<seq>`` replays it."""
 
@@ -326,6 +330,30 @@ account, not the tenant: two tenants configured with one upstream user share its
 lockout."""
 
 # --- issue 11: sync leases and event identity (migration 0005) --------------------------------
+
+sync_leases = Table(
+    "sync_leases",
+    metadata,
+    _tenant(),
+    Column("stream", String(32), nullable=False),
+    Column("holder", String(128), nullable=False),  # one sync attempt: run:<token>, job:<id>:<n>
+    Column("acquired_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),  # renewed as it works; a killed holder's lapses
+    PrimaryKeyConstraint("tenant_id", "stream"),
+)
+"""One sync per tenant and stream across processes: the stream's lease and who holds it."""
+
+sync_marks = Table(
+    "sync_marks",
+    metadata,
+    _tenant(),
+    Column("stream", String(32), nullable=False),  # a per-patient stream: encounters
+    Column("parent_id", String(64), nullable=False),  # the patient whose records were read
+    Column("high_water", Instant, nullable=False),  # its next read starts here, less the lag
+    PrimaryKeyConstraint("tenant_id", "stream", "parent_id"),
+)
+"""A per-patient stream's cursor, one per patient: it moves only past what was read and stored,
+so a patient the stream has not read yet is read in full."""
 
 # --- issue 11: sign-in attempts and the keyed audit chain (migration 0006) --------------------
 

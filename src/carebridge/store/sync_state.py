@@ -2,25 +2,26 @@
 
 A stream's cursor is a ``freshness`` row: ``kind`` the stream's kind, ``scope`` ``sync:<stream>``,
 ``refreshed_at`` when its last page was fetched, ``cursor`` the stream's progress (JSON). It is
-written in the transaction of the page it checkpoints.
+written in the transaction of the page it checkpoints, with the page's per-patient marks
+(``sync_marks``) and the renewal of the stream's lease (``sync_leases``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.provenance import DomainModel
-from carebridge.ports.sync import BeforeCommit
+from carebridge.ports.sync import BeforeCommit, Claim, Hold, LeaseLost
 from carebridge.store import entities
 from carebridge.store import events as event_log
 from carebridge.store.schema import entities as entity_table
-from carebridge.store.schema import freshness
+from carebridge.store.schema import freshness, sync_leases, sync_marks
 
 SCOPE_PREFIX = "sync:"
 
@@ -44,6 +45,47 @@ async def _checkpoint(
         insert.values(
             tenant_id=tenant_id, kind=kind, scope=scope_of(stream), **values
         ).on_conflict_do_update(index_elements=["tenant_id", "kind", "scope"], set_=values)
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+async def _renew(
+    conn: AsyncConnection, tenant_id: str, stream: str, hold: Hold, now: datetime
+) -> bool:
+    result = await conn.execute(
+        update(sync_leases)
+        .where(
+            sync_leases.c.tenant_id == tenant_id,
+            sync_leases.c.stream == stream,
+            sync_leases.c.holder == hold.holder,
+        )
+        .values(expires_at=_utc(now) + hold.ttl)
+    )
+    return bool(result.rowcount)
+
+
+async def _save_marks(
+    conn: AsyncConnection, tenant_id: str, stream: str, marks: Mapping[str, datetime]
+) -> None:
+    if not marks:
+        return
+    statement = _insert(conn)(sync_marks)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "stream", "parent_id"],
+            set_={"high_water": statement.excluded.high_water},
+        ),
+        [
+            {"tenant_id": tenant_id, "stream": stream, "parent_id": parent, "high_water": _utc(at)}
+            for parent, at in sorted(marks.items())
+        ],
     )
 
 
@@ -75,14 +117,84 @@ class SqlSyncStore:
         cursor: dict[str, Any],
         fetched_at: datetime,
         before_commit: BeforeCommit | None = None,
+        hold: Hold | None = None,
+        marks: Mapping[str, datetime] | None = None,
     ) -> int:
         async with self.engine.begin() as conn:
+            if hold is not None and not await _renew(conn, tenant_id, stream, hold, fetched_at):
+                raise LeaseLost(f"another sync took {stream} over")
             changes = await entities.upsert(conn, tenant_id, kind, records, fetched_at=fetched_at)
             await event_log.append(conn, tenant_id, changes, detected_at=fetched_at)
             await _checkpoint(conn, tenant_id, kind, stream, cursor, fetched_at)
+            await _save_marks(conn, tenant_id, stream, marks or {})
             if before_commit is not None:
                 before_commit()
         return len(changes)
+
+    async def marks(self, tenant_id: str, stream: str) -> dict[str, datetime]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(sync_marks.c.parent_id, sync_marks.c.high_water).where(
+                    sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream
+                )
+            )
+            return {row.parent_id: _utc(row.high_water) for row in rows}
+
+    async def acquire(
+        self,
+        tenant_id: str,
+        stream: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        supersedes: str | None = None,
+    ) -> Claim:
+        now = _utc(now)
+        taken = or_(sync_leases.c.expires_at <= now, sync_leases.c.holder == holder)
+        if supersedes:
+            taken = or_(taken, sync_leases.c.holder.startswith(supersedes, autoescape=True))
+        async with self.engine.begin() as conn:
+            statement = _insert(conn)(sync_leases).values(
+                tenant_id=tenant_id,
+                stream=stream,
+                holder=holder,
+                acquired_at=now,
+                expires_at=now + ttl,
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", "stream"],
+                    set_={
+                        "holder": statement.excluded.holder,
+                        "acquired_at": statement.excluded.acquired_at,
+                        "expires_at": statement.excluded.expires_at,
+                    },
+                    where=taken,
+                )
+            )
+            row = (
+                await conn.execute(
+                    select(sync_leases.c.holder, sync_leases.c.expires_at).where(
+                        sync_leases.c.tenant_id == tenant_id, sync_leases.c.stream == stream
+                    )
+                )
+            ).one()
+        return Claim(row.holder == holder, row.holder, _utc(row.expires_at))
+
+    async def renew(self, tenant_id: str, stream: str, hold: Hold, *, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            return await _renew(conn, tenant_id, stream, hold, now)
+
+    async def release(self, tenant_id: str, stream: str, holder: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(sync_leases).where(
+                    sync_leases.c.tenant_id == tenant_id,
+                    sync_leases.c.stream == stream,
+                    sync_leases.c.holder == holder,
+                )
+            )
 
     async def ids(
         self,
@@ -113,10 +225,17 @@ class SqlSyncStore:
         at: datetime,
         stream: str | None = None,
         cursor: dict[str, Any] | None = None,
+        hold: Hold | None = None,
     ) -> int:
         gone = sorted(ids)
         marked = 0
         async with self.engine.begin() as conn:
+            if (
+                hold is not None
+                and stream is not None
+                and not await _renew(conn, tenant_id, stream, hold, at)
+            ):
+                raise LeaseLost(f"another sync took {stream} over")
             for start in range(0, len(gone), 500):
                 result = await conn.execute(
                     update(entity_table)

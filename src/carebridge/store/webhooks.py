@@ -473,7 +473,13 @@ class SqlWebhooks:
             while True:
                 rows = (
                     await conn.execute(
-                        select(events.c.seq, events.c.type, events.c.kind, events.c.entity_id)
+                        select(
+                            events.c.seq,
+                            events.c.type,
+                            events.c.kind,
+                            events.c.entity_id,
+                            events.c.message_id,
+                        )
                         .where(events.c.tenant_id == tenant_id, events.c.seq > after)
                         .order_by(events.c.seq)
                         .limit(_REPLAY_BATCH)
@@ -487,7 +493,7 @@ class SqlWebhooks:
                         "tenant_id": tenant_id,
                         "webhook_id": webhook_id,
                         "seq": int(r.seq),
-                        "message_id": event_log.message_id(tenant_id, int(r.seq)),
+                        "message_id": r.message_id,
                         "entity_key": f"{r.kind}:{r.entity_id}",
                         "state": "pending",
                         "attempts": 0,

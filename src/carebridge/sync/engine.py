@@ -11,8 +11,11 @@ Four modes:
   stream's high-water mark (the newest ``updated_at`` seen) less a lag. Re-reading the boundary is
   harmless: the store's change detection ignores a record whose content did not change, so it
   makes no event. A pass interrupted by a crash is resumed with the pass's own ``since``.
-- **per patient** (encounters): the same, one patient at a time; the cursor also names the last
-  patient whose encounters were saved, so a resumed pass skips the ones already done.
+- **per patient** (encounters): the same, one patient at a time, each from its own mark (the
+  newest ``updated_at`` read of that patient, saved with the page that holds its records); a
+  patient without a mark (never read: a fresh store, or a patient the patients stream had not
+  stored yet) is read in full. The cursor moves only past what was read and stored. The stream's
+  cursor names the last patient whose encounters were saved, so a resumed pass skips those.
 - **window** (appointments): a full read of a date window (30 days back, 60 ahead); an
   appointment the store has in the window's interior that the read did not return is tombstoned.
 - **full** (charges, and providers, locations, resources, visit reasons with tombstones): the
@@ -20,10 +23,17 @@ Four modes:
 
 Upstream failures (after the connector's own retries) are retried per stream from its cursor,
 then reported; the other streams still run.
+
+One sync per (tenant, stream) at a time, across processes: a stream runs only under its lease
+in the store, renewed as it reads and with every page it saves. A second sync of a stream that
+is running **skips** it (``StreamResult.skipped`` says why) rather than waiting: the one
+running reads what there is to read. A sync killed with ``kill -9`` holds its lease until the
+lease's time to live lapses (``LEASE_TTL``), unless a retry of the same job takes it over.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +43,7 @@ from typing import Any, Literal, Protocol
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import PatientId
 from carebridge.errors import SyncError, UpstreamError
-from carebridge.ports.sync import SyncStore
+from carebridge.ports.sync import Hold, LeaseLost, SyncStore
 from carebridge.ports.upstream import Upstream
 
 LAG = timedelta(minutes=5)
@@ -41,6 +51,9 @@ LAG = timedelta(minutes=5)
 PAGE_SIZE = 200
 WINDOW_BACK = timedelta(days=30)
 WINDOW_AHEAD = timedelta(days=60)
+LEASE_TTL = timedelta(minutes=2)
+"""How long a stream's lease outlives its holder's last renewal (a third of it between
+renewals while the stream reads)."""
 
 Mode = Literal["incremental", "per_patient", "window", "full"]
 Phase = Literal["before_commit", "after_commit"]
@@ -108,6 +121,8 @@ class StreamResult:
     seconds: float = 0.0
     error: str | None = None
     done: bool = False
+    skipped: str | None = None
+    """Why the stream did not run (another sync holds its lease), if it did not."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +133,7 @@ class StreamResult:
             "attempts": self.attempts,
             "seconds": round(self.seconds, 3),
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -208,6 +224,21 @@ class _Run:
     on_page: OnPage | None
     progress: Progress | None
     reconcile: timedelta | None = None
+    hold: Hold | None = None
+    renewed: datetime | None = None
+
+    async def keep(self) -> None:
+        """Renew the lease when a third of its time to live has passed since the last renewal
+        (a long read between pages); :class:`LeaseLost` when another sync has taken it."""
+        hold = self.hold
+        if hold is None:
+            return
+        now = self.clock()
+        if self.renewed is not None and now - self.renewed < hold.ttl / 3:
+            return
+        if not await self.store.renew(self.tenant_id, self.stream.name, hold, now=now):
+            raise LeaseLost(f"another sync took {self.stream.name} over")
+        self.renewed = now
 
     def since(self, high: datetime | None, lag: timedelta) -> datetime | None:
         """Where a new incremental pass starts: the high-water mark less the lag, or further
@@ -217,7 +248,12 @@ class _Run:
             since = min(since, self.clock() - self.reconcile)
         return since
 
-    async def save(self, records: Sequence[DomainModel], cursor: dict[str, Any]) -> None:
+    async def save(
+        self,
+        records: Sequence[DomainModel],
+        cursor: dict[str, Any],
+        marks: dict[str, datetime] | None = None,
+    ) -> None:
         self.result.pages += 1
         page = self.result.pages
         hook = self.on_page
@@ -226,15 +262,19 @@ class _Run:
             if hook is not None:
                 hook(self.stream.name, page, "before_commit")
 
+        fetched_at = self.clock()
         changed = await self.store.save_page(
             self.tenant_id,
             self.stream.kind,
             records,
             stream=self.stream.name,
             cursor=cursor,
-            fetched_at=self.clock(),
+            fetched_at=fetched_at,
             before_commit=before_commit,
+            hold=self.hold,
+            marks=marks,
         )
+        self.renewed = fetched_at
         self.result.read += len(records)
         self.result.changed += changed
         if hook is not None:
@@ -253,6 +293,7 @@ class _Run:
         async for record in records:
             seen(record)
             batch.append(record)
+            await self.keep()
             if len(batch) >= self.page_size:
                 await self.save(batch, cursor())
                 batch = []
@@ -284,39 +325,40 @@ class _Run:
         await self.save(rest, {"high_water": _iso(final), "completed_at": _iso(self.clock())})
 
     async def per_patient(self, lag: timedelta) -> None:
+        """Each known patient from its own mark (in full without one); each page saves the
+        marks of the patients whose records it holds, so a patient is marked only once what
+        was read of it is stored."""
         previous = await self.store.cursor(self.tenant_id, self.stream.name) or {}
-        high = _instant(previous.get("high_water"))
         resumed = previous.get("pass")
         after: str | None = None
-        if isinstance(resumed, dict):
-            since = _instant(resumed.get("since"))
-            newest = _instant(resumed.get("seen"))
-            after = resumed.get("after") if isinstance(resumed.get("after"), str) else None
-        else:
-            since = self.since(high, lag)
-            newest = None
+        if isinstance(resumed, dict) and isinstance(resumed.get("after"), str):
+            after = resumed["after"]
         started = self.clock()
+        marks = await self.store.marks(self.tenant_id, self.stream.name)
         patients = sorted(await self.store.ids(self.tenant_id, "patient"))
         batch: list[DomainModel] = []
+        read: dict[str, datetime] = {}
         method: Callable[..., AsyncIterator[DomainModel]] = getattr(
             self.upstream, self.stream.method
         )
         for patient in patients:
             if after is not None and patient <= after:
                 continue
+            mark = marks.get(patient)
+            newest: datetime | None = None
+            since = self.since(mark, lag)
             async for record in method(patient_id=PatientId(patient), updated_since=since):
                 newest = _latest(newest, _updated(record))
                 batch.append(record)
+                await self.keep()
+            await self.keep()
+            read[patient] = high_water(mark, newest, started)
             after = patient
             if len(batch) >= self.page_size:
-                cursor = {
-                    "high_water": _iso(high),
-                    "pass": {"since": _iso(since), "seen": _iso(newest), "after": after},
-                }
-                await self.save(batch, cursor)
-                batch = []
-        final = high_water(high, newest, started)
-        await self.save(batch, {"high_water": _iso(final), "completed_at": _iso(self.clock())})
+                await self.save(batch, {"pass": {"after": after}}, read)
+                batch, read = [], {}
+        done = {"completed_at": _iso(self.clock()), "patients": len(patients)}
+        await self.save(batch, done, read)
 
     async def full(self) -> None:
         started = self.clock()
@@ -366,6 +408,7 @@ class _Run:
             at=self.clock(),
             stream=self.stream.name,
             cursor=cursor,
+            hold=self.hold,
         )
 
 
@@ -393,6 +436,9 @@ async def sync(
     retries: int = 2,
     timer: Callable[[], float] = time.perf_counter,
     reconcile: timedelta | None = None,
+    holder: str | None = None,
+    supersedes: str | None = None,
+    lease_ttl: timedelta = LEASE_TTL,
 ) -> SyncReport:
     """Sync one tenant's streams (all of them for None) from ``upstream`` into ``store``.
 
@@ -403,46 +449,79 @@ async def sync(
     ``reconcile`` makes incremental streams re-read at least that far back (a reconciliation
     sweep): changes the cursor missed are stored, and announced, like any other; unchanged
     records make no event.
+
+    Each stream runs under its lease, held as ``holder`` (a fresh name by default); a stream
+    whose lease another sync holds is skipped, and so is the rest of a stream whose lease
+    another sync took over. ``supersedes`` names a holder prefix taken over at once (an earlier
+    attempt of the same job, which the job queue found dead).
     """
     if page_size < 1:
         raise SyncError("page_size must be at least 1")
     chosen = resolve(streams)
     report = SyncReport(tenant_id, clock())
+    hold = Hold(holder or f"run:{secrets.token_hex(8)}", lease_ttl)
     for stream in chosen:
         result = report.streams[stream.name] = StreamResult()
         if progress is not None:
             progress(stream.name, result)
         began = timer()
-        run = _Run(
-            store,
-            upstream,
-            tenant_id,
-            stream,
-            clock,
-            result,
-            page_size,
-            on_page,
-            progress,
-            reconcile,
+        claim = await store.acquire(
+            tenant_id, stream.name, hold.holder, now=clock(), ttl=lease_ttl, supersedes=supersedes
         )
-        while True:
-            result.attempts += 1
+        if not claim.granted:
+            result.skipped = (
+                f"another sync is running it (its lease runs to {_iso(claim.expires_at)})"
+            )
+        else:
             try:
-                if stream.mode == "incremental":
-                    await run.incremental(lag)
-                elif stream.mode == "per_patient":
-                    await run.per_patient(lag)
-                elif stream.mode == "window":
-                    await run.window(*window)
-                else:
-                    await run.full()
-            except UpstreamError as err:
-                if result.attempts <= retries:
-                    continue
-                result.error = f"{type(err).__name__}: {err}"
-            break
+                await _run_stream(
+                    _Run(
+                        store,
+                        upstream,
+                        tenant_id,
+                        stream,
+                        clock,
+                        result,
+                        page_size,
+                        on_page,
+                        progress,
+                        reconcile,
+                        hold,
+                        clock(),
+                    ),
+                    lag,
+                    window,
+                    retries,
+                )
+            except LeaseLost:
+                result.skipped = "another sync took it over (this one's lease had lapsed)"
+            finally:
+                await store.release(tenant_id, stream.name, hold.holder)
         result.seconds = timer() - began
         result.done = True
         if progress is not None:
             progress(stream.name, result)
     return report
+
+
+async def _run_stream(
+    run: _Run, lag: timedelta, window: tuple[timedelta, timedelta], retries: int
+) -> None:
+    """One stream's pass, retried from its cursor after an upstream failure."""
+    result, stream = run.result, run.stream
+    while True:
+        result.attempts += 1
+        try:
+            if stream.mode == "incremental":
+                await run.incremental(lag)
+            elif stream.mode == "per_patient":
+                await run.per_patient(lag)
+            elif stream.mode == "window":
+                await run.window(*window)
+            else:
+                await run.full()
+        except UpstreamError as err:
+            if result.attempts <= retries:
+                continue
+            result.error = f"{type(err).__name__}: {err}"
+        break

@@ -116,9 +116,13 @@ class Deployment:
         tenant_id: str,
         streams: list[str] | None = None,
         reconcile: timedelta | None = None,
+        holder: str | None = None,
+        supersedes: str | None = None,
     ) -> dict[str, Any]:
         """Sync a tenant's streams now; returns the report as JSON (``POST /sync``)."""
-        report = await self.sync_report(tenant_id, streams, reconcile=reconcile)
+        report = await self.sync_report(
+            tenant_id, streams, reconcile=reconcile, holder=holder, supersedes=supersedes
+        )
         return report.as_json()
 
     async def sync_report(
@@ -128,9 +132,13 @@ class Deployment:
         *,
         reconcile: timedelta | None = None,
         progress: sync_engine.Progress | None = None,
+        holder: str | None = None,
+        supersedes: str | None = None,
     ) -> sync_engine.SyncReport:
-        """Sync a tenant's streams now, one sync per tenant at a time; announce what failed
-        or drifted, and mark the read path fresh. ``reconcile`` sweeps that far back."""
+        """Sync a tenant's streams now, one sync per tenant at a time in this process and one
+        per (tenant, stream) across processes (a stream another sync is running is skipped);
+        announce what failed or drifted, and mark the read path fresh. ``reconcile`` sweeps
+        that far back; ``holder`` and ``supersedes`` name the streams' leases (a job's)."""
         lock = self._sync_locks.setdefault(tenant_id, anyio.Lock())
         async with lock:
             upstream = await self.upstreams.of(tenant_id)
@@ -142,6 +150,8 @@ class Deployment:
                 clock=self.clock,
                 reconcile=reconcile,
                 progress=progress,
+                holder=holder,
+                supersedes=supersedes,
             )
             await self._announce(tenant_id, report, upstream.drift.as_dict())
             await self._mark_fresh(tenant_id, report)
@@ -153,7 +163,8 @@ class Deployment:
         for name, result in report.streams.items():
             kind = sync_engine.STREAMS[name].kind
             source = SOURCES.get(kind)
-            if result.error is None and source is not None and not source.per_patient:
+            ran = result.error is None and result.skipped is None
+            if ran and source is not None and not source.per_patient:
                 await self.records.mark_refreshed(tenant_id, kind, "*", report.started_at)
 
     async def _announce(
