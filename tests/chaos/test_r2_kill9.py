@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import select
 from tests.chaos.conftest import Figures
@@ -47,10 +48,13 @@ from tests.chaos.truth import duplicate_events
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 from tests.sync.test_sync import TENANT, store_ids, truth_ids
 
+from carebridge.cli.worker import conninfo
+from carebridge.jobs.queue import build_app, nudge_delivery, nudge_sync
 from carebridge.services.keys import mint, parse_scopes
 from carebridge.store import tenants as repo
 from carebridge.store.schema import deliveries, events
 from carebridge.store.vault import KeyRing
+from carebridge.sync.engine import STREAMS as ENGINE_STREAMS
 from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 
@@ -311,5 +315,86 @@ def test_kill9_of_sync_and_api_on_sqlite_loses_duplicates_and_jams_nothing(
         figures.runs += 1
         figures.notes |= {"killed": killed, "bookings": len(bodies), "booked": len(booked)}
         anyio.run(_store_figures, database, ring, sb, receiver, figures)
+    assert receiver.rejected == 0
+    assert figures.clean(), figures
+
+
+# --- PostgreSQL: carebridge worker -----------------------------------------------------------
+
+STREAMS = tuple(ENGINE_STREAMS)
+
+
+def _pg(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo(url)) as conn:
+        return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+
+
+async def _nudge(url: str) -> None:
+    queue = build_app(conninfo(url))
+    async with queue.open_async():
+        for stream in STREAMS:
+            await nudge_sync(queue, TENANT, stream)
+        await nudge_delivery(queue)
+
+
+def _synced(url: str) -> bool:
+    jobs = _pg(
+        url,
+        "SELECT status, args->>'stream' FROM procrastinate_jobs "
+        "WHERE task_name = 'carebridge.sync_stream'",
+    )
+    done = {stream for status, stream in jobs if status == "succeeded"}
+    busy = [row for row in jobs if row[0] in ("todo", "doing")]
+    return done >= set(STREAMS) and not busy
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("seed", "kills"), [(8, 2), pytest.param(9, 6, marks=pytest.mark.chaos)])
+def test_kill9_of_workers_on_postgresql_loses_duplicates_and_jams_nothing(
+    seed: int,
+    kills: int,
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    rng = random.Random(seed)
+    figures.seeds.append(seed)
+    ring = KeyRing.generate()
+    receiver = Receiver()
+    with sandbox(seed=seed, patients=40) as sb, serving(receiver.app) as hooks:
+        anyio.run(_onboard, pg_url, ring, sb, f"{hooks}/hook", receiver.secret)
+        children = env(pg_url, ring.to_text())
+        command = ["worker", "--processes=2", "--concurrency=4", f"--db={pg_url}"]
+        killed = 0
+        workers = carebridge(command, children, tmp_path / "worker.log")
+        try:
+            deadline = time.monotonic() + 150
+            while not _pg(pg_url, "SELECT 1 FROM pg_tables WHERE tablename = 'procrastinate_jobs'"):
+                assert time.monotonic() < deadline, "the worker never created its queue"
+                time.sleep(0.2)
+            for _ in range(kills):
+                anyio.run(_nudge, pg_url)
+                time.sleep(rng.uniform(0.5, 6.0))
+                killed += kill9(workers)
+                workers = carebridge(command, children, tmp_path / "worker.log")
+            deadline = time.monotonic() + 420
+            while True:
+                assert workers.poll() is None, "the workers exited"
+                anyio.run(_nudge, pg_url)
+                pending = _pg(pg_url, "SELECT COUNT(*) FROM deliveries WHERE state <> 'delivered'")
+                if _synced(pg_url) and pending[0][0] == 0:
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            stuck_jobs = _pg(
+                pg_url, "SELECT COUNT(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+            )[0][0]
+        finally:
+            stop(workers)
+        figures.runs += 1
+        figures.stuck += int(stuck_jobs) if not _synced(pg_url) else 0
+        figures.notes |= {"killed": killed}
+        anyio.run(_store_figures, pg_url, ring, sb, receiver, figures)
     assert receiver.rejected == 0
     assert figures.clean(), figures
