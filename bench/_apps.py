@@ -23,15 +23,19 @@ from carebridge.api.app import create_app
 from carebridge.services.live import Live
 from carebridge.store.adapters import SqlAudit, SqlKeys, SqlRecords
 from carebridge.store.engine import create_engine
+from carebridge.store.vault import KEY_BYTES, KeyRing, Vault
 
 DB_ENV = "CAREBRIDGE_BENCH_DB"
 PAYLOAD_ENV = "CAREBRIDGE_BENCH_PAYLOAD"
+BENCH_VAULT = Vault(
+    KeyRing({"bench": bytes(KEY_BYTES)}, "bench")
+)  # every worker opens one audit key
 
 
 def build_carebridge(url: str) -> tuple[Any, AsyncEngine]:
     """The real carebridge API over the store at ``url``, and its engine (to dispose)."""
     engine = create_engine(url)
-    audit = SqlAudit(engine)
+    audit = SqlAudit(engine, BENCH_VAULT)
     app = create_app(Live(SqlRecords(engine), audit), SqlKeys(engine), audit)
     return app, engine
 

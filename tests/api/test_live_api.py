@@ -265,7 +265,7 @@ async def _flow(live: Live) -> None:
     routes = {e["route"] for e in audit}
     assert {"GET /patients", "POST /create_appointment", "POST /submit_claim"} <= routes
     assert all(patient in e["patient_ids"] for e in audit if e["route"] == "POST /check_in")
-    assert (await verify(live.deployment.engine, "ten_a")).intact
+    assert (await verify(live.deployment.engine, live.deployment.vault, "ten_a")).intact
 
 
 async def test_writes_are_idempotent_ledgered_and_read_back(live: Live) -> None:

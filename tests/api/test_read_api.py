@@ -22,9 +22,11 @@ from carebridge.store.adapters import SqlAudit, SqlKeys, SqlRecords
 from carebridge.store.audit import verify
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import tenants
+from carebridge.store.vault import KEY_BYTES, KeyRing, Vault
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+VAULT = Vault(KeyRing({"k1": bytes(KEY_BYTES)}, "k1"))
 
 
 @pytest.fixture
@@ -90,7 +92,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         "other": await _key(engine, "ten_b", "patient.read,claim.read", "key_other"),
         "auditor": await _key(engine, "ten_a", "audit.read", "key_auditor"),
     }
-    audit = SqlAudit(engine)
+    audit = SqlAudit(engine, VAULT)
     app = create_app(Live(SqlRecords(engine), audit, clock=lambda: NOW), SqlKeys(engine), audit)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api.test"
@@ -116,7 +118,7 @@ async def test_patients_page_by_cursor_and_every_read_is_audited(api: Api) -> No
         if cursor is None:
             break
     assert seen == api.patient_ids
-    chain = await verify(api.engine, "ten_a")
+    chain = await verify(api.engine, VAULT, "ten_a")
     assert (chain.entries, chain.intact) == (3, True)
 
 

@@ -117,10 +117,13 @@ def vault_new_key(kid: Annotated[str, typer.Option(help="The new key's id.")] = 
 def audit_verify(
     tenant: Annotated[str, typer.Option(help="The tenant whose chain to check.")], db: Db = None
 ) -> None:
-    """Check a tenant's audit chain; exits 1 when an entry was edited, removed or reordered."""
-    result = _run(lambda: admin.verify_audit(admin.database_url(db), tenant))
+    """Check a tenant's audit chain under its key (CAREBRIDGE_VAULT_KEY); exits 1 when an entry
+    was edited, removed or reordered, or the newest entries or the checkpoint are gone."""
+    ring = _ring()
+    result = _run(lambda: admin.verify_audit(admin.database_url(db), ring, tenant))
     if result.intact:
         typer.echo(f"audit chain of {tenant} intact: {result.entries} entries")
         return
-    typer.echo(f"audit chain of {tenant} BROKEN at seq {result.first_broken}", err=True)
+    where = "" if result.first_broken is None else f" at seq {result.first_broken}"
+    typer.echo(f"audit chain of {tenant} BROKEN{where}: {result.problem}", err=True)
     raise typer.Exit(code=1)

@@ -19,6 +19,7 @@ from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
 from carebridge.store.schema import audit_log, freshness, write_ledger
 from carebridge.store.schema import entities as entity_table
+from carebridge.store.vault import Vault
 
 
 def _aware(at: datetime) -> datetime:
@@ -213,11 +214,12 @@ class SqlKeys:
 
 
 class SqlAudit:
-    """``AuditSink`` and ``AuditReader`` over the hash-chained audit log (group commit)."""
+    """``AuditSink`` and ``AuditReader`` over the MAC-chained audit log (group commit); the
+    vault holds each tenant's audit key."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
         self.engine = engine
-        self.log = AuditLog(engine)
+        self.log = AuditLog(engine, vault)
 
     async def events(self, tenant_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

@@ -1,28 +1,55 @@
-"""The audit log of PHI access: append-only, hash-chained per tenant, written by group commit.
+"""The audit log of PHI access: append-only, MAC-chained per tenant, written by group commit.
 
 Each entry records who (principal) read or wrote which patients' data through which route or
-tool, and when. Its hash covers the previous entry's hash and its own canonical content, so
-editing, deleting or reordering any entry breaks every later hash; :func:`verify` finds the first
-break. Writers call :meth:`AuditLog.record`, which returns once the entry is committed: callers
-that arrive while a commit is running are written together in the next one (group commit), so
+tool, and when (to the microsecond). Its MAC is an HMAC-SHA256, under the tenant's audit key,
+of the previous entry's MAC and a canonical encoding of every field, so editing, deleting or
+reordering any entry breaks every later MAC, and nobody without the key can recompute the chain
+after an edit. The key is a random 256-bit secret sealed in the vault (slot ``audit.key``),
+created with the tenant's first entry; it never leaves this module.
+
+Each tenant's head is checkpointed in ``audit_heads`` (last seq, entry count, head MAC, itself
+MAC'd), rewritten in the transaction of every append: removing the newest entries, or the whole
+log, no longer goes unnoticed. Appenders lock the checkpoint row, so appenders in several
+processes extend one chain, one after another.
+
+Writers call :meth:`AuditLog.record`, which returns once the entry is committed: callers that
+arrive while a commit is running are written together in the next one (group commit), so
 durability before the response costs one transaction per burst, not per request.
+:func:`verify` walks a chain from genesis and checks it reaches the checkpoint.
+
+What stays out of reach: someone who can write the database *and* open the vault, or who
+restores an older copy of both the log and its checkpoint (anchor the checkpoint elsewhere,
+e.g. in the exported logs, for that).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import json
+import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from carebridge.store.schema import audit_log
+from carebridge.store.schema import audit_heads, audit_log, vault_secrets
+from carebridge.store.vault import Sealed, Vault
 
 GENESIS = "0" * 64
+KEY_SLOT = "audit.key"
+_ENTRY = "carebridge-audit-entry/v1"
+_HEAD = "carebridge-audit-head/v1"
+_UNSIGNED = "-" * 64  # a checkpoint written over one that did not authenticate: never valid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,21 +63,140 @@ class AuditEntry:
     at: datetime
 
 
-def entry_hash(previous: str, entry: AuditEntry) -> str:
-    """The chain hash of ``entry`` after ``previous``."""
-    at = entry.at.astimezone(UTC).replace(microsecond=0).isoformat()
-    body = json.dumps(
-        [entry.tenant_id, entry.principal, entry.route, sorted(entry.patient_ids), at],
-        separators=(",", ":"),
+def _utc(at: datetime) -> datetime:
+    """In UTC; a naive instant (SQLite hands them back so) already is."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def at_text(at: datetime) -> str:
+    """The instant as the MAC covers it: UTC, to the microsecond."""
+    return _utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_mac(key: bytes, previous: str, entry: AuditEntry) -> str:
+    """The chain MAC of ``entry`` after ``previous``, under the tenant's audit key."""
+    body = [
+        _ENTRY,
+        entry.tenant_id,
+        entry.principal,
+        entry.route,
+        sorted(entry.patient_ids),
+        at_text(entry.at),
+        previous,
+    ]
+    return _mac(key, body)
+
+
+def head_mac(key: bytes, tenant_id: str, last_seq: int, entries: int, head: str) -> str:
+    """The MAC of a tenant's checkpoint."""
+    return _mac(key, [_HEAD, tenant_id, last_seq, entries, head])
+
+
+def _mac(key: bytes, fields: list[Any]) -> str:
+    canonical = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+# --- the tenant's audit key, in the vault ------------------------------------------------------
+
+
+async def _stored_key(conn: AsyncConnection, vault: Vault, tenant_id: str) -> bytes | None:
+    row = (
+        await conn.execute(
+            select(vault_secrets.c.sealed).where(
+                vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == KEY_SLOT
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    text = vault.open_text(tenant_id, KEY_SLOT, Sealed.from_text(row[0]))
+    return base64.urlsafe_b64decode(text.encode())
+
+
+async def _key_for_append(
+    conn: AsyncConnection, vault: Vault, tenant_id: str, now: datetime
+) -> tuple[bytes, bool]:
+    """The tenant's key, created if it has none; and whether this transaction created it.
+
+    The insert comes first so that the transaction holds the write lock (SQLite) or waits for a
+    concurrent creator (PostgreSQL) before it reads.
+    """
+    fresh = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    sealed = vault.seal(tenant_id, KEY_SLOT, fresh)
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        vault_secrets
     )
-    return hashlib.sha256(f"{previous}|{body}".encode()).hexdigest()
+    created = (
+        await conn.execute(
+            insert.values(
+                tenant_id=tenant_id,
+                name=KEY_SLOT,
+                sealed=sealed.to_text(),
+                kid=sealed.kid,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "name"])
+            .returning(vault_secrets.c.name)  # a row only when this statement created the key
+        )
+    ).first()
+    key = await _stored_key(conn, vault, tenant_id)
+    if key is None:  # pragma: no cover - inserted or present a statement ago
+        raise RuntimeError("the audit key vanished")
+    return key, created is not None
+
+
+# --- appending ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Head:
+    key: bytes
+    last_seq: int
+    entries: int
+    head: str
+    signed: bool  # False once a checkpoint did not authenticate: the tamper stays visible
+
+
+async def _lock_head(
+    conn: AsyncConnection, tenant_id: str, key: bytes, *, new_key: bool, now: datetime
+) -> _Head:
+    """The tenant's checkpoint, locked for this transaction (created with a new key)."""
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        audit_heads
+    )
+    # a key without a checkpoint means the checkpoint was removed: recreate it unsigned
+    mac = head_mac(key, tenant_id, 0, 0, GENESIS) if new_key else _UNSIGNED
+    await conn.execute(
+        insert.values(
+            tenant_id=tenant_id, last_seq=0, entries=0, head=GENESIS, mac=mac, updated_at=now
+        ).on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    row = (
+        await conn.execute(
+            select(audit_heads).where(audit_heads.c.tenant_id == tenant_id).with_for_update()
+        )
+    ).one()
+    last_seq, entries = int(row.last_seq), int(row.entries)
+    expected = head_mac(key, tenant_id, last_seq, entries, row.head)
+    signed = hmac.compare_digest(expected, row.mac)
+    if not signed:
+        log.warning("the audit checkpoint of tenant %s does not authenticate", tenant_id)
+    return _Head(key, last_seq, entries, row.head, signed)
 
 
 class AuditLog:
-    """Appends entries for every tenant through one engine, by group commit."""
+    """Appends entries for every tenant through one engine, by group commit.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Args:
+        engine: the store.
+        vault: opens (and seals, on first use) each tenant's audit key.
+    """
+
+    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
         self.engine = engine
+        self.vault = vault
+        self._keys: dict[str, bytes] = {}
         self._pending: list[tuple[AuditEntry, asyncio.Future[int]]] = []
         self._lock = asyncio.Lock()
         self.commits = 0
@@ -72,38 +218,62 @@ class AuditLog:
         return await future
 
     async def _commit(self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
-        heads: dict[str, str] = {}
+        heads: dict[str, _Head] = {}
+        results: list[tuple[asyncio.Future[int], int]] = []
         async with self.engine.begin() as conn:
+            for entry, _ in batch:
+                tenant = entry.tenant_id
+                if tenant in heads:
+                    continue
+                now = _utc(entry.at)
+                key = self._keys.get(tenant)
+                new_key = False
+                if key is None:
+                    key, new_key = await _key_for_append(conn, self.vault, tenant, now)
+                heads[tenant] = await _lock_head(conn, tenant, key, new_key=new_key, now=now)
             for entry, future in batch:
-                previous = heads.get(entry.tenant_id) or await _head(conn, entry.tenant_id)
-                digest = entry_hash(previous, entry)
+                head = heads[entry.tenant_id]
+                digest = entry_mac(head.key, head.head, entry)
                 result = await conn.execute(
                     audit_log.insert().values(
                         tenant_id=entry.tenant_id,
                         principal=entry.principal,
                         route=entry.route,
                         patient_ids=sorted(entry.patient_ids),
-                        at=entry.at.astimezone(UTC).replace(microsecond=0),
-                        prev_hash=previous,
+                        at=_utc(entry.at),
+                        prev_hash=head.head,
                         hash=digest,
                     )
                 )
-                heads[entry.tenant_id] = digest
-                key = result.inserted_primary_key
-                future.set_result(int(key[0]) if key else 0)
+                key_row = result.inserted_primary_key
+                seq = int(key_row[0]) if key_row else 0
+                head.last_seq, head.entries, head.head = seq, head.entries + 1, digest
+                results.append((future, seq))
+            for tenant, head in heads.items():
+                mac = (
+                    head_mac(head.key, tenant, head.last_seq, head.entries, head.head)
+                    if head.signed
+                    else _UNSIGNED
+                )
+                await conn.execute(
+                    update(audit_heads)
+                    .where(audit_heads.c.tenant_id == tenant)
+                    .values(
+                        last_seq=head.last_seq,
+                        entries=head.entries,
+                        head=head.head,
+                        mac=mac,
+                        updated_at=max(_utc(e.at) for e, _ in batch),
+                    )
+                )
+        for tenant, head in heads.items():  # only keys that are committed
+            self._keys[tenant] = head.key
+        for future, seq in results:
+            future.set_result(seq)
         self.commits += 1
 
 
-async def _head(conn: AsyncConnection, tenant_id: str) -> str:
-    row = (
-        await conn.execute(
-            select(audit_log.c.hash)
-            .where(audit_log.c.tenant_id == tenant_id)
-            .order_by(audit_log.c.seq.desc())
-            .limit(1)
-        )
-    ).first()
-    return str(row[0]) if row else GENESIS
+# --- verifying ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -111,32 +281,92 @@ class Verification:
     """The result of walking one tenant's chain."""
 
     entries: int
-    first_broken: int | None  # the seq of the first entry whose hash does not follow
+    first_broken: int | None  # the seq of the first entry whose MAC does not follow, or missing
+    problem: str | None = None  # what is wrong, in words (no entry content)
 
     @property
     def intact(self) -> bool:
-        """No entry was edited, removed or reordered."""
-        return self.first_broken is None
+        """No entry was edited, removed or reordered, and the chain reaches its checkpoint."""
+        return self.first_broken is None and self.problem is None
 
 
-async def verify(engine: AsyncEngine, tenant_id: str) -> Verification:
-    """Recompute the tenant's chain in sequence order."""
+async def verify(engine: AsyncEngine, vault: Vault, tenant_id: str) -> Verification:
+    """Recompute the tenant's chain from genesis under its key, and hold it to the checkpoint.
+
+    The checkpoint is read first: entries appended meanwhile follow it, and are checked like
+    the others.
+
+    Raises:
+        carebridge.store.vault.VaultError: the audit key does not open with this vault.
+    """
+    async with engine.connect() as conn:
+        key = await _stored_key(conn, vault, tenant_id)
+        checkpoint = (
+            await conn.execute(select(audit_heads).where(audit_heads.c.tenant_id == tenant_id))
+        ).first()
+        if key is None:
+            first = (
+                await conn.execute(
+                    select(audit_log.c.seq)
+                    .where(audit_log.c.tenant_id == tenant_id)
+                    .order_by(audit_log.c.seq)
+                    .limit(1)
+                )
+            ).first()
+            if first is None and checkpoint is None:
+                return Verification(0, None)
+            seq = None if first is None else int(first[0])
+            return Verification(0, seq, "the tenant's audit key is missing from the vault")
+        return await _walk(conn, key, tenant_id, checkpoint)
+
+
+async def _walk(conn: AsyncConnection, key: bytes, tenant_id: str, checkpoint: Any) -> Verification:
+    """Entries first (the first one that does not follow is the answer), then the checkpoint."""
+    cp: tuple[int, int, str] | None = None
+    if checkpoint is not None:
+        cp = (int(checkpoint.last_seq), int(checkpoint.entries), str(checkpoint.head))
+        if not hmac.compare_digest(head_mac(key, tenant_id, *cp), checkpoint.mac):
+            cp = None
     previous = GENESIS
     count = 0
-    async with engine.connect() as conn:
-        result = await conn.stream(
-            select(audit_log).where(audit_log.c.tenant_id == tenant_id).order_by(audit_log.c.seq)
-        )
-        try:
-            async for row in result:
-                count += 1
-                at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
-                entry = AuditEntry(
-                    row.tenant_id, row.principal, row.route, tuple(row.patient_ids), at
+    last_seq = 0
+    reached = cp is None or cp == (0, 0, GENESIS)
+    result = await conn.stream(
+        select(audit_log).where(audit_log.c.tenant_id == tenant_id).order_by(audit_log.c.seq)
+    )
+    try:
+        async for row in result:
+            count += 1
+            seq = int(row.seq)
+            entry = AuditEntry(
+                row.tenant_id, row.principal, row.route, tuple(row.patient_ids), row.at
+            )
+            expected = entry_mac(key, previous, entry)
+            if row.prev_hash != previous or not hmac.compare_digest(row.hash, expected):
+                return Verification(
+                    count,
+                    seq,
+                    f"entry {seq} does not follow the chain: it was edited, or an entry before "
+                    "it removed or reordered",
                 )
-                if row.prev_hash != previous or row.hash != entry_hash(previous, entry):
-                    return Verification(count, int(row.seq))
-                previous = row.hash
-        finally:
-            await result.close()  # a server-side cursor must not outlive an early return
+            if cp is not None and not reached and seq >= cp[0]:
+                if (seq, count, row.hash) != cp:
+                    return Verification(
+                        count, seq, f"entry {seq} does not match the head checkpoint"
+                    )
+                reached = True
+            previous, last_seq = row.hash, seq
+    finally:
+        await result.close()  # a server-side cursor must not outlive an early return
+    if checkpoint is None:
+        return Verification(count, None, "the head checkpoint is missing")
+    if cp is None:
+        return Verification(count, None, "the head checkpoint does not authenticate")
+    if not reached:
+        return Verification(
+            count,
+            cp[0],
+            f"the newest entries are missing: the log ends at seq {last_seq} after {count} "
+            f"entries, the checkpoint at seq {cp[0]} after {cp[1]}",
+        )
     return Verification(count, None)

@@ -124,10 +124,10 @@ async def rotate_vault(url: str, ring: KeyRing) -> int:
         await engine.dispose()
 
 
-async def verify_audit(url: str, tenant_id: str) -> Verification:
-    """Walk a tenant's audit chain."""
+async def verify_audit(url: str, ring: KeyRing, tenant_id: str) -> Verification:
+    """Walk a tenant's audit chain under its key from the vault."""
     engine = await _migrated(url)
     try:
-        return await verify(engine, tenant_id)
+        return await verify(engine, Vault(ring), tenant_id)
     finally:
         await engine.dispose()

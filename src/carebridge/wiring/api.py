@@ -236,7 +236,7 @@ async def open_deployment(
     engine = create_engine(url)
     vault = Vault(ring)
     records = SqlRecords(engine)
-    audit = SqlAudit(engine)
+    audit = SqlAudit(engine, vault)
     ledger = SqlLedger(engine)
     upstreams = TenantUpstreams(engine, vault, clock=clock, transport=transport, throttle=throttle)
     live = Live(
