@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ async def records(engine: AsyncEngine, tenant: str = TENANT) -> dict[tuple[str, 
 
 async def reference(live: Live, folder: Path) -> dict[tuple[str, str], Any]:
     """The same tenant synced with no fault into a fresh store: what the chaos store should
-    hold, record for record."""
+    hold, record for record. The fresh store has its own MFA ledger, so the clock moves to a
+    TOTP step the chaos store's sign-ins have not used."""
+    live.clock.advance(timedelta(seconds=31))
     deployment = await open_deployment(
         f"sqlite:///{folder / 'reference.db'}",
         KeyRing.generate(),
