@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+import stamina
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
@@ -54,6 +55,9 @@ def _app(holder: dict[str, Any]) -> FastAPI:
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
             stack = AsyncExitStack()
             live = await stack.enter_async_context(running(f"{folder}/store.db", patients=6))
+            # `running` turns stamina's test mode on for as long as it runs, which here is the
+            # whole process: turn it back off so that no other test runs under it.
+            stamina.set_testing(False)
             holder["stack"] = stack  # never closed: the process's exit ends it
             holder["key"] = live.keys["admin_a"]
             outer.mount("/", build(live.deployment, admin_token=ADMIN_TOKEN))
