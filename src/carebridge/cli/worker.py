@@ -2,8 +2,10 @@
 
 ``--processes N`` runs N worker processes (this one and N-1 children); they share the queue,
 and the jobs' locks keep them from running one (tenant, stream), or a delivery round, twice at
-once. A schedule (every minute) nudges every tenant's streams and a delivery round. The
-embedded SQLite mode has no worker: ``carebridge serve`` runs the same handlers in process.
+once. A schedule (every minute) nudges every tenant's streams and a delivery round. A worker
+that sends no heartbeat for ``--stalled-after`` seconds (killed, say) counts as dead: its jobs
+are retried, by any worker's schedule or at the next worker's start-up, so their locks free.
+The embedded SQLite mode has no worker: ``carebridge serve`` runs the same handlers in process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import typer
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
-from carebridge.jobs.queue import build_app, ensure_schema, run_worker
+from carebridge.jobs.queue import STALLED_AFTER, build_app, ensure_schema, run_worker
 from carebridge.store.engine import async_url
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.admin import database_url
@@ -34,13 +36,20 @@ def conninfo(url: str) -> str:
     return plain
 
 
-async def _work(url: str, ring: KeyRing, concurrency: int, schema: bool) -> None:
+async def _work(
+    url: str, ring: KeyRing, concurrency: int, schema: bool, stalled_after: float
+) -> None:
     deployment = await open_deployment(url, ring)
     try:
-        app = build_app(conninfo(url), handlers(deployment))
+        app = build_app(conninfo(url), handlers(deployment), stalled_after=stalled_after)
         if schema:
             await ensure_schema(app)
-        await run_worker(app, concurrency=concurrency, name=f"carebridge-{os.getpid()}")
+        await run_worker(
+            app,
+            concurrency=concurrency,
+            name=f"carebridge-{os.getpid()}",
+            stalled_after=stalled_after,
+        )
     finally:
         await deployment.aclose()
 
@@ -54,6 +63,14 @@ def worker_command(
     schema: Annotated[
         bool, typer.Option(hidden=True, help="Create the queue's tables first.")
     ] = True,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            min=3,
+            max=3600,
+            help="Seconds without a heartbeat after which a worker is dead and its jobs retried.",
+        ),
+    ] = STALLED_AFTER,
 ) -> None:
     """Run procrastinate workers that sync tenants and deliver webhooks (PostgreSQL)."""
     url = database_url(db)
@@ -74,13 +91,14 @@ def worker_command(
                 "--processes=1",
                 f"--concurrency={concurrency}",
                 "--no-schema",
+                f"--stalled-after={stalled_after}",
                 f"--db={url}",
             ]
         )
         for _ in range(processes - 1)
     ]
     try:
-        asyncio.run(_work(url, ring, concurrency, schema=False))
+        asyncio.run(_work(url, ring, concurrency, False, stalled_after))
     except KeyboardInterrupt:
         pass
     finally:

@@ -11,8 +11,12 @@ from carebridge.wiring.api import Deployment
 def handlers(deployment: Deployment) -> Handlers:
     """What a worker (or the in-process runner) does, over ``deployment``."""
 
-    async def sync(tenant: str, stream: str) -> None:
-        await deployment.sync(tenant_id=tenant, streams=[stream])
+    async def sync(
+        tenant: str, stream: str, *, holder: str | None = None, supersedes: str | None = None
+    ) -> None:
+        await deployment.sync(
+            tenant_id=tenant, streams=[stream], holder=holder, supersedes=supersedes
+        )
 
     async def tenants() -> list[str]:
         return await repo.tenant_ids(deployment.engine)
