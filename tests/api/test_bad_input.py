@@ -5,14 +5,16 @@ HSTS."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from tests.api.live import API, Live, running
 
-from carebridge.api.main import build, max_body_bytes
+from carebridge.api.main import build, max_body_bytes, shell
 from carebridge.errors import ConfigError
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +198,27 @@ def test_the_deployment_reads_its_body_limit_from_the_environment(
         monkeypatch.setenv("CAREBRIDGE_MAX_BODY_BYTES", wrong)
         with pytest.raises(ConfigError):
             max_body_bytes()
+
+
+async def test_an_undeclared_query_parameter_is_422_naming_it(live: Live) -> None:
+    body = problem(await live.get("/patients", update_since="2026-11-01T00:00:00Z"), 422)
+    assert fields(body) == {"update_since"}
+    assert fields(problem(await live.get("/events", **{"": "0.0"}), 422)) == {""}
+    reply = await live.client.get("/patients?x=1")  # the credential is asked for first
+    assert reply.status_code == 401
+
+
+async def test_a_path_the_mount_cannot_route_is_a_problem_with_the_headers(live: Live) -> None:
+    @asynccontextmanager
+    async def lifespan(outer: FastAPI) -> AsyncIterator[None]:
+        outer.mount("/", build(live.deployment))
+        yield
+
+    app = shell(lifespan)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=API) as client:
+            reply = await client.get("/webhooks/a%0Ab/deliveries", headers=live.auth("admin_a"))
+    problem(reply, 404)
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["strict-transport-security"] == HSTS

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Body as BodyParam
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.types import ASGIApp
 
@@ -154,6 +155,40 @@ async def _caller(
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Any) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def _declared_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422): a misspelt filter
+    (``update_since``) must not silently widen a read."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:  # pragma: no cover - every API route has one
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = _query_names(dependant)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name[:64]),
+                    "msg": "not a query parameter of this route",
+                }
+                for name in unknown
+            ]
+        )
+
+
 PUBLIC = frozenset({"/health", "/authenticate", "/tenants"})
 
 
@@ -289,6 +324,7 @@ def create_app(
     Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed."""
     service = live
     app = Api(
+        dependencies=[Depends(_declared_query)],
         title="carebridge",
         version="0.1.0",
         openapi_url="/openapi.json",

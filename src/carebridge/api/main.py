@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
-from carebridge.api import admin_routes, auth_routes, sync_routes, webhook_routes
-from carebridge.api.app import create_app
+from carebridge.api import admin_routes, auth_routes, problems, sync_routes, webhook_routes
+from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
 from carebridge.errors import ConfigError
 from carebridge.jobs.queue import InProcessRunner
@@ -107,4 +107,13 @@ def app() -> FastAPI:
             await asyncio.gather(*background, return_exceptions=True)
             await deployment.aclose()
 
-    return FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    return shell(lifespan)
+
+
+def shell(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+    """The process's outer app, into which the lifespan mounts the API. What the mount cannot
+    route (a path with a line break) is answered here, still as a problem with the security
+    headers."""
+    outer = Api(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    problems.install(outer)
+    return outer
