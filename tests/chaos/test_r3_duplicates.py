@@ -32,6 +32,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _in_flight(answer: httpx.Response) -> bool:
+    return answer.status_code == 409 and str(answer.json().get("type", "")).endswith(
+        "idempotency-key-in-flight"
+    )
+
+
 def _in_slot(live: Live, body: dict[str, Any]) -> set[str]:
     """The upstream's booked (not cancelled) appointments at the body's slot."""
     start = body["start"].replace("Z", "")[:16]
@@ -81,9 +87,14 @@ async def _race(live: Live, figures: Figures, each: int) -> None:
     }
 
     assert set(statuses) <= {201, 409}, statuses
-    assert mine, "the repeated request never succeeded"
-    in_flight = [a.json() for a in same if a.status_code == 409]
-    assert all(p["type"].endswith("idempotency-key-in-flight") for p in in_flight)
+    assert won, "nobody booked the slot"
+    # the repeated request won the slot or lost it to a rival: either way, every answer to it
+    # is that one answer, or "still in flight"
+    settled = [a.json() for a in same if not _in_flight(a)]
+    assert settled, "the repeated request never finished"
+    assert all(answer == settled[0] for answer in settled), "the same key answered differently"
+    rivals = [a.json() for a in other if a.status_code == 409 and not _in_flight(a)]
+    assert all(p["type"].endswith("slot-taken") for p in rivals), rivals[:3]
     ledger = await live.deployment.ledger.entries("ten_a")
     booked = {e["entity_id"] for e in ledger if e["operation"] == "create_appointment"}
     assert won <= booked
