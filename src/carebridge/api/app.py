@@ -155,7 +155,6 @@ async def _caller(
 
 
 Caller = Annotated[Principal, Depends(_caller)]
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
 
 
 def _query_names(dependant: Any) -> frozenset[str]:
@@ -172,9 +171,12 @@ async def _declared_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:  # pragma: no cover - every API route has one
         return
-    known = _QUERY_NAMES.get(id(route))
+    # kept on the route itself: a table keyed by id() would outlive a collected route, and
+    # another app's route could reuse its id
+    known: frozenset[str] | None = getattr(route, "_carebridge_query_names", None)
     if known is None:
-        known = _QUERY_NAMES[id(route)] = _query_names(dependant)
+        known = _query_names(dependant)
+        route._carebridge_query_names = known  # type: ignore[union-attr]
     unknown = sorted({name for name in request.query_params if name not in known})
     if unknown:
         raise RequestValidationError(
