@@ -251,7 +251,13 @@ def test_kill9_of_sync_and_api_on_sqlite_loses_duplicates_and_jams_nothing(
     receiver = Receiver()
     with sandbox(seed=seed, patients=40) as sb, serving(receiver.app) as hooks:
         key = anyio.run(_onboard, database, ring, sb, f"{hooks}/hook", receiver.secret)
-        children = env(database, ring.to_text(), CAREBRIDGE_SYNC_INTERVAL="3600")
+        # a killed sync blocks its streams for a lease: 15 s here, two minutes by default
+        children = env(
+            database,
+            ring.to_text(),
+            CAREBRIDGE_SYNC_INTERVAL="3600",
+            CAREBRIDGE_SYNC_LEASE_SECONDS="15",
+        )
         killed = 0
         for _ in range(kills):
             child = carebridge(["sync", f"--tenant={TENANT}", "--quiet"], children)
@@ -305,7 +311,7 @@ def test_kill9_of_sync_and_api_on_sqlite_loses_duplicates_and_jams_nothing(
                 assert final.returncode == 0, final.stderr.decode()[-2000:]
                 if b"skipped" not in final.stdout or finals >= 40:
                     break
-                time.sleep(5)
+                time.sleep(2)
             figures.notes["final_syncs"] = finals
             deadline = time.monotonic() + 180
             while _pending(database) and time.monotonic() < deadline:

@@ -61,6 +61,30 @@ def webhook_urls(environ: Mapping[str, str] | None = None) -> UrlPolicy:
         raise ConfigError(str(err)) from None
 
 
+LEASE_ENV = "CAREBRIDGE_SYNC_LEASE_SECONDS"
+
+
+def sync_lease(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long a sync's lease on a stream outlives its last renewal: how long a stream stays
+    blocked after a sync is killed with ``kill -9`` (``CAREBRIDGE_SYNC_LEASE_SECONDS``, 10 to
+    3600; two minutes by default). Renewals come every third of it, so a page read slower than
+    that loses the lease (and saves nothing) rather than overlap another sync.
+
+    Raises:
+        ConfigError: the setting is not a whole number of seconds from 10 to 3600.
+    """
+    text = (os.environ if environ is None else environ).get(LEASE_ENV)
+    if text is None or not text.strip():
+        return sync_engine.LEASE_TTL
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if not 10 <= seconds <= 3600:
+        raise ConfigError(f"{LEASE_ENV} must be a whole number of seconds from 10 to 3600")
+    return timedelta(seconds=seconds)
+
+
 @dataclass
 class Deployment:
     """Everything one API process serves from."""
@@ -80,6 +104,7 @@ class Deployment:
     deliverer: Deliverer
     urls: UrlPolicy = field(default_factory=UrlPolicy)  # where webhooks may go
     resolver: Resolver = resolve  # how a webhook URL's host is resolved (at registration too)
+    lease: timedelta = sync_engine.LEASE_TTL  # a stream's sync lease (CAREBRIDGE_SYNC_LEASE_...)
     _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
     _breaking: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -152,6 +177,7 @@ class Deployment:
                 progress=progress,
                 holder=holder,
                 supersedes=supersedes,
+                lease_ttl=self.lease,
             )
             await self._announce(tenant_id, report, upstream.drift.as_dict())
             await self._mark_fresh(tenant_id, report)
@@ -274,4 +300,5 @@ async def open_deployment(
         webhooks=hooks,
         deliverer=deliverer,
         urls=urls,
+        lease=sync_lease(),
     )
