@@ -21,7 +21,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e ".[sandbox]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -76,7 +76,7 @@ bench: $(STAMP)
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o $(LOCK)
+	uv pip compile pyproject.toml --extra sandbox --extra dev --python-version 3.11 --quiet -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -14,10 +14,10 @@ import sys
 import time
 from datetime import UTC, date, datetime
 
-from carebridge.sandbox.activity import Activity
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox.activity import Activity
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.tenant import Tenant
 
 DAYS = 30
 

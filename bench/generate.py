@@ -17,9 +17,9 @@ from pathlib import Path
 
 import orjson
 
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.db import TRUTH_TABLES, TenantDB
-from carebridge.sandbox.generator import generate
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.db import TRUTH_TABLES, TenantDB
+from carecloud_sandbox.generator import generate
 
 
 def _rss_mib() -> float:

@@ -1,27 +1,59 @@
-"""The carebridge exception tree.
+"""The carebridge exception tree: every error carebridge raises on purpose, in every layer.
+
+Each class lives here; the module that raises it re-exports it under its old name. ``status`` is
+the HTTP status the API answers with (the API maps the tree, nothing else does); ``failure_type``
+and ``retryable`` are what jobs, the sync and the health report read.
 
 ::
 
-    CarebridgeError                       failure_type  retryable
-    ├── ConfigError                       config        no     bad settings or credentials
-    ├── UpstreamError                                          carries request_id and endpoint, never PHI
-    │   ├── TransportError                transient     yes    connect, read or pool timeout
-    │   ├── AuthError                     config        no
-    │   │   ├── MfaRequired               -             no     carries the challenge; the caller resumes
-    │   │   ├── AccountLocked             config        no     the upstream locked the account; locked_until
-    │   │   ├── MfaLockoutRisk            config        no     sign-ins stopped short of a lockout; alert
-    │   │   └── SessionExpired            transient     yes    refresh once, then replay
-    │   ├── RateLimited                   transient     yes    retry_after
-    │   ├── UpstreamStatusError           upstream      by status
-    │   └── UnexpectedPayload             upstream      no     field path; schema drift
-    ├── DomainError
-    │   └── InvalidTransition
-    ├── CodecError
-    │   ├── ParseError                                         segment, position
-    │   └── EncodeError
-    ├── StoreError
-    ├── SyncError
-    └── WebhookError
+    CarebridgeError                       failure_type  retryable  status
+    ├── ConfigError                       config        no         503   bad settings or credentials
+    │   └── NotConfigured                 config        no         503   no upstream connection, ...
+    ├── Unauthorized                      internal      no         401   no usable credential
+    ├── Forbidden                         internal      no         403   scope missing
+    ├── NotFound                          internal      no         404   absent, or another tenant's
+    ├── BadRequest                        internal      no         400   field names the culprit
+    ├── KeyReused                         internal      no         422   Idempotency-Key, other body
+    ├── KeyInFlight                       internal      no         409   Idempotency-Key still running
+    ├── UpstreamError                                              502   request_id and endpoint
+    │   ├── TransportError                transient     yes        504   connect, read or pool timeout
+    │   ├── WriteUnconfirmed              upstream      no         502   sent, effect unknown
+    │   ├── AuthError                     config        no         502
+    │   │   ├── MfaRequired               config        no               carries the challenge
+    │   │   ├── AccountLocked             config        no               locked_until
+    │   │   ├── MfaLockoutRisk            config        no               stopped short of a lockout
+    │   │   ├── SignInRefused             config        no               portal code; counted or not
+    │   │   └── SessionExpired            transient     yes              refresh once, then replay
+    │   ├── RateLimited                   transient     yes        503   retry_after
+    │   ├── UpstreamStatusError           upstream      by status        the upstream's status
+    │   └── UnexpectedPayload             upstream      no               field path; schema drift
+    ├── DomainError                       domain        no         422   a rule refuses the request
+    │   ├── InvalidTransition             domain        no         409   lifecycle state machine
+    │   ├── SlotTaken                     domain        no         409   availability or upstream 409
+    │   ├── ClaimRejected                 domain        no         422   scrubber objections
+    │   ├── EncounterLocked               domain        no         409   signed: use an addendum
+    │   ├── UnknownId                     domain        no         422   id the upstream lacks
+    │   ├── InvalidMfaStep                domain        no         422   method not enrolled
+    │   ├── InvalidScopes                 domain        no         422   also a ValueError
+    │   └── UrlRefused                    domain        no         422   webhook URL policy
+    ├── StoreError                        internal      no         500
+    │   ├── BadCursor                                              400   a cursor we did not issue
+    │   ├── TenantExists                                           409   the id is onboarded already
+    │   ├── UnknownTenant                                          404   no tenant has that id
+    │   ├── UserExists, InvalidUser                                      caught by their commands
+    │   ├── VaultError                                                   wrong key or tampered bytes
+    │   └── ExportError                                                  bad target or source
+    ├── SyncError                         internal      no
+    │   ├── UnknownStream                                                a stream the engine lacks
+    │   └── LeaseLost                                                    another sync took the stream
+    └── WebhookError                      internal      no
+        └── PolicyRefused                 (events.webhooks: also httpcore.ConnectError, so the
+                                           HTTP client treats a refused address as unreachable)
+
+Two classes hang from the tree at the edge, because a framework must recognise them too:
+``api.middleware.BodyTooLarge`` (a Starlette ``HTTPException`` and a ``CarebridgeError``, 413) and
+``events.webhooks.PolicyRefused`` (above). The connector's retry loop signals "one more attempt"
+with the private ``_Again``, a ``CarebridgeError`` that never leaves it.
 
 Messages carry ids and codes, never names, dates of birth or member numbers.
 """
@@ -47,6 +79,38 @@ class ConfigError(CarebridgeError):
     failure_type: ClassVar[FailureType] = "config"
 
 
+class NotConfigured(ConfigError):
+    """The deployment lacks what the request needs, e.g. an upstream connection (503)."""
+
+
+class Unauthorized(CarebridgeError):
+    """No usable credential (401)."""
+
+
+class Forbidden(CarebridgeError):
+    """The credential lacks the scope the route needs (403)."""
+
+
+class NotFound(CarebridgeError):
+    """No such record for this tenant (404: another tenant's ids look absent, never forbidden)."""
+
+
+class BadRequest(CarebridgeError):
+    """The request cannot be served as asked (400); ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class KeyReused(CarebridgeError):
+    """The ``Idempotency-Key`` was used with another request (422)."""
+
+
+class KeyInFlight(CarebridgeError):
+    """The first request with this ``Idempotency-Key`` is still running (409)."""
+
+
 class UpstreamError(CarebridgeError):
     """A call to the upstream failed."""
 
@@ -63,6 +127,13 @@ class TransportError(UpstreamError):
 
     failure_type: ClassVar[FailureType] = "transient"
     retryable = True
+
+
+class WriteUnconfirmed(UpstreamError):
+    """A write was sent but its effect is unknown (timeout, dropped connection, 5xx): read back
+    before retrying."""
+
+    retryable = False
 
 
 class AuthError(UpstreamError):
@@ -96,6 +167,16 @@ class MfaLockoutRisk(AuthError):
     def __init__(self, message: str, *, failures: int, endpoint: str | None = None):
         super().__init__(message, endpoint=endpoint)
         self.failures = failures
+
+
+class SignInRefused(AuthError):
+    """The portal refused a sign-in step; ``counted`` when the upstream counts it toward the
+    account's lockout (a wrong password or code: every 401 of the password and code steps)."""
+
+    def __init__(self, message: str, *, code: str, counted: bool, endpoint: str):
+        super().__init__(message, endpoint=endpoint)
+        self.code = code
+        self.counted = counted
 
 
 class SessionExpired(AuthError):
@@ -148,26 +229,94 @@ class InvalidTransition(DomainError):
     status = 409
 
 
-class CodecError(CarebridgeError):
-    """A document could not be decoded or encoded."""
+class SlotTaken(DomainError):
+    """The requested slot is not free (availability, or the upstream's 409)."""
 
-    failure_type: ClassVar[FailureType] = "domain"
+    status = 409
+
+    def __init__(self, message: str, *, resource: int, start: datetime) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.start = start
 
 
-class ParseError(CodecError):
-    """Input text could not be parsed."""
+class ClaimRejected(DomainError):
+    """The claim scrubber refused the claim (422); ``fields`` names every objection."""
+
+    def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
-class EncodeError(CodecError):
-    """A model could not be encoded."""
+class EncounterLocked(DomainError):
+    """The encounter is signed: edit it with an addendum (portal 423 ``encounter_locked``)."""
+
+    status = 409
+
+
+class UnknownId(DomainError):
+    """A carebridge id in a command that the upstream does not know (422)."""
+
+
+class InvalidMfaStep(DomainError):
+    """A second-factor step that cannot apply: a method not enrolled, or none chosen (422)."""
+
+
+class InvalidScopes(DomainError, ValueError):
+    """Scopes outside the vocabulary; ``unknown`` lists them."""
+
+    def __init__(self, unknown: list[str]) -> None:
+        super().__init__("unknown scopes: " + ", ".join(unknown))
+        self.unknown = unknown
+
+
+class UrlRefused(DomainError):
+    """A webhook URL, or an address its host resolves to, that deliveries may not go to. The
+    message says why; it never repeats the URL."""
 
 
 class StoreError(CarebridgeError):
     """The store failed."""
 
 
+class BadCursor(StoreError):
+    """A pagination cursor this store did not issue."""
+
+
+class TenantExists(StoreError):
+    """A tenant with that id is already onboarded."""
+
+
+class UnknownTenant(StoreError):
+    """No tenant has that id."""
+
+
+class UserExists(StoreError):
+    """The tenant already has a user with that username."""
+
+
+class InvalidUser(StoreError):
+    """A user cannot be added as given (an unknown MFA method, or one without its contact)."""
+
+
+class VaultError(StoreError):
+    """A sealed secret does not open: wrong key, wrong tenant or slot, or tampered bytes."""
+
+
+class ExportError(StoreError):
+    """The target is not one the export can write to, or the source cannot be read."""
+
+
 class SyncError(CarebridgeError):
     """A sync could not proceed."""
+
+
+class UnknownStream(SyncError):
+    """A stream name the engine does not know."""
+
+
+class LeaseLost(SyncError):
+    """The sync's lease lapsed and another sync took the stream over; the page was not saved."""
 
 
 class WebhookError(CarebridgeError):

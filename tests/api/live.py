@@ -21,16 +21,16 @@ from tests.connectors.harness import FakeTime
 
 from carebridge.api.main import build
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.control import credentials
-from carebridge.sandbox.tenant import Tenant
 from carebridge.services.keys import mint, parse_scopes
 from carebridge.store import tenants as repo
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.carecloud import from_sandbox
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.control import credentials
+from carecloud_sandbox.tenant import Tenant
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)

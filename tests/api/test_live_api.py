@@ -16,10 +16,10 @@ import pytest
 from tests.api.live import ADMIN_TOKEN, SANDBOX, Live, running
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
-from carebridge.sandbox.control import credentials
 from carebridge.store.audit import verify
 from carebridge.store.schema import freshness
 from carebridge.wiring.carecloud import from_sandbox
+from carecloud_sandbox.control import credentials
 
 pytestmark = pytest.mark.anyio
 

@@ -26,10 +26,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from carebridge.events.webhooks import new_secret
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import SystemClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import SystemClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.tenant import Tenant
 
 
 def free_port() -> int:

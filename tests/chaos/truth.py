@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.api.live import Live
 from tests.sync.test_sync import TENANT, store_ids, truth_ids
 
-from carebridge.sandbox.control import credentials
 from carebridge.store.schema import entities
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
 from carebridge.sync.engine import sync
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.carecloud import from_sandbox
+from carecloud_sandbox.control import credentials
 
 
 def without_provenance(value: Any) -> Any:

@@ -20,10 +20,10 @@ from tests.sandbox.conftest import LiveTenant
 
 from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.domain import LocationId, PatientId, ProviderId, ResourceId, VisitReasonId
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.tenant import Tenant
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)

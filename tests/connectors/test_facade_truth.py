@@ -71,13 +71,13 @@ from carebridge.domain import (
     VisitReason,
     VisitReasonId,
 )
-from carebridge.sandbox import personas
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.control import credentials
-from carebridge.sandbox.tenant import Tenant
-from carebridge.sandbox.v2.availability import find_slots
+from carecloud_sandbox import personas
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.control import credentials
+from carecloud_sandbox.tenant import Tenant
+from carecloud_sandbox.v2.availability import find_slots
 
 pytestmark = pytest.mark.anyio
 

@@ -53,7 +53,7 @@ from carebridge.domain import (
     VitalsId,
 )
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox.config import SandboxConfig
 
 TENANT = "tnt_fhir"
 TZ = ZoneInfo(personas.PRACTICE_TZ)

@@ -46,7 +46,7 @@ from carebridge.domain import (
     money_sum,
 )
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox.config import SandboxConfig
 
 API = "/portal/api"
 TENANT = "tnt_portal"

@@ -57,7 +57,7 @@ from carebridge.domain import (
     VisitReasonId,
 )
 from carebridge.errors import UnexpectedPayload
-from carebridge.sandbox.v2.availability import find_slots
+from carecloud_sandbox.v2.availability import find_slots
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)

@@ -14,7 +14,7 @@ import pytest
 import stamina
 from tests.connectors.test_facade_truth import Box, Read, collect, open_box
 
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 pytestmark = pytest.mark.anyio
 

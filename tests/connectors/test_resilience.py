@@ -29,12 +29,12 @@ from carebridge.connectors.carecloud.surfaces import (
 )
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 from carebridge.errors import AuthError, MfaRequired
-from carebridge.sandbox import personas
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.control import credentials
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox import personas
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.control import credentials
+from carecloud_sandbox.tenant import Tenant
 
 pytestmark = pytest.mark.anyio
 

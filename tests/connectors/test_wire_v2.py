@@ -15,7 +15,7 @@ from tests.connectors.harness import Sandbox
 
 from carebridge.connectors.carecloud.drift import check, check_list, compare
 from carebridge.connectors.carecloud.wire import WireModel, v2
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 BASE = "http://sandbox.test"

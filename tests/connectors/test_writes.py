@@ -43,8 +43,8 @@ from carebridge.domain.values import (
 )
 from carebridge.errors import InvalidTransition
 from carebridge.ports.upstream import NewAppointment, NewCharge, NewClaim, NewEncounter
-from carebridge.sandbox import personas
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox import personas
+from carecloud_sandbox.config import SandboxConfig
 
 pytestmark = pytest.mark.anyio
 

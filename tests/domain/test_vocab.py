@@ -128,7 +128,7 @@ def test_unknown_statuses_are_an_invalid_transition_without_echoing_input() -> N
 
 
 def test_the_domain_table_matches_the_emulated_tenant() -> None:
-    from carebridge.sandbox import billing
+    from carecloud_sandbox import billing
 
     emulated = {(a, b) for a, targets in billing.TRANSITIONS.items() for b in targets}
     assert emulated == ALLOWED

@@ -18,11 +18,11 @@ import httpx
 import pytest
 import uvicorn
 
-from carebridge.sandbox import personas
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox import personas
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.tenant import Tenant
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)
@@ -264,7 +264,7 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 def smart_credentials(live: LiveTenant) -> dict[str, Any]:
     """The default backend client of the Connector (its private key included)."""
-    from carebridge.sandbox.fhir.auth import credentials
+    from carecloud_sandbox.fhir.auth import credentials
 
     return credentials(live.tenant)
 

@@ -20,11 +20,11 @@ from tests.sandbox.conftest import (
     start_live,
 )
 
-from carebridge.sandbox import billing
-from carebridge.sandbox.activity import Activity, ClockError
-from carebridge.sandbox.clock import ManualClock, SystemClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox import billing
+from carecloud_sandbox.activity import Activity, ClockError
+from carecloud_sandbox.clock import ManualClock, SystemClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.tenant import Tenant
 
 CONFIG = SandboxConfig(seed=7, patients=150, practices=2, anchor=ANCHOR)
 DAYS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from tests.sandbox.conftest import LiveTenant
 
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 FUTURE = "2026-12-01"  # a Tuesday
 

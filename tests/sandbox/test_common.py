@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from carebridge.sandbox.v2 import common
+from carecloud_sandbox.v2 import common
 
 
 def test_link_header_orders_first_prev_last_next_with_a_trailing_comma() -> None:

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from tests.sandbox.conftest import ANCHOR, LiveTenant, start_live
 
-from carebridge.sandbox import personas
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox import personas
+from carecloud_sandbox.config import SandboxConfig
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,11 @@ import httpx
 import jwt
 import pytest
 
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import OffsetClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.fhir.auth import credentials
-from carebridge.sandbox.tenant import Tenant
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import OffsetClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.fhir.auth import credentials
+from carecloud_sandbox.tenant import Tenant
 
 pytestmark = pytest.mark.anyio
 

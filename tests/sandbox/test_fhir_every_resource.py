@@ -13,8 +13,8 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from tests.sandbox.conftest import ANCHOR, LiveTenant, fhir_base, smart_token, start_live
 
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.fhir.catalog import TYPES
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.fhir.catalog import TYPES
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from fhirclient.server import FHIRServer  # type: ignore[import-untyped]
 from fhirpy import SyncFHIRClient
 from tests.sandbox.conftest import LiveTenant, fhir_base, personas, smart_token
 
-from carebridge.sandbox.fhir.ids import derived_id
+from carecloud_sandbox.fhir.ids import derived_id
 
 
 @pytest.fixture(scope="module")
@@ -410,7 +410,7 @@ NASTY = ("", "|", "ge", "2026-02-30", "a,,b", "%_\\", "9" * 30, "Patient/", "\u0
 
 
 def test_no_parameter_value_gives_a_500(live: LiveTenant, fhir: httpx.Client) -> None:
-    from carebridge.sandbox.fhir.catalog import TYPES
+    from carecloud_sandbox.fhir.catalog import TYPES
 
     turn = 0
     for name, spec in TYPES.items():

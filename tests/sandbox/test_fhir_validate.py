@@ -14,8 +14,8 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 from tests.sandbox.conftest import LiveTenant, fhir_base, smart_credentials, smart_token
 
-from carebridge.sandbox.fhir.catalog import TYPES
-from carebridge.sandbox.fhir.resources import VITAL_SIGNS
+from carecloud_sandbox.fhir.catalog import TYPES
+from carecloud_sandbox.fhir.resources import VITAL_SIGNS
 
 
 # Observation has ~8 resources per visit; its vital signs are walked a page per LOINC code.

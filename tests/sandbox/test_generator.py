@@ -13,11 +13,11 @@ import pytest
 import simple_icd_10_cm as cm
 
 from carebridge.domain.npi import is_valid_npi
-from carebridge.sandbox import codes, personas
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.db import TenantDB
-from carebridge.sandbox.generator import generate, office_holidays
-from carebridge.sandbox.tenant import ALL_PRIVILEGES
+from carecloud_sandbox import codes, personas
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.db import TenantDB
+from carecloud_sandbox.generator import generate, office_holidays
+from carecloud_sandbox.tenant import ALL_PRIVILEGES
 
 ANCHOR = date(2026, 11, 24)
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from tests.sandbox.conftest import ANCHOR, LiveTenant, start_live
 
-from carebridge.sandbox import personas
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox import personas
+from carecloud_sandbox.config import SandboxConfig
 
 
 def _authorize(live: LiveTenant, **params: str) -> httpx.Response:

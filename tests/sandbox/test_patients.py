@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 from tests.sandbox.conftest import LiveTenant
 
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 
 def test_show_by_guid_and_by_internal_id(api: httpx.Client) -> None:

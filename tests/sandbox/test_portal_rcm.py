@@ -11,7 +11,7 @@ import httpx
 import pytest
 from tests.sandbox.conftest import ANCHOR, LiveTenant, personas, portal_login, portal_persona
 
-from carebridge.sandbox import billing, statements
+from carecloud_sandbox import billing, statements
 
 API = "/portal/api"
 

@@ -20,8 +20,8 @@ from tests.sandbox.conftest import (
     start_live,
 )
 
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.portal import mfa
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.portal import mfa
 
 IDLE = 900
 ABSOLUTE = 3600

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from tests.sandbox.conftest import LiveTenant
 
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 
 def test_lists_are_active_only_and_wrapped(api: httpx.Client) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.sandbox.conftest import ANCHOR, start_live
 
-from carebridge.sandbox.config import SandboxConfig
+from carecloud_sandbox.config import SandboxConfig
 
 
 def test_a_tenant_in_a_state_file_survives_a_restart(tmp_path: Path) -> None:

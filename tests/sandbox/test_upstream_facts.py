@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from tests.sandbox.conftest import LiveTenant
 
-from carebridge.sandbox import personas
+from carecloud_sandbox import personas
 
 LINK_ENTRY = re.compile(r'<([^>]+)>; rel="(first|prev|last|next)", ?')
 

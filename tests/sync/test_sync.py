@@ -44,11 +44,6 @@ from carebridge.domain import (
     StatementId,
     VisitReasonId,
 )
-from carebridge.sandbox.app import build_app
-from carebridge.sandbox.clock import ManualClock
-from carebridge.sandbox.config import SandboxConfig
-from carebridge.sandbox.control import credentials
-from carebridge.sandbox.tenant import Tenant
 from carebridge.store.schema import events as event_table
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
@@ -65,6 +60,11 @@ from carebridge.sync.engine import (
 )
 from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.carecloud import from_sandbox
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.control import credentials
+from carecloud_sandbox.tenant import Tenant
 
 pytestmark = pytest.mark.anyio
 

@@ -18,6 +18,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carebridge.errors import CarebridgeError
+
 DEFAULT_MAX_BODY = 1024 * 1024
 """1 MiB: the largest write body is a few KiB."""
 
@@ -28,7 +30,7 @@ def _detail(limit: int) -> str:
     return f"the request body is larger than {limit} bytes"
 
 
-class BodyTooLarge(HTTPException):
+class BodyTooLarge(HTTPException, CarebridgeError):
     """The streamed body passed the limit: raised from ``receive`` into the route reading the
     body, which hands it to the problem handlers (a 413 problem)."""
 

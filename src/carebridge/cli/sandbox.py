@@ -1,4 +1,9 @@
-"""``carebridge sandbox``: the emulated CareCloud tenant."""
+"""``carebridge sandbox``: the emulated CareCloud tenant.
+
+The emulator is the sibling package ``carecloud_sandbox``, installed with the
+``carebridge[sandbox]`` extra. This command is the only place the product reaches it, and it
+imports it only when run, so a deployment without the extra still starts.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from typing import Annotated
 import typer
 
 from carebridge.cli.common import fail as _fail
-from carebridge.sandbox.config import SandboxConfig
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The emulated CareCloud tenant.")
 
@@ -43,7 +47,13 @@ def serve_command(
     ] = False,
 ) -> None:
     """Generate (or reopen) a tenant, print its credentials, and serve it until stopped."""
-    from carebridge.sandbox.serve import open_tenant, serve
+    try:
+        from carecloud_sandbox.config import SandboxConfig
+        from carecloud_sandbox.serve import open_tenant, serve
+    except ImportError as err:
+        raise _fail(
+            f"the emulated tenant is not installed ({err.name}); install carebridge[sandbox]"
+        ) from None
 
     try:
         anchor_date = date.fromisoformat(anchor) if anchor else None

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from carebridge.errors import DomainError
+from carebridge.errors import UrlRefused as UrlRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,11 +42,6 @@ LOOPBACK: Final = "127.0.0.0/8,::1,localhost"
 """The allow-list ``carebridge run`` sets, so local receivers work."""
 
 HINT: Final = f"({ALLOW_ENV} allows listed hosts for development)"
-
-
-class UrlRefused(DomainError):
-    """A webhook URL, or an address its host resolves to, that deliveries may not go to. The
-    message says why; it never repeats the URL."""
 
 
 _METADATA: Final = frozenset(

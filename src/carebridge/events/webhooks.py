@@ -54,6 +54,7 @@ from standardwebhooks.webhooks import Webhook
 
 from carebridge.domain.event_scopes import visible
 from carebridge.domain.urls import IPAddress, UrlPolicy, UrlRefused, parse_address
+from carebridge.errors import WebhookError
 from carebridge.ports.webhooks import DueDelivery, SigningSecrets, WebhookStore
 
 logger = logging.getLogger("carebridge.webhooks")
@@ -168,7 +169,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-class PolicyRefused(httpcore.ConnectError):
+class PolicyRefused(httpcore.ConnectError, WebhookError):
     """A connection the URL policy refused: the host is, or resolves to, no public address."""
 
 

@@ -23,15 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from carebridge.domain.provenance import DomainModel
-from carebridge.errors import SyncError
+from carebridge.errors import LeaseLost as LeaseLost
 
 BeforeCommit = Callable[[], None]
 """Called inside the page's transaction, just before it commits (a test's fault hook: raising
 rolls the page and its cursor back together)."""
-
-
-class LeaseLost(SyncError):
-    """The sync's lease lapsed and another sync took the stream over; the page was not saved."""
 
 
 @dataclass(frozen=True)

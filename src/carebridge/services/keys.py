@@ -14,6 +14,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from carebridge.errors import InvalidScopes as InvalidScopes
+
 RESOURCES = (
     "practice",
     "patient",
@@ -33,14 +35,6 @@ SCOPES: frozenset[str] = frozenset(
     {f"{r}.{a}" for r in RESOURCES for a in ("read", "write")} | {"admin"}
 )
 _KEY = re.compile(r"^cbk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
-
-
-class InvalidScopes(ValueError):
-    """Scopes outside the vocabulary; ``unknown`` lists them."""
-
-    def __init__(self, unknown: list[str]) -> None:
-        super().__init__("unknown scopes: " + ", ".join(unknown))
-        self.unknown = unknown
 
 
 @dataclass(frozen=True)

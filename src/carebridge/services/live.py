@@ -28,7 +28,11 @@ import anyio
 from carebridge.domain import EligibilityCheck, EligibilityRequest, Slot
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import LocationId, PatientId, ResourceId, VisitReasonId
-from carebridge.errors import CarebridgeError, DomainError, UpstreamError
+from carebridge.errors import BadRequest as BadRequest
+from carebridge.errors import DomainError, UpstreamError
+from carebridge.errors import KeyInFlight as KeyInFlight
+from carebridge.errors import KeyReused as KeyReused
+from carebridge.errors import NotConfigured as NotConfigured
 from carebridge.ports.records import AuditSink, RecordPage, RecordStore
 from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import (
@@ -47,26 +51,6 @@ from carebridge.services.records import NotFound, Principal
 LAG = timedelta(minutes=5)
 """Incremental refreshes re-read this much before the last one (clock skew, late commits)."""
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class BadRequest(CarebridgeError):
-    """The request cannot be served as asked (400); ``field`` names the culprit."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class KeyReused(CarebridgeError):
-    """The ``Idempotency-Key`` was used with another request (422)."""
-
-
-class KeyInFlight(CarebridgeError):
-    """The first request with this ``Idempotency-Key`` is still running (409)."""
-
-
-class NotConfigured(CarebridgeError):
-    """The deployment lacks what the request needs, e.g. an upstream connection (503)."""
 
 
 class Upstreams(Protocol):

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carebridge.errors import CarebridgeError
+from carebridge.errors import Forbidden as Forbidden
+from carebridge.errors import NotFound as NotFound
+from carebridge.errors import Unauthorized as Unauthorized
 from carebridge.ports.records import KeyStore
 from carebridge.services import keys
-
-
-class Unauthorized(CarebridgeError):
-    """No usable credential (401)."""
-
-
-class Forbidden(CarebridgeError):
-    """The credential lacks the scope the route needs (403)."""
-
-
-class NotFound(CarebridgeError):
-    """No such record for this tenant (404: another tenant's ids look absent, never forbidden)."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 import anyio.to_thread
 import pyotp
 
-from carebridge.errors import DomainError
+from carebridge.errors import InvalidMfaStep as InvalidMfaStep
 from carebridge.ports.people import (
     METHODS,
     SCRYPT_N,
@@ -78,10 +78,6 @@ class Locked(Unauthorized):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class InvalidMfaStep(DomainError):
-    """A second-factor step that cannot apply: a method not enrolled, or none chosen (422)."""
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.events import content, keep_sticky
-from carebridge.errors import StoreError
+from carebridge.errors import BadCursor as BadCursor
 from carebridge.store.schema import entities
 
 MAX_LIMIT = 500
-
-
-class BadCursor(StoreError):
-    """A pagination cursor this store did not issue."""
 
 
 @dataclass(frozen=True)

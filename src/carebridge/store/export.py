@@ -92,7 +92,7 @@ from carebridge.domain import (
     Statement,
     VisitReason,
 )
-from carebridge.errors import StoreError
+from carebridge.errors import ExportError as ExportError
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import entities, events, tenants
 
@@ -143,10 +143,6 @@ BATCH = 500
 RESERVED = frozenset({"tenant_id", "id", "fetched_at", "deleted"})
 
 ColumnType = Literal["text", "integer", "number", "boolean", "json", "instant"]
-
-
-class ExportError(StoreError):
-    """The target is not one the export can write to, or the source cannot be read."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from carebridge.errors import StoreError
+from carebridge.errors import InvalidUser as InvalidUser
+from carebridge.errors import UserExists as UserExists
 from carebridge.ports.people import (
     METHODS,
     Attempt,
@@ -46,14 +47,6 @@ from carebridge.store.schema import (
 )
 from carebridge.store.tenants import UnknownTenant, put_secret
 from carebridge.store.vault import Sealed, Vault
-
-
-class UserExists(StoreError):
-    """The tenant already has a user with that username."""
-
-
-class InvalidUser(StoreError):
-    """A user cannot be added as given (an unknown MFA method, or one without its contact)."""
 
 
 def totp_slot(user_id: str) -> str:

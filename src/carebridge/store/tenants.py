@@ -15,17 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from carebridge.errors import StoreError
+from carebridge.errors import TenantExists as TenantExists
+from carebridge.errors import UnknownTenant as UnknownTenant
 from carebridge.store.schema import api_keys, tenants, vault_secrets
 from carebridge.store.vault import Sealed, Vault
-
-
-class TenantExists(StoreError):
-    """A tenant with that id is already onboarded."""
-
-
-class UnknownTenant(StoreError):
-    """No tenant has that id."""
 
 
 @dataclass(frozen=True)

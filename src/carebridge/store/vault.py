@@ -25,16 +25,13 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from carebridge.errors import ConfigError, StoreError
+from carebridge.errors import ConfigError
+from carebridge.errors import VaultError as VaultError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 ENV_KEY = "CAREBRIDGE_VAULT_KEY"
 ENV_KEY_FILE = "CAREBRIDGE_VAULT_KEY_FILE"
-
-
-class VaultError(StoreError):
-    """A sealed secret does not open: wrong key, wrong tenant or slot, or tampered bytes."""
 
 
 def _b64(data: bytes) -> str:

@@ -43,6 +43,7 @@ from typing import Any, Literal, Protocol
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import PatientId
 from carebridge.errors import SyncError, UpstreamError
+from carebridge.errors import UnknownStream as UnknownStream
 from carebridge.ports.sync import Hold, LeaseLost, SyncStore
 from carebridge.ports.upstream import Upstream
 
@@ -102,10 +103,6 @@ STREAMS: dict[str, Stream] = {
     )
 }
 """Every stream, in the order a full sync runs them."""
-
-
-class UnknownStream(SyncError):
-    """A stream name the engine does not know."""
 
 
 @dataclass

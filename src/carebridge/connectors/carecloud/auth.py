@@ -26,6 +26,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from carebridge.errors import AccountLocked, AuthError, MfaRequired, UnexpectedPayload
+from carebridge.errors import SignInRefused as SignInRefused
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -178,16 +179,6 @@ def _envelope_error(response: httpx.Response) -> dict[str, Any]:
 def _envelope_code(response: httpx.Response) -> str:
     code = _envelope_error(response).get("code")
     return code if isinstance(code, str) else "unknown"
-
-
-class SignInRefused(AuthError):
-    """The portal refused a sign-in step; ``counted`` when the upstream counts it toward the
-    account's lockout (a wrong password or code: every 401 of the password and code steps)."""
-
-    def __init__(self, message: str, *, code: str, counted: bool, endpoint: str):
-        super().__init__(message, endpoint=endpoint)
-        self.code = code
-        self.counted = counted
 
 
 LOCKOUT_FALLBACK = timedelta(minutes=15)  # when a 423 says neither lockedUntil nor Retry-After

@@ -24,11 +24,13 @@ from carebridge.connectors.carecloud.session import Broker
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import (
     AuthError,
+    CarebridgeError,
     RateLimited,
     TransportError,
     UpstreamError,
     UpstreamStatusError,
 )
+from carebridge.errors import WriteUnconfirmed as WriteUnconfirmed
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -36,14 +38,7 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 
 
-class WriteUnconfirmed(UpstreamError):
-    """A write was sent but its effect is unknown (timeout, dropped connection, 5xx): read back
-    before retrying."""
-
-    retryable = False
-
-
-class _Again(Exception):
+class _Again(CarebridgeError):
     """Internal: one more attempt, after ``retry_after`` seconds when the upstream said so."""
 
     def __init__(self, resolution: Resolution, final: UpstreamError) -> None:

@@ -55,10 +55,13 @@ from carebridge.domain.values import (
 from carebridge.errors import (
     AuthError,
     ConfigError,
-    DomainError,
     InvalidTransition,
     UpstreamStatusError,
 )
+from carebridge.errors import ClaimRejected as ClaimRejected
+from carebridge.errors import EncounterLocked as EncounterLocked
+from carebridge.errors import SlotTaken as SlotTaken
+from carebridge.errors import UnknownId as UnknownId
 from carebridge.ports.upstream import (
     Confirmation,
     NewAppointment,
@@ -78,35 +81,6 @@ MAX_SENDS = 3
 
 
 # --- errors ---------------------------------------------------------------------------------------
-
-
-class SlotTaken(DomainError):
-    """The requested slot is not free (availability, or the upstream's 409)."""
-
-    status = 409
-
-    def __init__(self, message: str, *, resource: int, start: datetime) -> None:
-        super().__init__(message)
-        self.resource = resource
-        self.start = start
-
-
-class ClaimRejected(DomainError):
-    """The claim scrubber refused the claim (422); ``fields`` names every objection."""
-
-    def __init__(self, message: str, *, fields: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.fields = fields
-
-
-class EncounterLocked(DomainError):
-    """The encounter is signed: edit it with an addendum (portal 423 ``encounter_locked``)."""
-
-    status = 409
-
-
-class UnknownId(DomainError):
-    """A carebridge id in a command that the upstream does not know (422)."""
 
 
 # --- ids and context ------------------------------------------------------------------------------

@@ -1,1 +1,0 @@
-"""The MCP entry point for AI agents: thin tools over services."""

@@ -1,4 +1,0 @@
-"""The portal surface ``/portal/*``: the JSON calls of CareCloud's web app (Charts and RCM).
-
-No public spec exists; ``src/carebridge/sandbox/README.md`` documents what this emulates.
-"""
