@@ -27,6 +27,7 @@ from carebridge.api.middleware import DEFAULT_MAX_BODY, BodyLimit, SecureHeaders
 from carebridge.domain import EligibilityRequest
 from carebridge.domain.event_scopes import visible
 from carebridge.domain.events import EVENT_TYPES
+from carebridge.domain.kinds import writes as kind_writes
 from carebridge.domain.values import (
     AppointmentId,
     ClaimId,
@@ -55,15 +56,7 @@ _MAX_AGE = re.compile(r"max-age=(\d{1,9})")
 SessionCheck = Callable[[str], Awaitable[Principal | None]]
 
 WRITES: dict[str, tuple[str, str, bool]] = {
-    "create_appointment": ("appointment.write", "appointment", True),
-    "reschedule_appointment": ("appointment.write", "appointment", False),
-    "cancel_appointment": ("appointment.write", "appointment", False),
-    "check_in": ("appointment.write", "appointment", False),
-    "check_out": ("appointment.write", "appointment", False),
-    "create_encounter": ("encounter.write", "encounter", True),
-    "sign_encounter": ("encounter.write", "encounter", False),
-    "create_charge": ("charge.write", "charge", True),
-    "submit_claim": ("claim.write", "claim", True),
+    w.operation: (w.scope, w.kind, w.creates) for w in kind_writes().values()
 }
 """Each write route's scope, the kind it writes, and whether it creates (201)."""
 

@@ -18,16 +18,9 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from carebridge.domain.events import EVENT_TYPES
+from carebridge.domain.kinds import KINDS
 
-KIND_SCOPES: Final = {
-    "patient": "patient.read",
-    "appointment": "appointment.read",
-    "encounter": "encounter.read",
-    "claim": "claim.read",
-    "payment": "payment.read",
-    "remittance": "payment.read",
-    "eligibility": "eligibility.read",
-}
+KIND_SCOPES: Final = {k.name: k.read_scope for k in KINDS.values()}
 """The scope that guards the records each kind of event is about (the same scope a read of that
 kind needs through the API); other kinds (``stream``, ``endpoint``, ``webhook``) are
 operational."""

@@ -11,33 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-EVENT_TYPES: Final = frozenset(
-    {
-        "appointment.created",
-        "appointment.updated",
-        "appointment.rescheduled",
-        "appointment.cancelled",
-        "appointment.checked_in",
-        "appointment.checked_out",
-        "appointment.no_show",
-        "encounter.created",
-        "encounter.signed",
-        "encounter.amended",
-        "claim.submitted",
-        "claim.status_changed",
-        "claim.paid",
-        "claim.denied",
-        "payment.posted",
-        "remittance.received",
-        "patient.created",
-        "patient.updated",
-        "eligibility.changed",
-        "upstream.drift",
-        "integration.degraded",
-        "webhook.disabled",
-    }
-)
-"""Every event type; subscriptions filter on these (or on ``<kind>.*``)."""
+from carebridge.domain.kinds import event_types
+
+EVENT_TYPES: Final = event_types()
+"""Every event type (from the registry of kinds); subscriptions filter on these (or on
+``<kind>.*``)."""
 
 PROVENANCE: Final = frozenset({"sources"})
 

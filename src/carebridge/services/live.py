@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import anyio
 
 from carebridge.domain import EligibilityCheck, EligibilityRequest, Slot
+from carebridge.domain.kinds import KINDS, Kind
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import LocationId, PatientId, ResourceId, VisitReasonId
 from carebridge.errors import BadRequest as BadRequest
@@ -76,63 +77,42 @@ class Source:
     max_age: timedelta | None = None
 
 
-_DAY = timedelta(days=1)
+def _fetcher(
+    kind: Kind,
+) -> Callable[[Upstream, PatientId | None, datetime | None], AsyncIterator[Any]]:
+    """Reads one slice of ``kind`` through its upstream method (see :mod:`domain.kinds`)."""
+
+    def fetch(
+        u: Upstream, patient_id: PatientId | None, since: datetime | None
+    ) -> AsyncIterator[Any]:
+        method: Callable[..., AsyncIterator[Any]] = getattr(u, kind.upstream)
+        arguments: dict[str, Any] = {}
+        if kind.reach == "patient":
+            arguments["patient_id"] = _need(patient_id)
+        if kind.incremental:
+            arguments["updated_since"] = since
+        return method(**arguments)
+
+    return fetch
+
+
 SOURCES: dict[str, Source] = {
-    "patient": Source(lambda u, _p, s: u.patients(updated_since=s), incremental=True),
-    "provider": Source(lambda u, _p, _s: u.providers(), max_age=_DAY),
-    "location": Source(lambda u, _p, _s: u.locations(), max_age=_DAY),
-    "resource": Source(lambda u, _p, _s: u.resources(), max_age=_DAY),
-    "visit_reason": Source(lambda u, _p, _s: u.visit_reasons(), max_age=_DAY),
-    "claim": Source(lambda u, _p, s: u.claims(updated_since=s), incremental=True),
-    "charge": Source(lambda u, _p, _s: u.charges()),
-    "payment": Source(lambda u, _p, s: u.payments(updated_since=s), incremental=True),
-    "remittance": Source(lambda u, _p, s: u.remittances(updated_since=s), incremental=True),
-    "statement": Source(lambda u, _p, s: u.statements(updated_since=s), incremental=True),
-    "encounter": Source(
-        lambda u, p, s: u.encounters(patient_id=p, updated_since=s),
-        per_patient=True,
-        incremental=True,
-    ),
-    "lab": Source(lambda u, p, _s: u.labs(_need(p)), per_patient=True),
-    "immunization": Source(lambda u, p, _s: u.immunizations(_need(p)), per_patient=True),
-    "document": Source(lambda u, p, _s: u.documents(_need(p)), per_patient=True),
+    k.name: Source(
+        _fetcher(k), per_patient=k.reach == "patient", incremental=k.incremental, max_age=k.max_age
+    )
+    for k in KINDS.values()
+    if k.stored and k.reach != "window"
 }
-"""Every kind the store serves, and how a stale slice of it is refreshed."""
+"""Every kind the store serves by reading through (the registry's stored kinds; appointments are
+read by window), and how a stale slice of it is refreshed."""
 
-PHI_KINDS = frozenset(
-    {
-        "patient",
-        "appointment",
-        "encounter",
-        "lab",
-        "immunization",
-        "document",
-        "claim",
-        "charge",
-        "payment",
-        "remittance",
-        "statement",
-        "eligibility",
-    }
-)
+PHI_KINDS = frozenset(k.name for k in KINDS.values() if k.phi)
 """Kinds whose reads are PHI access, audited with the patients they name."""
-
-SCOPE_OF = {
-    "provider": "practice",
-    "location": "practice",
-    "resource": "practice",
-    "visit_reason": "practice",
-    "lab": "encounter",
-    "immunization": "encounter",
-    "remittance": "payment",
-    "statement": "payment",
-}
-"""The scope resource that guards a kind, where it is not the kind itself."""
 
 
 def read_scope(kind: str) -> str:
     """The scope a read of ``kind`` needs."""
-    return f"{SCOPE_OF.get(kind, kind)}.read"
+    return KINDS[kind].read_scope
 
 
 def _need(patient_id: PatientId | None) -> PatientId:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.events import content, keep_sticky
+from carebridge.domain.kinds import KINDS
 from carebridge.errors import BadCursor as BadCursor
 from carebridge.store.schema import entities
 
@@ -41,6 +42,11 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _patient_key(kind: str) -> str | None:
+    found = KINDS.get(kind)
+    return found.patient_key if found is not None else "patient_id"
+
+
 def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
     """The filterable columns of one record (absent attributes give NULL)."""
     get = record.__dict__.get
@@ -52,7 +58,7 @@ def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
     start = get("start")
     updated = get("updated_at")
     return {
-        "patient_id": _text(record.__dict__["id"] if kind == "patient" else get("patient_id")),
+        "patient_id": _text(get(key)) if (key := _patient_key(kind)) else None,
         "provider_id": _text(get("provider_id")),
         "location_id": _text(get("location_id")),
         "status": _text(get("status")),

@@ -75,65 +75,19 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
 
-from carebridge.domain import (
-    Appointment,
-    Charge,
-    Claim,
-    Document,
-    Encounter,
-    Immunization,
-    LabResult,
-    Location,
-    Patient,
-    Payment,
-    Provider,
-    Remittance,
-    Resource,
-    Statement,
-    VisitReason,
-)
+from carebridge.domain.kinds import EXPORT_ORDER, KINDS
 from carebridge.errors import ExportError as ExportError
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import entities, events, tenants
 
 KIND_TABLES: Mapping[str, str] = {
-    "patient": "patients",
-    "appointment": "appointments",
-    "encounter": "encounters",
-    "claim": "claims",
-    "charge": "charges",
-    "payment": "payments",
-    "remittance": "remittances",
-    "statement": "statements",
-    "provider": "providers",
-    "location": "locations",
-    "resource": "resources",
-    "visit_reason": "visit_reasons",
-    "lab": "labs",
-    "immunization": "immunizations",
-    "document": "documents",
+    name: table for name in EXPORT_ORDER if (table := KINDS[name].table) is not None
 }
 """Each exported kind and its target table, in export order."""
 
 _KINDS: Mapping[str, str] = {table: kind for kind, table in KIND_TABLES.items()}
 
-MODELS: Mapping[str, type[BaseModel]] = {
-    "patient": Patient,
-    "appointment": Appointment,
-    "encounter": Encounter,
-    "claim": Claim,
-    "charge": Charge,
-    "payment": Payment,
-    "remittance": Remittance,
-    "statement": Statement,
-    "provider": Provider,
-    "location": Location,
-    "resource": Resource,
-    "visit_reason": VisitReason,
-    "lab": LabResult,
-    "immunization": Immunization,
-    "document": Document,
-}
+MODELS: Mapping[str, type[BaseModel]] = {name: KINDS[name].model for name in KIND_TABLES}
 """The domain model whose JSON each kind's ``data`` holds: the source of its columns."""
 
 EVENTS_TABLE = "events"

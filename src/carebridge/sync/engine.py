@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from carebridge.domain.kinds import StreamMode, streamed_kinds
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import PatientId
 from carebridge.errors import SyncError, UpstreamError
@@ -56,7 +57,7 @@ LEASE_TTL = timedelta(minutes=2)
 """How long a stream's lease outlives its holder's last renewal (a third of it between
 renewals while the stream reads)."""
 
-Mode = Literal["incremental", "per_patient", "window", "full"]
+Mode = StreamMode
 Phase = Literal["before_commit", "after_commit"]
 OnPage = Callable[[str, int, Phase], None]
 """A fault hook for tests: ``(stream, page number, phase)``; ``before_commit`` runs inside the
@@ -86,23 +87,11 @@ class Stream:
 
 
 STREAMS: dict[str, Stream] = {
-    s.name: s
-    for s in (
-        Stream("providers", "provider", "full", "providers", tombstones=True),
-        Stream("locations", "location", "full", "locations", tombstones=True),
-        Stream("resources", "resource", "full", "resources", tombstones=True),
-        Stream("visit_reasons", "visit_reason", "full", "visit_reasons", tombstones=True),
-        Stream("patients", "patient", "incremental", "patients"),
-        Stream("appointments", "appointment", "window", "appointments", tombstones=True),
-        Stream("encounters", "encounter", "per_patient", "encounters"),
-        Stream("charges", "charge", "full", "charges"),
-        Stream("claims", "claim", "incremental", "claims"),
-        Stream("payments", "payment", "incremental", "payments"),
-        Stream("remittances", "remittance", "incremental", "remittances"),
-        Stream("statements", "statement", "incremental", "statements"),
-    )
+    k.stream: Stream(k.stream, k.name, k.stream_mode, k.upstream, tombstones=k.tombstones)
+    for k in streamed_kinds()
+    if k.stream is not None and k.stream_mode is not None
 }
-"""Every stream, in the order a full sync runs them."""
+"""Every stream (from the registry of kinds), in the order a full sync runs them."""
 
 
 @dataclass
