@@ -10,6 +10,7 @@ and ``retryable`` are what jobs, the sync and the health report read.
     ├── ConfigError                       config        no         503   bad settings or credentials
     │   └── NotConfigured                 config        no         503   no upstream connection, ...
     ├── Unauthorized                      internal      no         401   no usable credential
+    │   └── Locked                        internal      no         423   sign-in locked; retry_after
     ├── Forbidden                         internal      no         403   scope missing
     ├── NotFound                          internal      no         404   absent, or another tenant's
     ├── BadRequest                        internal      no         400   field names the culprit
@@ -85,6 +86,14 @@ class NotConfigured(ConfigError):
 
 class Unauthorized(CarebridgeError):
     """No usable credential (401)."""
+
+
+class Locked(Unauthorized):
+    """Too many failed sign-ins: the user is locked out for ``retry_after`` seconds (423)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Forbidden(CarebridgeError):

@@ -46,6 +46,7 @@ import anyio.to_thread
 import pyotp
 
 from carebridge.errors import InvalidMfaStep as InvalidMfaStep
+from carebridge.errors import Locked as Locked
 from carebridge.ports.people import (
     METHODS,
     SCRYPT_N,
@@ -70,14 +71,6 @@ _TOKEN = re.compile(r"^cbs_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _BAD_CREDENTIALS = "invalid username or password"
 _BAD_CHALLENGE = "the challenge is not valid or has expired"
-
-
-class Locked(Unauthorized):
-    """Too many failed sign-ins: the user is locked out for ``retry_after`` seconds (423)."""
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
