@@ -1,0 +1,270 @@
+"""What every v2 mapper shares: the recorder of consumed fields, validated reads, ids and the
+patient reference of per-patient payloads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+from pydantic import TypeAdapter, ValidationError
+
+from carebridge.connectors.carecloud.mapping.common import Context
+from carebridge.connectors.carecloud.wire.v2 import (
+    AppointmentPatientPayload,
+    PatientPayload,
+    PatientSearchItem,
+    V2Model,
+)
+from carebridge.domain import (
+    NPI,
+    SSN,
+    Email,
+    LocationId,
+    PatientId,
+    PayerId,
+    PhoneE164,
+    ProviderId,
+    ResourceId,
+    ServiceTypeCode,
+    Taxonomy,
+    USState,
+    VisitReasonId,
+    ZipCode,
+    to_money,
+)
+from carebridge.domain.values import LOINC, CountryCode, LanguageCode, RaceCode
+from carebridge.errors import UnexpectedPayload
+
+T = TypeVar("T")
+W = TypeVar("W", bound=V2Model)
+R = TypeVar("R")
+
+# --- the consumption recorder ------------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class _Run:
+    """What one mapping consumed and rejected, as upstream field paths."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.rejected: set[str] = set()
+
+    def reject(self, obj: Any, name: str) -> None:
+        """Mark field ``name`` of the tracked ``obj`` as read but left out (invalid)."""
+        self.rejected.add(_field_path(obj, name))
+
+    def reject_path(self, path: str) -> None:
+        self.rejected.add(path)
+
+
+class _Tracked:
+    """A read-only view of a wire model that records the path of every field read through it."""
+
+    __slots__ = ("_cb_model", "_cb_path", "_cb_run")
+
+    def __init__(self, model: V2Model, path: str, run: _Run) -> None:
+        object.__setattr__(self, "_cb_model", model)
+        object.__setattr__(self, "_cb_path", path)
+        object.__setattr__(self, "_cb_run", run)
+
+    def __getattr__(self, name: str) -> Any:
+        model: V2Model = object.__getattribute__(self, "_cb_model")
+        value = getattr(model, name)
+        path = _join(object.__getattribute__(self, "_cb_path"), model.upstream_key(name))
+        return _wrap(value, path, object.__getattribute__(self, "_cb_run"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("wire models are read-only")
+
+
+def _wrap(value: Any, path: str, run: _Run) -> Any:
+    if isinstance(value, V2Model):
+        return _Tracked(value, path, run)
+    if isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
+        return [_wrap(v, f"{path}[]", run) for v in value]
+    run.used.add(path)
+    return value
+
+
+def _track(model: W, run: _Run) -> W:
+    """``model`` seen through a recorder; typed as the model so mappers stay type-checked."""
+    return cast(W, _Tracked(model, "", run))
+
+
+def _field_path(obj: Any, name: str) -> str:
+    if isinstance(obj, _Tracked):
+        model: V2Model = object.__getattribute__(obj, "_cb_model")
+        return _join(object.__getattribute__(obj, "_cb_path"), model.upstream_key(name))
+    return name
+
+
+def _path_of(obj: Any) -> str:
+    return str(object.__getattribute__(obj, "_cb_path")) if isinstance(obj, _Tracked) else ""
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, list | tuple | dict) and not value)
+
+
+def present_paths(model: V2Model, path: str = "") -> set[str]:
+    """The paths of every field of ``model`` (extras included) that carries a value."""
+    found: set[str] = set()
+    extra = model.model_extra or {}
+    for name in model.model_fields_set:
+        if name in type(model).model_fields:
+            key, value = model.upstream_key(name), getattr(model, name)
+        else:
+            key, value = name, extra.get(name)
+        _present(value, _join(path, key), found)
+    return found
+
+
+def _present(value: Any, path: str, found: set[str]) -> None:
+    if _empty(value):
+        return
+    if isinstance(value, V2Model):
+        found |= present_paths(value, path)
+    elif isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
+        for item in value:
+            _present(item, f"{path}[]", found)
+    else:
+        found.add(path)
+
+
+def _dropped(run: _Run, *wires: V2Model) -> tuple[str, ...]:
+    present: set[str] = set()
+    for wire in wires:
+        present |= present_paths(wire)
+    left = {p for p in present if p not in run.used}
+    return tuple(sorted(left | run.rejected))
+
+
+def _valid(run: _Run, obj: Any, name: str, convert: Callable[[Any], R]) -> R | None:
+    """Field ``name`` of tracked ``obj`` converted, or None when empty; an invalid value is
+    rejected (it goes to ``dropped``) instead of failing the record."""
+    value = getattr(obj, name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return convert(value)
+    except (ValueError, TypeError):
+        run.reject(obj, name)
+        return None
+
+
+def _first(*values: str | None) -> str | None:
+    """The first non-empty of ``values``; every one is read (consumed) by the call."""
+    return next((v for v in values if v is not None and v.strip()), None)
+
+
+def _twin(run: _Run, obj: Any, name: str, twin: str, convert: Callable[[Any], R]) -> R | None:
+    """Field ``name`` converted, else its ``twin`` (the same value under another key, such as
+    ``race_code`` and ``race``); both are consumed, and only the one used can be rejected."""
+    value = _valid(run, obj, name, convert)
+    if value is not None:
+        getattr(obj, twin)
+        return value
+    return _valid(run, obj, twin, convert)
+
+
+def _adapter(annotation: Any) -> Callable[[Any], Any]:
+    return TypeAdapter(annotation).validate_python
+
+
+_email = _adapter(Email)
+_ssn = _adapter(SSN)
+_npi = _adapter(NPI)
+_phone_number = _adapter(PhoneE164)
+_state = _adapter(USState)
+_zip = _adapter(ZipCode)
+_country = _adapter(CountryCode)
+_language = _adapter(LanguageCode)
+_race = _adapter(RaceCode)
+_taxonomy = _adapter(Taxonomy)
+_loinc = _adapter(LOINC)
+_service_type = _adapter(ServiceTypeCode)
+
+
+_RULE_FIELD = re.compile(r"(?:Value error, )?([a-z_][a-z0-9_.]*):")
+
+
+def _build(factory: Callable[..., T], what: str, upstream_id: str, ctx: Context, **data: Any) -> T:
+    """``factory(**data)``, with a domain validation error turned into ``UnexpectedPayload``."""
+    try:
+        return factory(**data)
+    except ValidationError as err:
+        first = err.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        if not where:  # a model rule: the domain's messages start with the field they are about
+            named = _RULE_FIELD.match(first["msg"])
+            where = named.group(1) if named else what
+        raise UnexpectedPayload(
+            f"v2 {what} {upstream_id} does not make a valid record: {where} ({first['type']})",
+            field_path=where,
+            endpoint=ctx.endpoint,
+        ) from None
+
+
+def _money(text: str | None) -> Decimal | None:
+    return None if text is None or not str(text).strip() else to_money(text)
+
+
+def _text(value: str | None) -> str:
+    return "" if value is None else value.strip()
+
+
+# --- ids -------------------------------------------------------------------------------------------
+
+
+def patient_id(ctx: Context, chart_number: str) -> PatientId:
+    """The carebridge id of the patient with ``chart_number`` (shared by every surface)."""
+    return PatientId.new(ctx.key("patient", chart_number.strip()))
+
+
+def _provider_id(ctx: Context, upstream: int | None) -> ProviderId | None:
+    return None if upstream is None else ProviderId.new(ctx.key("provider", str(upstream)))
+
+
+def _location_id(ctx: Context, upstream: int | None) -> LocationId | None:
+    return None if upstream is None else LocationId.new(ctx.key("location", str(upstream)))
+
+
+def _resource_id(ctx: Context, upstream: int | None) -> ResourceId | None:
+    return None if upstream is None else ResourceId.new(ctx.key("resource", str(upstream)))
+
+
+def _visit_reason_id(ctx: Context, upstream: int | None) -> VisitReasonId | None:
+    return None if upstream is None else VisitReasonId.new(ctx.key("visit_reason", str(upstream)))
+
+
+def _payer_id(ctx: Context, upstream: int) -> PayerId:
+    return PayerId.new(ctx.key("payer", str(upstream)))
+
+
+@dataclass(frozen=True)
+class PatientRef:
+    """The patient a per-patient payload belongs to (its route's ``{patient_id}``): ledgers,
+    balances, insurances, documents and eligibility requests do not name the chart number."""
+
+    v2_id: str
+    chart_number: str
+
+    @classmethod
+    def of(cls, wire: PatientPayload | PatientSearchItem | AppointmentPatientPayload) -> PatientRef:
+        """The reference of a patient payload."""
+        return cls(v2_id=wire.id, chart_number=wire.chart_number)
+
+    def patient_id(self, ctx: Context) -> PatientId:
+        """The patient's carebridge id."""
+        return patient_id(ctx, self.chart_number)
+
+
+def _word(value: str | None) -> str:
+    return re.sub(r"[\s-]+", "_", _text(value).lower())
