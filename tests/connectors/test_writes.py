@@ -18,7 +18,7 @@ import stamina
 from tests.connectors.harness import FakeTime
 from tests.sandbox.conftest import LiveTenant, start_live
 
-from carebridge.connectors.carecloud import writes
+from carebridge.connectors.carecloud import scheduling, writes
 from carebridge.connectors.carecloud.mfa import TotpSource
 from carebridge.connectors.carecloud.surfaces import (
     Connection,
@@ -240,7 +240,7 @@ async def test_the_upstreams_409_is_a_slot_taken_too(
     async def stale(wctx: WriteContext, booking: Any) -> bool:  # availability read before a race
         return True
 
-    monkeypatch.setattr(writes, "_slot_free", stale)
+    monkeypatch.setattr(scheduling, "_slot_free", stale)
     with pytest.raises(SlotTaken) as err:
         await writes.create_appointment(env.wctx, await env.command(personas.CASEY, start))
     assert err.value.status == 409
