@@ -24,9 +24,9 @@ from starlette.types import ASGIApp
 
 from carebridge.api import bodies, problems
 from carebridge.api.middleware import DEFAULT_MAX_BODY, BodyLimit, SecureHeaders
+from carebridge.api.routes import audit as audit_routes
+from carebridge.api.routes import events as event_routes
 from carebridge.domain import EligibilityRequest
-from carebridge.domain.event_scopes import visible
-from carebridge.domain.events import EVENT_TYPES
 from carebridge.domain.kinds import writes as kind_writes
 from carebridge.domain.values import (
     AppointmentId,
@@ -81,13 +81,6 @@ class WriteAnswer(BaseModel):
     confirmation: str
     diverged: list[str]
     ledger_id: int
-
-
-class AuditPage(BaseModel):
-    """Audit entries in sequence order; ``next_after`` continues the read (the replay cursor)."""
-
-    data: list[dict[str, Any]]
-    next_after: int | None
 
 
 class Health(BaseModel):
@@ -869,62 +862,10 @@ def create_app(
             call=lambda up: up.submit_claim(command),
         )
 
-    # --- audit -----------------------------------------------------------------------------------
-
     if audit is not None:
-        reader = audit
-
-        @app.get("/audit_events", tags=["admin"])
-        async def audit_events(
-            principal: Caller,
-            after: After = 0,
-            limit: Limit = 100,
-        ) -> AuditPage:
-            """Who accessed which patients' data, through which route, when (scope
-            ``audit.read``). The log is hash-chained: ``carebridge audit verify`` checks it."""
-            principal.require("audit.read")
-            events = await reader.events(principal.tenant_id, after=after, limit=limit)
-            more = len(events) == limit
-            return AuditPage(data=events, next_after=events[-1]["seq"] if more and events else None)
-
+        app.include_router(audit_routes.router(audit))
     if events is not None:
-        log = events
-
-        @app.get("/events", tags=["events"], response_model=AuditPage)
-        async def list_events(
-            principal: Caller,
-            after: After = 0,
-            types: Annotated[
-                list[str] | None,
-                Query(description="Event types, or `kind.*` (repeatable; default: all)."),
-            ] = None,
-            limit: Limit = 100,
-        ) -> Response:
-            """The tenant's ordered change log (scope ``event.read``): each event's seq, type,
-            entity, before/after diff, and when it happened and was detected. ``after`` is the
-            replay position: pass the last ``seq`` you processed. An event about a kind of
-            record the key may not read keeps its place without its entity, patient and ``diff``
-            (``redacted``: true)."""
-            principal.require("event.read")
-            wanted = [t for t in types or [] if t]
-            unknown = [t for t in wanted if t not in EVENT_TYPES and not t.endswith(".*")]
-            if unknown:
-                raise BadRequest("unknown event types: " + ", ".join(unknown), field="types")
-            found = [
-                visible(event, principal.scopes)
-                for event in await log.events(
-                    principal.tenant_id, after=after, types=wanted, limit=limit
-                )
-            ]
-            patients = sorted({e["patient_id"] for e in found if e.get("patient_id")})
-            await service.audit.record(
-                principal.tenant_id, principal.id, "GET /events", patients, service.clock()
-            )
-            more = len(found) == limit
-            return _json(
-                {"data": found, "next_after": found[-1]["seq"] if found and more else None},
-                headers=rate_headers(principal),
-            )
+        app.include_router(event_routes.router(events, service))
 
     for router in extra_routers or []:
         app.include_router(router)

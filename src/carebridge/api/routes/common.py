@@ -1,0 +1,161 @@
+"""What every route module shares: the caller's principal, the query and header parameters,
+the response models, and how answers are rendered (JSON, ``Age``, ``RateLimit`` headers)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Query, Request, Response
+from pydantic import BaseModel
+
+from carebridge.domain.values import RequestBound, RequestInstant
+from carebridge.services.live import Freshness, Live
+from carebridge.services.records import Principal, Unauthorized, authenticate
+
+MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number the store holds (signed 64-bit); ``after`` beyond it is 422."""
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+_MAX_AGE = re.compile(r"max-age=(\d{1,9})")
+
+SessionCheck = Callable[[str], Awaitable[Principal | None]]
+
+
+class Page(BaseModel):
+    """A page of records and the cursor of the next one (None on the last page)."""
+
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Items(BaseModel):
+    """Records read in real time (no paging)."""
+
+    data: list[dict[str, Any]]
+
+
+class WriteAnswer(BaseModel):
+    """A write's record as read back, and whether the read-back matched the request."""
+
+    data: dict[str, Any]
+    confirmation: str
+    diverged: list[str]
+    ledger_id: int
+
+
+class AuditPage(BaseModel):
+    """Audit entries in sequence order; ``next_after`` continues the read (the replay cursor)."""
+
+    data: list[dict[str, Any]]
+    next_after: int | None
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+def json_response(
+    body: Any,
+    *,
+    status: int = 200,
+    age: timedelta | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON answer that is never cached; ``age`` becomes the ``Age`` header."""
+    return raw_response(orjson.dumps(body), age=age, headers=headers or {}, status=status)
+
+
+def raw_response(
+    body: bytes, *, age: timedelta | None, headers: dict[str, str], status: int = 200
+) -> Response:
+    """JSON text answered as it is."""
+    extra = {"Cache-Control": "private, no-store", **headers}
+    if age is not None:
+        extra["Age"] = str(max(0, int(age.total_seconds())))
+    return Response(body, status_code=status, media_type="application/json", headers=extra)
+
+
+def rate_headers(service: Live, principal: Principal) -> dict[str, str]:
+    """The ``RateLimit`` headers of the caller's tenant's upstream budget (none before its
+    first upstream call)."""
+    budget = service.budget(principal.tenant_id)
+    if budget is None:
+        return {}
+    quota, remaining = budget
+    return {
+        "RateLimit-Policy": f'"upstream";q={quota};w=1',
+        "RateLimit": f'"upstream";r={remaining};t=1',
+    }
+
+
+def given(**values: str | None) -> dict[str, str]:
+    """The filters the caller gave (empty ones are not filters)."""
+    return {key: value for key, value in values.items() if value}
+
+
+def freshness(max_age: int | None, cache_control: str | None) -> Freshness:
+    """``max_age`` wins; else ``Cache-Control: no-cache`` (0) or ``max-age=N``."""
+    if max_age is not None:
+        return Freshness(timedelta(seconds=max_age))
+    header = (cache_control or "").lower()
+    if "no-cache" in header:
+        return Freshness(timedelta(0))
+    found = _MAX_AGE.search(header)
+    return Freshness(timedelta(seconds=int(found.group(1)))) if found else Freshness()
+
+
+async def caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller: a session token (``cbs_``) from ``POST /authenticate``, or an API key."""
+    token = (authorization or "").strip()
+    bare = token[7:].strip() if token.lower().startswith("bearer ") else token
+    sessions: SessionCheck | None = request.app.state.sessions
+    if sessions is not None and bare.startswith("cbs_"):
+        principal = await sessions(bare)
+        if principal is None:
+            raise Unauthorized("the session token is not valid or has expired")
+    else:
+        principal = await authenticate(request.app.state.keys, authorization)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+CacheControl = Annotated[
+    str | None, Header(alias="Cache-Control", description="max-age=N, or no-cache for live data")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="The `next_cursor` of the previous page.")
+]
+MaxAge = Annotated[
+    int | None,
+    Query(ge=0, le=86_400 * 30, description="Oldest acceptable data, in seconds (0 = live)."),
+]
+Since = Annotated[
+    RequestInstant | None,
+    Query(
+        description="Only records changed at or after this instant: RFC 3339 with its offset "
+        "(`2026-12-01T15:00:00Z`); Unix epochs are refused."
+    ),
+]
+From = Annotated[RequestBound | None, Query(description="Window start: a day or an instant.")]
+Until = Annotated[RequestBound | None, Query(description="Window end: a day or an instant.")]
+After = Annotated[
+    int, Query(ge=0, le=MAX_SEQ, description="The last seq you have seen (0 = from the start).")
+]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1 to 255 visible ASCII characters (else 400). Replays the first answer "
+        "for 24 h; 422 if reused with another body.",
+    ),
+]
