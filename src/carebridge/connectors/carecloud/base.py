@@ -1,0 +1,195 @@
+"""The plumbing every part of the tenant facade shares: its state, the surfaces, timed and
+drift-checked fetches (logged without PHI: endpoint templates, counts, pages, latencies).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from carebridge.connectors.carecloud import drift
+from carebridge.connectors.carecloud.client import SurfaceClient
+from carebridge.connectors.carecloud.drift import DriftReport
+from carebridge.connectors.carecloud.mapping.common import Context, Mapped
+from carebridge.connectors.carecloud.surfaces import Connection
+from carebridge.connectors.carecloud.wire import portal as pw
+from carebridge.connectors.carecloud.wire import v2 as vw
+from carebridge.connectors.carecloud.writes import WriteContext
+from carebridge.domain.provenance import Surface
+from carebridge.domain.values import (
+    AppointmentId,
+    LocationId,
+    PatientId,
+    ResourceId,
+    VisitReasonId,
+)
+from carebridge.errors import ConfigError
+
+log = logging.getLogger("carebridge.connector")
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+PORTAL_PAGE_SIZE = 100
+FHIR_PAGE_SIZE = 100
+
+
+@dataclass
+class PersonIds:
+    """One person's ids on every surface."""
+
+    patient_id: PatientId
+    chart_number: str
+    v2_id: str | None = None
+    rcm_account_number: str | None = None
+    fhir_id: str | None = None
+
+
+class _Fetch:
+    """Times one endpoint's fetch and logs it without PHI."""
+
+    def __init__(self, surface: str, endpoint: str) -> None:
+        self.surface = surface
+        self.endpoint = endpoint
+        self.pages = 0
+        self.count = 0
+        self.started = time.monotonic()
+
+    def page(self, items: int) -> None:
+        self.pages += 1
+        self.count += items
+
+    def done(self) -> None:
+        log.debug(
+            "fetched %s %s: %d records, %d pages, %.1f ms",
+            self.surface,
+            self.endpoint,
+            self.count,
+            self.pages,
+            (time.monotonic() - self.started) * 1000,
+            extra={
+                "surface": self.surface,
+                "endpoint": self.endpoint,
+                "records": self.count,
+                "pages": self.pages,
+            },
+        )
+
+
+class TenantBase:
+    """The facade's state and plumbing (see :class:`~carebridge.connectors.carecloud.facade.CareCloudTenant`)."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        tenant: str,
+        v2_base: str,
+        portal_api: str,
+        fhir_base: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.connection = connection
+        self.tenant = tenant
+        self.v2_base = v2_base.rstrip("/")
+        self.portal_api = portal_api.rstrip("/")
+        self.fhir_base = fhir_base.rstrip("/") if fhir_base else None
+        self.clock = clock
+        self.drift = DriftReport(clock=clock)
+        self.dropped: dict[str, Counter[str]] = {}
+        self._people: dict[PatientId, PersonIds] = {}
+        self._appointments: dict[AppointmentId, str] = {}
+        self._locations: dict[LocationId, int] = {}
+        self._resources: dict[ResourceId, int] = {}
+        self._visit_reasons: dict[VisitReasonId, int] = {}
+        self._default_providers: dict[int, int] = {}
+        self._cancellation_reasons: dict[int, vw.CancellationReasonPayload] | None = None
+        self._fhir_scanned = False
+        self._practice_indexed = False
+        self._writes = WriteContext(
+            conn=connection,
+            tenant=tenant,
+            v2_url=f"{self.v2_base}/v2",
+            portal_url=self.portal_api,
+            drift=self.drift,
+            clock=clock,
+        )
+        """The writes' context: it shares the drift report, and reads fill its id index."""
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def _v2(self) -> SurfaceClient[Any]:
+        if self.connection.v2 is None:
+            raise ConfigError("the v2 surface is not configured for this tenant")
+        return self.connection.v2
+
+    @property
+    def _portal(self) -> SurfaceClient[Any]:
+        if self.connection.portal is None:
+            raise ConfigError("the portal surface is not configured for this tenant")
+        return self.connection.portal
+
+    def _ctx(self, surface: Surface, endpoint: str) -> Context:
+        return Context(
+            tenant=self.tenant, surface=surface, endpoint=endpoint, fetched_at=self.clock()
+        )
+
+    def _keep(self, endpoint: str, mapped: Mapped[T]) -> T:
+        if mapped.dropped:
+            self.dropped.setdefault(endpoint, Counter()).update(mapped.dropped)
+        return mapped.value
+
+    async def _v2_get(self, endpoint: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        fetch = _Fetch("v2", endpoint)
+        response = await self._v2.request(
+            "GET", f"{self.v2_base}{path}", params=params, endpoint=endpoint
+        )
+        body = response.json()
+        fetch.page(len(body) if isinstance(body, list) else 1)
+        fetch.done()
+        return body
+
+    async def _v2_list(
+        self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
+    ) -> list[M]:
+        """Every item of a paged v2 array, each page checked for drift."""
+        fetch = _Fetch("v2", endpoint)
+        items: list[M] = []
+        async for response in self._v2.v2_pages(f"{self.v2_base}{path}", params):
+            page = drift.check_list(response.json(), model, endpoint, self.drift)
+            fetch.page(len(page))
+            items.extend(page)
+        fetch.done()
+        return items
+
+    async def _portal_get(self, endpoint: str, path: str, model: type[M]) -> M:
+        fetch = _Fetch("portal", endpoint)
+        response = await self._portal.request("GET", f"{self.portal_api}{path}", endpoint=endpoint)
+        item = drift.check(response.json(), model, endpoint, self.drift)
+        fetch.page(1)
+        fetch.done()
+        return item
+
+    async def _portal_list(
+        self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
+    ) -> list[M]:
+        """Every item of a paged portal list, each page checked against ``Page[model]``."""
+        fetch = _Fetch("portal", endpoint)
+        page_model: type[pw.Page[Any]] = pw.Page[model]  # type: ignore[valid-type]
+        items: list[M] = []
+        async for body in self._portal.portal_pages(
+            f"{self.portal_api}{path}", {"pageSize": PORTAL_PAGE_SIZE, **(params or {})}
+        ):
+            page = drift.check(body, page_model, endpoint, self.drift)
+            fetch.page(len(page.items))
+            items.extend(page.items)
+        fetch.done()
+        return items
