@@ -36,7 +36,8 @@ and ``retryable`` are what jobs, the sync and the health report read.
     │   ├── UnknownId                     domain        no         422   id the upstream lacks
     │   ├── InvalidMfaStep                domain        no         422   method not enrolled
     │   ├── InvalidScopes                 domain        no         422   also a ValueError
-    │   └── UrlRefused                    domain        no         422   webhook URL policy
+    │   ├── UrlRefused                    domain        no         422   webhook URL policy
+    │   └── RefusedReplay                 domain        no         first  a refusal, replayed
     ├── StoreError                        internal      no         500
     │   ├── BadCursor                                              400   a cursor we did not issue
     │   ├── TenantExists                                           409   the id is onboarded already
@@ -282,6 +283,23 @@ class InvalidScopes(DomainError, ValueError):
 class UrlRefused(DomainError):
     """A webhook URL, or an address its host resolves to, that deliveries may not go to. The
     message says why; it never repeats the URL."""
+
+
+class RefusedReplay(DomainError):
+    """A write refused earlier (a :class:`DomainError`: a taken slot, a scrubber rejection),
+    asked again under the same ``Idempotency-Key``: the refusal is answered again as it was
+    first answered. ``code`` is the first error's class name, ``answered`` its ``status``,
+    ``fields`` the fields it named."""
+
+    replayed: ClassVar[bool] = True
+
+    def __init__(
+        self, message: str, *, code: str, answered: int, fields: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.answered = answered
+        self.fields = fields
 
 
 class StoreError(CarebridgeError):
