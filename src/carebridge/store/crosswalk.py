@@ -1,0 +1,111 @@
+"""The crosswalk in the store (``crosswalk``), shared by every process of a deployment.
+
+``remember`` is one ``INSERT ... ON CONFLICT DO UPDATE`` per batch (a page of records; split
+only past :data:`CHUNK` rows, under SQLite's bound on statement parameters), which leaves a row
+that already says the same untouched. Lookups by entity use ``ix_crosswalk_entity``
+(tenant, entity id); lookups by upstream id the primary key. When one entity has two ids on a
+surface (an upstream that re-keyed a record), the smallest is answered, the same every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from carebridge.ports.crosswalk import Link
+from carebridge.store.schema import crosswalk
+
+T = crosswalk.c
+
+CHUNK = 500
+"""Rows per statement at most (5 parameters a row: under SQLite's 32766)."""
+
+
+class SqlCrosswalk:
+    """``Crosswalk`` over the store's engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def remember(self, tenant: str, links: Sequence[Link]) -> None:
+        rows = {
+            (link.surface, link.kind, link.upstream_id): {
+                "tenant_id": tenant,
+                "surface": link.surface,
+                "kind": link.kind,
+                "upstream_id": link.upstream_id,
+                "entity_id": link.entity_id,
+            }
+            for link in links
+        }  # one row per key: PostgreSQL refuses a statement that updates a row twice
+        if not rows:
+            return
+        values = list(rows.values())
+        async with self.engine.begin() as conn:
+            insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            for start in range(0, len(values), CHUNK):
+                statement = insert(crosswalk).values(values[start : start + CHUNK])
+                await conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["tenant_id", "surface", "kind", "upstream_id"],
+                        set_={"entity_id": statement.excluded.entity_id},
+                        where=T.entity_id != statement.excluded.entity_id,
+                    )
+                )
+
+    async def upstream_id(self, tenant: str, kind: str, surface: str, entity_id: str) -> str | None:
+        return (await self.upstream_ids(tenant, kind, surface, [entity_id])).get(entity_id)
+
+    async def entity_id(self, tenant: str, kind: str, surface: str, upstream_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                select(T.entity_id).where(
+                    T.tenant_id == tenant,
+                    T.surface == surface,
+                    T.kind == kind,
+                    T.upstream_id == upstream_id,
+                )
+            )
+        return None if found is None else str(found)
+
+    async def upstream_ids(
+        self, tenant: str, kind: str, surface: str, entity_ids: Collection[str]
+    ) -> dict[str, str]:
+        wanted = sorted(set(entity_ids))
+        found: dict[str, str] = {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = await conn.execute(
+                    select(T.entity_id, func.min(T.upstream_id))
+                    .where(
+                        T.tenant_id == tenant,
+                        T.entity_id.in_(wanted[start : start + CHUNK]),
+                        T.kind == kind,
+                        T.surface == surface,
+                    )
+                    .group_by(T.entity_id)
+                )
+                found.update({str(e): str(u) for e, u in rows})
+        return found
+
+    async def links_of(self, tenant: str, kind: str, entity_ids: Collection[str]) -> list[Link]:
+        wanted = sorted(set(entity_ids))
+        links: list[Link] = []
+        async with self.engine.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = await conn.execute(
+                    select(T.surface, T.upstream_id, T.entity_id)
+                    .where(
+                        T.tenant_id == tenant,
+                        T.entity_id.in_(wanted[start : start + CHUNK]),
+                        T.kind == kind,
+                    )
+                    .order_by(T.entity_id, T.surface, T.upstream_id)
+                )
+                links.extend(Link(kind, str(s), str(u), str(e)) for s, u, e in rows)
+        return links
