@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+import pkgutil
+from pathlib import Path
 
 import pytest
 
+import carebridge
 from carebridge import errors
 
 
@@ -32,7 +37,13 @@ def test_every_error_class_is_drawn_in_the_module_docstring() -> None:
         (errors.RateLimited, errors.UpstreamError),
         (errors.UnexpectedPayload, errors.UpstreamError),
         (errors.InvalidTransition, errors.DomainError),
-        (errors.ParseError, errors.CodecError),
+        (errors.SlotTaken, errors.DomainError),
+        (errors.SignInRefused, errors.AuthError),
+        (errors.WriteUnconfirmed, errors.UpstreamError),
+        (errors.NotConfigured, errors.ConfigError),
+        (errors.VaultError, errors.StoreError),
+        (errors.LeaseLost, errors.SyncError),
+        (errors.InvalidScopes, ValueError),
     ],
 )
 def test_tree_shape(cls: type, parent: type) -> None:
@@ -52,3 +63,43 @@ def test_errors_keep_their_structured_fields() -> None:
     assert (err.field_path, err.endpoint) == ("patient.dob", "GET /v2/x")
     assert errors.RateLimited("slow", retry_after=3.5).retry_after == 3.5
     assert errors.MfaRequired("mfa", challenge="c1", methods=("totp",)).methods == ("totp",)
+
+
+def _modules() -> list[str]:
+    return [
+        m.name
+        for m in pkgutil.walk_packages(carebridge.__path__, "carebridge.")
+        if ".migrations." not in m.name and not m.name.endswith("__main__")
+    ]
+
+
+def test_every_exception_class_in_carebridge_hangs_from_the_tree() -> None:
+    """No layer grows an exception outside the tree: every exception class carebridge defines
+    is a CarebridgeError (a framework's own base may come first). Signals (a BaseException that is
+    not an Exception, like the CLI's Stopped) are not errors."""
+    outside = []
+    for name in _modules():
+        module = importlib.import_module(name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != name or not issubclass(cls, Exception):
+                continue
+            if not issubclass(cls, errors.CarebridgeError):
+                outside.append(f"{name}.{cls.__qualname__}")
+    assert outside == []
+
+
+def test_the_tree_is_defined_in_one_module() -> None:
+    """Apart from the two that a framework must also recognise (drawn in the tree's docstring)
+    and the connector's private retry signal, every error class is defined in errors.py."""
+    edge = {"BodyTooLarge", "PolicyRefused", "_Again"}
+    root = Path(carebridge.__file__).parent
+    elsewhere = []
+    for path in root.rglob("*.py"):
+        if path.name == "errors.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name not in edge:
+                bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in node.bases}
+                if bases & {*_classes(), "Exception", "BaseException"}:
+                    elsewhere.append(f"{path.relative_to(root)}:{node.name}")
+    assert elsewhere == []

@@ -28,6 +28,7 @@ and ``retryable`` are what jobs, the sync and the health report read.
     │   ├── RateLimited                   transient     yes        503   retry_after
     │   ├── UpstreamStatusError           upstream      by status        the upstream's status
     │   └── UnexpectedPayload             upstream      no               field path; schema drift
+    │       └── UnresolvedReference       upstream      no               a FHIR reference not indexed
     ├── DomainError                       domain        no         422   a rule refuses the request
     │   ├── InvalidTransition             domain        no         409   lifecycle state machine
     │   ├── SlotTaken                     domain        no         409   availability or upstream 409
@@ -223,6 +224,10 @@ class UnexpectedPayload(UpstreamError):
     def __init__(self, message: str, *, field_path: str, endpoint: str | None = None):
         super().__init__(message, endpoint=endpoint)
         self.field_path = field_path
+
+
+class UnresolvedReference(UnexpectedPayload):
+    """A reference, or a value the Connector does not carry, that the injected indexes lack."""
 
 
 class DomainError(CarebridgeError):

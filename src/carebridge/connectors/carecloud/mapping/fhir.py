@@ -83,7 +83,7 @@ from carebridge.domain import (
     to_money,
 )
 from carebridge.domain.vocab import InsurancePolicyType
-from carebridge.errors import UnexpectedPayload
+from carebridge.errors import UnresolvedReference as UnresolvedReference
 
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 LOINC = "http://loinc.org"
@@ -102,10 +102,6 @@ PAYER_CODE = "payer-id"
 
 
 T = TypeVar("T")
-
-
-class UnresolvedReference(UnexpectedPayload):
-    """A reference, or a value the Connector does not carry, that the injected indexes lack."""
 
 
 # --- indexes ------------------------------------------------------------------------------------
