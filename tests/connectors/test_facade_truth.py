@@ -954,6 +954,12 @@ async def run_and_check(box: Box) -> float:
     return time.perf_counter() - started
 
 
+@pytest.mark.parametrize("box", [60], indirect=True)
+async def test_a_full_read_of_a_60_patient_tenant_equals_the_ground_truth(box: Box) -> None:
+    await run_and_check(box)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("box", [200], indirect=True)
 async def test_a_full_read_of_a_200_patient_tenant_equals_the_ground_truth(box: Box) -> None:
     await run_and_check(box)
