@@ -48,9 +48,9 @@ from carebridge.ports.writes import (
     WriteLedger,
 )
 from carebridge.services.records import NotFound, Principal
+from carebridge.sync.slices import LAG as LAG
+from carebridge.sync.slices import read_slice
 
-LAG = timedelta(minutes=5)
-"""Incremental refreshes re-read this much before the last one (clock skew, late commits)."""
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -85,13 +85,7 @@ def _fetcher(
     def fetch(
         u: Upstream, patient_id: PatientId | None, since: datetime | None
     ) -> AsyncIterator[Any]:
-        method: Callable[..., AsyncIterator[Any]] = getattr(u, kind.upstream)
-        arguments: dict[str, Any] = {}
-        if kind.reach == "patient":
-            arguments["patient_id"] = _need(patient_id)
-        if kind.incremental:
-            arguments["updated_since"] = since
-        return method(**arguments)
+        return read_slice(u, kind, patient_id=patient_id, since=since)
 
     return fetch
 
@@ -113,12 +107,6 @@ PHI_KINDS = frozenset(k.name for k in KINDS.values() if k.phi)
 def read_scope(kind: str) -> str:
     """The scope a read of ``kind`` needs."""
     return KINDS[kind].read_scope
-
-
-def _need(patient_id: PatientId | None) -> PatientId:
-    if patient_id is None:  # pragma: no cover - per-patient sources are only asked with one
-        raise BadRequest("patient_id is required", field="patient_id")
-    return patient_id
 
 
 @dataclass(frozen=True)

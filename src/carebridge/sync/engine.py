@@ -40,16 +40,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from carebridge.domain.kinds import StreamMode, streamed_kinds
+from carebridge.domain.kinds import KINDS, StreamMode, streamed_kinds
 from carebridge.domain.provenance import DomainModel
 from carebridge.domain.values import PatientId
 from carebridge.errors import SyncError, UpstreamError
 from carebridge.errors import UnknownStream as UnknownStream
 from carebridge.ports.sync import Hold, LeaseLost, SyncStore
 from carebridge.ports.upstream import Upstream
+from carebridge.sync.slices import LAG as LAG
+from carebridge.sync.slices import read_slice
 
-LAG = timedelta(minutes=5)
-"""Incremental reads re-read this much before the high-water mark (clock skew, late commits)."""
 PAGE_SIZE = 200
 WINDOW_BACK = timedelta(days=30)
 WINDOW_AHEAD = timedelta(days=60)
@@ -62,16 +62,6 @@ Phase = Literal["before_commit", "after_commit"]
 OnPage = Callable[[str, int, Phase], None]
 """A fault hook for tests: ``(stream, page number, phase)``; ``before_commit`` runs inside the
 page's transaction (raising rolls the page and its cursor back), ``after_commit`` right after."""
-
-
-def _since(u: Upstream, s: datetime | None, name: str) -> AsyncIterator[Any]:
-    method: Callable[..., AsyncIterator[Any]] = getattr(u, name)
-    return method(updated_since=s)
-
-
-def _all(u: Upstream, name: str) -> AsyncIterator[Any]:
-    method: Callable[[], AsyncIterator[Any]] = getattr(u, name)
-    return method()
 
 
 @dataclass(frozen=True)
@@ -234,6 +224,15 @@ class _Run:
             since = min(since, self.clock() - self.reconcile)
         return since
 
+    def read(
+        self, *, patient_id: PatientId | None = None, since: datetime | None = None
+    ) -> AsyncIterator[DomainModel]:
+        """The stream's kind read from the upstream (:func:`~carebridge.sync.slices.read_slice`,
+        as the read path reads it)."""
+        return read_slice(
+            self.upstream, KINDS[self.stream.kind], patient_id=patient_id, since=since
+        )
+
     async def save(
         self,
         records: Sequence[DomainModel],
@@ -306,7 +305,7 @@ class _Run:
         def in_pass() -> dict[str, Any]:
             return {"high_water": _iso(high), "pass": {"since": _iso(since), "seen": _iso(newest)}}
 
-        rest = await self.pages(_since(self.upstream, since, self.stream.method), in_pass, note)
+        rest = await self.pages(self.read(since=since), in_pass, note)
         final = high_water(high, newest, started)
         await self.save(rest, {"high_water": _iso(final), "completed_at": _iso(self.clock())})
 
@@ -324,16 +323,13 @@ class _Run:
         patients = sorted(await self.store.ids(self.tenant_id, "patient"))
         batch: list[DomainModel] = []
         read: dict[str, datetime] = {}
-        method: Callable[..., AsyncIterator[DomainModel]] = getattr(
-            self.upstream, self.stream.method
-        )
         for patient in patients:
             if after is not None and patient <= after:
                 continue
             mark = marks.get(patient)
             newest: datetime | None = None
             since = self.since(mark, lag)
-            async for record in method(patient_id=PatientId(patient), updated_since=since):
+            async for record in self.read(patient_id=PatientId(patient), since=since):
                 newest = _latest(newest, _updated(record))
                 batch.append(record)
                 await self.keep()
@@ -356,7 +352,7 @@ class _Run:
         def in_pass() -> dict[str, Any]:
             return {"pass": {"started": _iso(started)}}
 
-        rest = await self.pages(_all(self.upstream, self.stream.method), in_pass, note)
+        rest = await self.pages(self.read(), in_pass, note)
         final = {"completed_at": _iso(self.clock()), "count": len(seen)}
         if not self.stream.tombstones:
             await self.save(rest, final)
