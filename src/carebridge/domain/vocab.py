@@ -103,11 +103,15 @@ Relationship = Literal[
     "foster_child",
     "ward",
     "guardian",
+    "sibling",
+    "niece_nephew",
+    "dependent",
+    "emancipated_minor",
     "other",
     "unknown",
 ]
-"""Relationship of a person (insured, responsible party) to the patient; rarer CareCloud values
-map to ``other``."""
+"""Relationship of a person (insured, responsible party) to the patient: CareCloud's words; a
+word CareCloud adds later maps to ``other``."""
 
 PhoneKind = Literal[
     "mobile", "home", "work", "main", "fax", "toll_free", "voip", "pager", "sms", "other"
@@ -151,6 +155,7 @@ InsurancePolicyType = Literal[
     "medicare_b",
     "medicare_hmo",
     "medicare_ppo",
+    "medicare_advantage",
     "medicare_supplement",
     "medicaid",
     "medicaid_hmo",
@@ -159,9 +164,11 @@ InsurancePolicyType = Literal[
     "auto_insurance",
     "champus",
     "champ_va",
+    "self_pay",
     "other",
 ]
-"""CareCloud's ``insurance_policy_type`` (its documented values; the rest map to ``other``)."""
+"""CareCloud's ``insurance_policy_type`` (its documented values, Medicare Advantage (Part C) and
+self-pay; the rest map to ``other``)."""
 
 ResponsibleParty = Literal["patient", "insurance"]
 """Who owes an open balance (CareCloud's ``balance_type``)."""

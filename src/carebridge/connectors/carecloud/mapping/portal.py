@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, cast, get_args
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -98,6 +98,12 @@ from carebridge.domain import (
     VitalSigns,
     to_e164,
     to_money,
+)
+from carebridge.domain.vocab import (
+    AdministrativeGender,
+    EncounterType,
+    ImmunizationStatus,
+    PaymentMethod,
 )
 from carebridge.errors import UnexpectedPayload
 
@@ -273,7 +279,7 @@ def _email(model: TracedModel, name: str, value: str | None) -> str | None:
 
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 ENCOUNTER_TYPES = frozenset({"office_visit", "nurse_visit", "telephone", "telehealth"})
-PAYMENT_METHODS = {
+PAYMENT_METHODS: dict[str, PaymentMethod] = {
     "ach": "ach",
     "eft": "ach",
     "chk": "check",
@@ -282,6 +288,28 @@ PAYMENT_METHODS = {
     "credit_card": "card",
     "cash": "cash",
 }
+IMMUNIZATION_STATUSES = frozenset(get_args(ImmunizationStatus))
+
+
+def sex(value: str) -> AdministrativeGender | None:
+    """A patient's ``sex`` as the domain's gender; None when it is not one."""
+    return cast(AdministrativeGender, value) if value in GENDERS else None
+
+
+def encounter_type(value: str) -> EncounterType | None:
+    """An ``encounterType`` as the domain's; None when the domain has no such type."""
+    return cast(EncounterType, value) if value in ENCOUNTER_TYPES else None
+
+
+def payment_method(value: str) -> PaymentMethod | None:
+    """A payment's ``method`` (``ACH``, ``CHK``, ``card``...) as the domain's; None when unknown."""
+    return PAYMENT_METHODS.get(value.strip().lower())
+
+
+def immunization_status(value: str) -> ImmunizationStatus | None:
+    """An immunization's FHIR-spelled ``status`` (``entered-in-error``) as the domain's."""
+    word = value.replace("-", "_")
+    return cast(ImmunizationStatus, word) if word in IMMUNIZATION_STATUSES else None
 
 
 def claim_status(ctx: Context, value: str, field_path: str) -> ClaimStatus:
@@ -304,7 +332,8 @@ def patient_from_portal(payload: wire.PatientItemPayload, ctx: Context) -> Mappe
         identifiers = [PatientIdentifier(kind="chart_number", value=p.chart_number)]
         if p.rcm_account_number:
             identifiers.append(PatientIdentifier(kind="account_number", value=p.rcm_account_number))
-        if p.sex not in GENDERS:
+        gender = sex(p.sex)
+        if gender is None:
             raise unexpected(ctx, "sex", "not an administrative gender")
         if p.status not in ("active", "inactive"):
             raise unexpected(ctx, "status", "not a patient status")
@@ -319,7 +348,7 @@ def patient_from_portal(payload: wire.PatientItemPayload, ctx: Context) -> Mappe
             id=patient_id(ctx, p.chart_number),
             name=PersonName(first=p.first_name, last=p.last_name, middle=p.middle_initial or ""),
             birth_date=p.date_of_birth,
-            gender=p.sex,
+            gender=gender,
             active=p.status == "active",
             identifiers=tuple(identifiers),
             email=_email(summary, "email", summary.email) if summary is not None else None,
@@ -380,9 +409,10 @@ def vitals_from_portal(
     )
 
 
-def _encounter_type(e: wire.EncounterItemPayload) -> str:
-    if e.encounter_type in ENCOUNTER_TYPES:
-        return e.encounter_type
+def _encounter_type(e: wire.EncounterItemPayload) -> EncounterType:
+    found = encounter_type(e.encounter_type)
+    if found is not None:
+        return found
     forget(e, "encounter_type")  # "other" does not carry the upstream's word
     return "other"
 
@@ -593,6 +623,9 @@ def immunization_from_portal(
 
     def build() -> Immunization:
         i = payload
+        status = immunization_status(i.status)
+        if status is None:
+            raise unexpected(ctx, "status", "not an immunization status")
         return Immunization(
             id=immunization_id(ctx, i.id),
             patient_id=patient_id(ctx, chart_number),
@@ -604,7 +637,7 @@ def immunization_from_portal(
             administered_on=i.administered_on,
             site=i.site or None,
             route=i.route or None,
-            status=i.status.replace("-", "_"),
+            status=status,
             updated_at=i.updated_at,
             sources=(ctx.source(str(i.id)),),
         )
@@ -795,7 +828,7 @@ def payment_from_portal(payload: wire.PaymentPayload, ctx: Context) -> Mapped[Pa
 
     def build() -> Payment:
         p = payload
-        method = PAYMENT_METHODS.get(p.method.strip().lower())
+        method = payment_method(p.method)
         if method is None:
             forget(p, "method")
         return Payment(

@@ -28,12 +28,12 @@ from carebridge.connectors.carecloud.mapping.v2._base import (
 )
 from carebridge.connectors.carecloud.mapping.v2.codes import (
     _CHARGE_KINDS,
-    _COVERAGE_LEVELS,
-    _ELIGIBILITY_STATUSES,
-    _LEDGER_KINDS,
-    _RESPONSIBLE,
-    _TRANSACTION_STATUSES,
+    coverage_level,
+    eligibility_status,
+    ledger_kind,
     policy_type,
+    responsible_party,
+    transaction_status,
 )
 from carebridge.connectors.carecloud.wire.v2 import (
     BalancePayload,
@@ -58,7 +58,6 @@ from carebridge.domain import (
     to_money,
 )
 from carebridge.domain.vocab import (
-    CoverageLevel,
     CoverageStatus,
     ResponsibleParty,
     TransactionStatus,
@@ -94,14 +93,14 @@ def is_charge(wire: TransactionPayload) -> bool:
 
 
 def _transaction_status(ctx: Context, t: TransactionPayload, upstream_id: int) -> TransactionStatus:
-    status = _word(t.transaction_status)
-    if status not in _TRANSACTION_STATUSES:
+    status = transaction_status(t.transaction_status)
+    if status is None:
         raise UnexpectedPayload(
             f"v2 transaction {upstream_id} has an unknown transaction_status",
             field_path="transaction_status",
             endpoint=ctx.endpoint,
         )
-    return cast(TransactionStatus, status)
+    return status
 
 
 def map_charge(
@@ -170,8 +169,8 @@ def map_ledger_entry(
         raise ValueError("a charge: map it with map_charge")
     run = _Run()
     w = _track(wire, run)
-    kind = _word(w.transaction_type)
-    if kind not in _LEDGER_KINDS:
+    kind = ledger_kind(w.transaction_type)
+    if kind is None:
         raise UnexpectedPayload(
             f"v2 transaction {wire.id} has an unknown transaction_type",
             field_path="transaction_type",
@@ -205,8 +204,8 @@ def map_ledger_entry(
 
 
 def _balance(ctx: Context, b: BalancePayload, ref: PatientRef, as_of: date | None) -> Balance:
-    responsible = _word(b.balance_type)
-    if responsible not in _RESPONSIBLE:
+    responsible = responsible_party(b.balance_type)
+    if responsible is None:
         raise UnexpectedPayload(
             f"v2 balance of patient {ref.v2_id} has an unknown balance_type",
             field_path="balance_type",
@@ -266,16 +265,14 @@ def _benefit(run: _Run, b: BenefitPayload, status: CoverageStatus) -> Benefit | 
     if service_type is None:
         run.reject_path(_path_of(b))
         return None
-    level = _word(b.coverage_level)
-    if level and level not in _COVERAGE_LEVELS:
+    level = coverage_level(b.coverage_level)
+    if level is None and _word(b.coverage_level):
         run.reject(b, "coverage_level")
     try:
         return Benefit(
             service_type=service_type,
             coverage_status=status,
-            coverage_level=cast(CoverageLevel, level)
-            if level in _COVERAGE_LEVELS
-            else "individual",
+            coverage_level=level or "individual",
             in_network=b.in_network,
             copay=_valid(run, b, "co_payment", to_money),
             coinsurance=_valid(run, b, "co_insurance", _fraction),
@@ -310,8 +307,8 @@ def map_eligibility(
     """
     run = _Run()
     w = _track(wire, run)
-    status = _word(w.status)
-    if status not in _ELIGIBILITY_STATUSES:
+    status = eligibility_status(w.status)
+    if status is None:
         raise UnexpectedPayload(
             f"v2 eligibility request {wire.id} has an unknown status",
             field_path="status",

@@ -109,7 +109,8 @@ _ELIGIBILITY_STATUSES: frozenset[str] = frozenset(typing.get_args(EligibilityChe
 _RESPONSIBLE: frozenset[str] = frozenset(typing.get_args(ResponsibleParty))
 
 
-def _gender(*values: str | None) -> AdministrativeGender | None:
+def gender(*values: str | None) -> AdministrativeGender | None:
+    """The first of ``values`` that is a gender code (``M``) or word (``Male``), as the domain's."""
     for value in values:
         found = _GENDERS.get(_word(value))
         if found is not None:
@@ -117,8 +118,73 @@ def _gender(*values: str | None) -> AdministrativeGender | None:
     return None
 
 
+def marital_status(value: str | None) -> MaritalStatus | None:
+    """A ``marital_status_code`` (``S``) or word as the domain's; None when it is neither."""
+    return _MARITAL.get(_word(value))
+
+
+def ethnicity(value: str | None) -> Ethnicity | None:
+    """An ``ethnicity_code`` (``H``, ``N``, ``U``, a CDC code) or word; None when it is neither."""
+    return _ETHNICITY.get(_word(value))
+
+
+def employment_status(value: str | None) -> EmploymentStatusCode | None:
+    """An ``employment_status_code``, verbatim; None when CareCloud does not define it."""
+    code = _text(value).upper()
+    return cast(EmploymentStatusCode, code) if code in _EMPLOYMENT else None
+
+
+def student_status(value: str | None) -> StudentStatusCode | None:
+    """A ``student_status_code``, verbatim; None when CareCloud does not define it."""
+    code = _text(value).upper()
+    return cast(StudentStatusCode, code) if code in _STUDENT else None
+
+
+def confirmation_method(value: str | None) -> ConfirmationMethod | None:
+    """A ``communication_method`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(ConfirmationMethod, word) if word in _CONFIRMATION_METHODS else None
+
+
+def confirmation_outcome(value: str | None) -> ConfirmationOutcome | None:
+    """A ``communication_outcome`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(ConfirmationOutcome, word) if word in _CONFIRMATION_OUTCOMES else None
+
+
+def ledger_kind(value: str | None) -> LedgerEntryKind | None:
+    """A ``transaction_type`` other than a charge as the domain's; None for a charge kind (see
+    ``is_charge``) or an unknown type."""
+    word = _word(value)
+    return cast(LedgerEntryKind, word) if word in _LEDGER_KINDS else None
+
+
+def transaction_status(value: str | None) -> TransactionStatus | None:
+    """A ``transaction_status`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(TransactionStatus, word) if word in _TRANSACTION_STATUSES else None
+
+
+def responsible_party(value: str | None) -> ResponsibleParty | None:
+    """A ``balance_type`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(ResponsibleParty, word) if word in _RESPONSIBLE else None
+
+
+def coverage_level(value: str | None) -> CoverageLevel | None:
+    """A benefit's ``coverage_level`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(CoverageLevel, word) if word in _COVERAGE_LEVELS else None
+
+
+def eligibility_status(value: str | None) -> EligibilityCheckStatus | None:
+    """An eligibility request's ``status`` as the domain's; None when it is not one."""
+    word = _word(value)
+    return cast(EligibilityCheckStatus, word) if word in _ELIGIBILITY_STATUSES else None
+
+
 def relationship(value: str | None) -> Relationship:
-    """CareCloud's relationship word as the domain's; its rarer values become ``other``."""
+    """CareCloud's relationship word as the domain's; a word it adds later becomes ``other``."""
     word = _word(value)
     if not word:
         return "unknown"
@@ -141,8 +207,8 @@ def phone_kind(value: str | None) -> PhoneKind:
 def payer_kind(plan_types: Iterable[str | None]) -> PayerKind:
     """What kind of payer offers plans of these types (the v2 payer directory does not say).
 
-    Blue Cross Blue Shield if any plan is BCBS; Medicare, Medicaid, TRICARE, workers' comp or
-    auto when every plan is of that family; commercial otherwise, ``other`` without plans.
+    Blue Cross Blue Shield if any plan is BCBS; Medicare, Medicaid, TRICARE, workers' comp, auto
+    or self-pay when every plan is of that family; commercial otherwise, ``other`` without plans.
     """
     kinds = [policy_type(t) for t in plan_types]
     if not kinds:
@@ -155,6 +221,7 @@ def payer_kind(plan_types: Iterable[str | None]) -> PayerKind:
         ("tricare", ("champus", "champ_va")),
         ("workers_comp", ("workers_compensation",)),
         ("auto", ("auto_insurance",)),
+        ("self", ("self_pay",)),
     ]
     for kind, prefixes in families:
         if all(k.startswith(prefixes) for k in kinds):

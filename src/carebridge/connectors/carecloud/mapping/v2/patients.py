@@ -35,14 +35,14 @@ from carebridge.connectors.carecloud.mapping.v2._base import (
 )
 from carebridge.connectors.carecloud.mapping.v2.billing import _balance
 from carebridge.connectors.carecloud.mapping.v2.codes import (
-    _EMPLOYMENT,
-    _ETHNICITY,
-    _MARITAL,
-    _STUDENT,
-    _gender,
+    employment_status,
+    ethnicity,
+    gender,
+    marital_status,
     payer_kind,
     policy_type,
     relationship,
+    student_status,
 )
 from carebridge.connectors.carecloud.mapping.v2.contacts import (
     _address,
@@ -98,7 +98,7 @@ def map_patient(
         "id": pid,
         "sources": (ctx.source(w.id),),
         "birth_date": w.dob,
-        "gender": _gender(w.gender_code, w.gender),
+        "gender": gender(w.gender_code, w.gender),
         "last_seen_date": w.last_seen_date,
     }
     w.name  # noqa: B018 - "First Last", carried as the parts below
@@ -118,8 +118,8 @@ def map_patient(
             if not _empty(value) and str(value).strip():
                 identifiers.append(PatientIdentifier(kind=kind, value=str(value).strip()))
         license_number = _text(s.drivers_license_number)
-        marital = _MARITAL.get(_word(_first(s.marital_status_code, s.marital_status)))
-        ethnicity = _ETHNICITY.get(_word(_first(s.ethnicity_code, s.ethnicity)))
+        marital = marital_status(_first(s.marital_status_code, s.marital_status))
+        ethnic = ethnicity(_first(s.ethnicity_code, s.ethnicity))
         employment = _text(s.employment_status_code).upper()
         student = _text(s.student_status_code).upper()
         location = s.primary_location
@@ -139,9 +139,9 @@ def map_patient(
                 "marital_status": marital,
                 "language": _twin(run, s, "language_code", "language", _language),
                 "race": _twin(run, s, "race_code", "race", _race),
-                "ethnicity": ethnicity,
-                "employment_status": employment if employment in _EMPLOYMENT else None,
-                "student_status": student if student in _STUDENT else None,
+                "ethnicity": ethnic,
+                "employment_status": employment_status(employment),
+                "student_status": student_status(student),
                 "employer_name": _text(s.employer_name),
                 "school_name": _text(s.school_name),
                 "active": _active(s.status, s.status_id),
@@ -157,9 +157,9 @@ def map_patient(
         )
         for unknown, field in (
             (marital is None, "marital_status_code" if s.marital_status_code else "marital_status"),
-            (ethnicity is None, "ethnicity_code" if s.ethnicity_code else "ethnicity"),
-            (bool(employment) and employment not in _EMPLOYMENT, "employment_status_code"),
-            (bool(student) and student not in _STUDENT, "student_status_code"),
+            (ethnic is None, "ethnicity_code" if s.ethnicity_code else "ethnicity"),
+            (bool(employment) and employment_status(employment) is None, "employment_status_code"),
+            (bool(student) and student_status(student) is None, "student_status_code"),
         ):
             if unknown and not _empty(getattr(wire, field, None)):
                 run.reject(s, field)
@@ -206,7 +206,7 @@ def _guarantor(run: _Run, party: ResponsiblePartyPayload | None) -> Guarantor | 
             relationship=rel,
             name=name,
             birth_date=party.dob,
-            gender=_gender(party.gender),
+            gender=gender(party.gender),
             email=_valid(run, party, "email", _email),
             addresses=_addresses(run, party.addresses, "home"),
             phones=_phones(run, party.phones),
@@ -229,7 +229,7 @@ def _insured(run: _Run, i: InsuredPayload | None) -> Insured:
             relationship=rel,
             name=name,
             birth_date=i.date_of_birth,
-            gender=_gender(i.gender),
+            gender=gender(i.gender),
             addresses=_addresses(run, i.addresses, "home"),
             phones=_phones(run, i.phones),
         )

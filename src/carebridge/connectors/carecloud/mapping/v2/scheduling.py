@@ -25,9 +25,9 @@ from carebridge.connectors.carecloud.mapping.v2._base import (
     patient_id,
 )
 from carebridge.connectors.carecloud.mapping.v2.codes import (
-    _CONFIRMATION_METHODS,
-    _CONFIRMATION_OUTCOMES,
     appointment_status,
+    confirmation_method,
+    confirmation_outcome,
 )
 from carebridge.connectors.carecloud.mapping.v2.contacts import _address, _phones
 from carebridge.connectors.carecloud.wire.v2 import (
@@ -59,7 +59,6 @@ from carebridge.domain import (
     UpstreamStatus,
     VisitReason,
 )
-from carebridge.domain.vocab import ConfirmationMethod, ConfirmationOutcome
 
 # --- practice ---------------------------------------------------------------------------------------
 
@@ -273,17 +272,17 @@ def map_slots(
 
 
 def _confirmation(run: _Run, c: ConfirmationPayload) -> AppointmentConfirmation:
-    method = _word(c.communication_method)
-    if method not in _CONFIRMATION_METHODS:
+    method = confirmation_method(c.communication_method)
+    if method is None:
         run.reject(c, "communication_method")
         method = "other"
-    outcome = _word(c.communication_outcome)
-    if outcome and outcome not in _CONFIRMATION_OUTCOMES:
+    outcome = confirmation_outcome(c.communication_outcome)
+    if outcome is None and _word(c.communication_outcome):
         run.reject(c, "communication_outcome")
     c.appointment_id  # noqa: B018 - the appointment it belongs to: the record it is attached to
     return AppointmentConfirmation(
-        method=cast(ConfirmationMethod, method),
-        outcome=cast(ConfirmationOutcome, outcome) if outcome in _CONFIRMATION_OUTCOMES else None,
+        method=method,
+        outcome=outcome,
         method_description=_text(c.communication_method_description),
         comments=_text(c.comments),
         confirmed_at=c.date_confirmed,
@@ -346,13 +345,11 @@ def map_appointment(
     extended: dict[str, Any] = {}
     if isinstance(wire, AppointmentDetailPayload):
         d = cast(AppointmentDetailPayload, w)
-        preferred = _word(d.preferred_confirmation_method)
-        if preferred and preferred not in _CONFIRMATION_METHODS:
+        preferred = confirmation_method(d.preferred_confirmation_method)
+        if preferred is None and _word(d.preferred_confirmation_method):
             run.reject(d, "preferred_confirmation_method")
         extended = {
-            "preferred_confirmation_method": preferred
-            if preferred in _CONFIRMATION_METHODS
-            else None,
+            "preferred_confirmation_method": preferred,
             "encounter_id": None
             if d.encounter_id is None
             else EncounterId.new(ctx.key("encounter", str(d.encounter_id))),
