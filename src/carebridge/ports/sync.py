@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from carebridge.domain.provenance import DomainModel
 from carebridge.errors import LeaseLost as LeaseLost
+from carebridge.ports.upstream import Upstream
 
 BeforeCommit = Callable[[], None]
 """Called inside the page's transaction, just before it commits (a test's fault hook: raising
@@ -127,4 +128,35 @@ class SyncStore(Protocol):
         """Mark records deleted (and store the stream's cursor, when given, and renew its lease,
         like :meth:`save_page`) in one transaction; returns how many live records became
         tombstones. No event is recorded: the event vocabulary has no ``*.deleted`` type yet."""
+        ...
+
+
+class DriftView(Protocol):
+    """What an upstream connection has seen of its upstream's drift, per endpoint."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"drifted": bool, "endpoints": {endpoint: {"breaking": n, "missing": n,
+        "retyped": n, ...}}}``."""
+        ...
+
+
+class SyncedUpstream(Upstream, Protocol):
+    """A tenant's upstream as a sync reads it: the records, and the drift seen so far."""
+
+    @property
+    def drift(self) -> DriftView: ...
+
+
+class SyncUpstreams(Protocol):
+    """Each tenant's upstream connection."""
+
+    async def of(self, tenant_id: str) -> SyncedUpstream: ...
+
+
+class FreshnessMarks(Protocol):
+    """The read path's freshness of each slice (a kind, for the tenant or one patient)."""
+
+    async def mark_refreshed(self, tenant_id: str, kind: str, scope: str, at: datetime) -> None:
+        """The slice ``(kind, scope)`` (``*`` for the whole tenant) holds what the upstream
+        had at ``at``."""
         ...

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.events import classify, content, diff, matches
+from carebridge.ports.events import Announcement
 from carebridge.store.entities import Change
 from carebridge.store.schema import counters, deliveries, events, webhooks
 
@@ -253,3 +254,31 @@ async def read(
     async with engine.connect() as conn:
         rows = (await conn.execute(statement)).all()
     return [as_json(r) for r in rows]
+
+
+class SqlAnnouncer:
+    """``ports.events.Announcer`` over the events table: each batch in one transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def announce(
+        self, tenant_id: str, announcements: Sequence[Announcement], *, at: datetime
+    ) -> list[int]:
+        if not announcements:
+            return []
+        seqs: list[int] = []
+        async with self.engine.begin() as conn:
+            for a in announcements:
+                seqs.append(
+                    await announce(
+                        conn,
+                        tenant_id,
+                        a.event_type,
+                        kind=a.kind,
+                        entity_id=a.entity_id,
+                        details=a.details,
+                        at=at,
+                    )
+                )
+        return seqs

@@ -18,12 +18,12 @@ from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.domain.urls import ALLOW_ENV, UrlPolicy
 from carebridge.errors import ConfigError
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy, Resolver, resolve, webhook_client
-from carebridge.services.live import SOURCES, Backend, Live
+from carebridge.services.admin import SHELL, Admin, TenantSpec
+from carebridge.services.live import Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
-from carebridge.store import events as event_log
+from carebridge.services.sync import Syncs
 from carebridge.store import migrate
-from carebridge.store import tenants as repo
 from carebridge.store.adapters import (
     SqlAudit,
     SqlEvents,
@@ -33,12 +33,13 @@ from carebridge.store.adapters import (
     SqlRecords,
 )
 from carebridge.store.engine import create_engine
+from carebridge.store.events import SqlAnnouncer
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing, Vault
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
-from carebridge.wiring.admin import check_tenant
+from carebridge.wiring.admin import admin_over
 from carebridge.wiring.carecloud import TenantUpstreams
 
 
@@ -99,14 +100,14 @@ class Deployment:
     ledger: SqlLedger
     sessions: Sessions
     upstreams: TenantUpstreams
+    syncs: Syncs
     clock: Callable[[], datetime]
     webhooks: SqlWebhooks
     deliverer: Deliverer
+    admin: Admin
     urls: UrlPolicy = field(default_factory=UrlPolicy)  # where webhooks may go
     resolver: Resolver = resolve  # how a webhook URL's host is resolved (at registration too)
     lease: timedelta = sync_engine.LEASE_TTL  # a stream's sync lease (CAREBRIDGE_SYNC_LEASE_...)
-    _sync_locks: dict[str, anyio.Lock] = field(default_factory=dict)
-    _breaking: dict[str, dict[str, int]] = field(default_factory=dict)
 
     async def session_principal(self, token: str) -> Principal | None:
         """The principal of a session token from ``POST /authenticate``."""
@@ -122,18 +123,8 @@ class Deployment:
         secrets: Mapping[str, str],
     ) -> None:
         """Add a tenant whose profile is complete; its secrets are sealed before they are
-        stored."""
-        check_tenant(upstream, settings, secrets)
-        await repo.add_tenant(
-            self.engine,
-            self.vault,
-            tenant_id=tenant_id,
-            name=name,
-            upstream=upstream,
-            settings=settings,
-            secrets=secrets,
-            now=self.clock().replace(microsecond=0),
-        )
+        stored (the administration use case, as the host's operator)."""
+        await self.admin.onboard(SHELL, TenantSpec(tenant_id, name, upstream, settings, secrets))
 
     async def sync(
         self,
@@ -160,76 +151,15 @@ class Deployment:
         holder: str | None = None,
         supersedes: str | None = None,
     ) -> sync_engine.SyncReport:
-        """Sync a tenant's streams now, one sync per tenant at a time in this process and one
-        per (tenant, stream) across processes (a stream another sync is running is skipped);
-        announce what failed or drifted, and mark the read path fresh. ``reconcile`` sweeps
-        that far back; ``holder`` and ``supersedes`` name the streams' leases (a job's)."""
-        lock = self._sync_locks.setdefault(tenant_id, anyio.Lock())
-        async with lock:
-            upstream = await self.upstreams.of(tenant_id)
-            report = await sync_engine.sync(
-                SqlSyncStore(self.engine),
-                upstream,
-                tenant_id,
-                streams,
-                clock=self.clock,
-                reconcile=reconcile,
-                progress=progress,
-                holder=holder,
-                supersedes=supersedes,
-                lease_ttl=self.lease,
-            )
-            await self._announce(tenant_id, report, upstream.drift.as_dict())
-            await self._mark_fresh(tenant_id, report)
-        return report
-
-    async def _mark_fresh(self, tenant_id: str, report: sync_engine.SyncReport) -> None:
-        """A tenant-wide stream that completed makes the read path's slice fresh as of the
-        sync's start, so reads right after a sync are served from the store."""
-        for name, result in report.streams.items():
-            kind = sync_engine.STREAMS[name].kind
-            source = SOURCES.get(kind)
-            ran = result.error is None and result.skipped is None
-            if ran and source is not None and not source.per_patient:
-                await self.records.mark_refreshed(tenant_id, kind, "*", report.started_at)
-
-    async def _announce(
-        self, tenant_id: str, report: sync_engine.SyncReport, drift: dict[str, Any]
-    ) -> None:
-        """``integration.degraded`` for each stream that failed, and ``upstream.drift`` once for
-        each endpoint whose answers start to break (additive drift is tolerated, unannounced)."""
-        now = self.clock()
-        seen = self._breaking.setdefault(tenant_id, {})
-        async with self.engine.begin() as conn:
-            for name, result in report.streams.items():
-                if result.error is not None:
-                    await event_log.announce(
-                        conn,
-                        tenant_id,
-                        "integration.degraded",
-                        kind="stream",
-                        entity_id=name,
-                        details={"stream": name, "error": result.error.split(":", 1)[0]},
-                        at=now,
-                    )
-            for endpoint, found in (drift.get("endpoints") or {}).items():
-                breaking = int(found.get("breaking") or 0)
-                if breaking and endpoint not in seen:  # once, when it starts to break
-                    seen[endpoint] = breaking
-                    await event_log.announce(
-                        conn,
-                        tenant_id,
-                        "upstream.drift",
-                        kind="endpoint",
-                        entity_id=endpoint[:64],
-                        details={
-                            "endpoint": endpoint,
-                            "breaking": breaking,
-                            "missing": found.get("missing", 0),
-                            "retyped": found.get("retyped", 0),
-                        },
-                        at=now,
-                    )
+        """Sync a tenant's streams now (:meth:`carebridge.services.sync.Syncs.run`)."""
+        return await self.syncs.run(
+            tenant_id,
+            streams,
+            reconcile=reconcile,
+            progress=progress,
+            holder=holder,
+            supersedes=supersedes,
+        )
 
     async def aclose(self) -> None:
         """Close the upstream connections, the webhook client and the store."""
@@ -285,6 +215,7 @@ async def open_deployment(
         policy=policy,
         urls=urls,
     )
+    lease = sync_lease()
     return Deployment(
         engine=engine,
         vault=vault,
@@ -296,9 +227,18 @@ async def open_deployment(
         ledger=ledger,
         sessions=sessions,
         upstreams=upstreams,
+        syncs=Syncs(
+            SqlSyncStore(engine),
+            upstreams,
+            records,
+            SqlAnnouncer(engine),
+            clock=clock,
+            lease=lease,
+        ),
         clock=clock,
         webhooks=hooks,
         deliverer=deliverer,
+        admin=admin_over(engine, vault, clock=clock),
         urls=urls,
-        lease=sync_lease(),
+        lease=lease,
     )
