@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.api import problems
-from carebridge.api.auth_routes import router
+from carebridge.api.routes.auth import router
 from carebridge.services.sessions import InvalidMfaStep, Locked, Sessions
 from carebridge.store import migrate
 from carebridge.store.engine import create_engine

@@ -39,8 +39,9 @@ from starlette.routing import Route
 from tests.api.live import API, Live, running
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
-from carebridge.api import auth_routes, webhook_routes
+from carebridge.api import webhook_routes
 from carebridge.api.app import create_app
+from carebridge.api.routes import auth as auth_routes
 from carebridge.domain.urls import ALLOW_ENV
 from carebridge.events.webhooks import FAILED, Deliverer, DeliveryPolicy, webhook_client
 from carebridge.store.webhooks import LEASE, SqlWebhooks

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.api import problems
-from carebridge.api.auth_routes import router
+from carebridge.api.routes.auth import router
 from carebridge.ports.people import verify_password
 from carebridge.services import sessions as sessions_module
 from carebridge.services.records import Unauthorized

@@ -20,9 +20,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from carebridge.api import admin_routes, auth_routes, problems, sync_routes, webhook_routes
+from carebridge.api import problems, sync_routes, webhook_routes
 from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
+from carebridge.api.routes import admin as admin_routes
+from carebridge.api.routes import auth as auth_routes
 from carebridge.errors import ConfigError
 from carebridge.jobs.queue import InProcessRunner
 from carebridge.store.vault import KeyRing
@@ -46,7 +48,7 @@ def build(
         events=deployment.events,
         extra_routers=[
             auth_routes.router(deployment.sessions),
-            admin_routes.router(deployment.onboard, admin_token),
+            admin_routes.router(deployment.admin, admin_token),
             sync_routes.router(deployment.sync),
             webhook_routes.router(
                 deployment.webhooks,

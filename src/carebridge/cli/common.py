@@ -9,7 +9,7 @@ import anyio
 import typer
 
 from carebridge.errors import CarebridgeError
-from carebridge.store.vault import KeyRing
+from carebridge.wiring.admin import KeyRing, key_ring
 
 T = TypeVar("T")
 
@@ -32,6 +32,6 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 def ring() -> KeyRing:
     """The vault's key ring from ``CAREBRIDGE_VAULT_KEY`` (or its key file)."""
     try:
-        return KeyRing.from_env()
+        return key_ring()
     except CarebridgeError as err:
         raise fail(str(err)) from None

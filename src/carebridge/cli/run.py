@@ -41,9 +41,9 @@ import typer
 from carebridge.cli.common import fail as _fail
 from carebridge.domain.urls import ALLOW_ENV, LOOPBACK
 from carebridge.errors import CarebridgeError
-from carebridge.store.people import add_user
-from carebridge.store.vault import KeyRing
+from carebridge.services.admin import SHELL, KeySpec, TenantSpec, UserSpec
 from carebridge.wiring import admin
+from carebridge.wiring.admin import KeyRing
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 
@@ -276,26 +276,16 @@ async def _onboard(url: str, sandbox: str, home: Path, ring: KeyRing) -> str:
         async with httpx.AsyncClient(timeout=30) as client:
             document = (await client.get(f"{sandbox}/_sandbox/credentials")).json()
         settings, vaulted = from_sandbox(document, practice=0)
-        await deployment.onboard(
-            tenant_id=TENANT,
-            name="Emulated CareCloud practice",
-            upstream="carecloud",
-            settings=settings,
-            secrets=vaulted,
-        )
+        name = "Emulated CareCloud practice"
+        tenant = TenantSpec(TENANT, name, "carecloud", settings, vaulted)
+        await deployment.admin.onboard(SHELL, tenant)
         password = secrets.token_urlsafe(12)
-        await add_user(
-            deployment.engine,
-            deployment.vault,
-            tenant_id=TENANT,
-            username="frontdesk",
-            password=password,
-            scopes=["patient.read", "appointment.read", "appointment.write"],
-            now=datetime.now(UTC),
-        )
+        scopes = ["patient.read", "appointment.read", "appointment.write"]
+        user = UserSpec(TENANT, "frontdesk", scopes, password=password)
+        await deployment.admin.add_user(SHELL, user)
+        new_key = await deployment.admin.mint_key(SHELL, KeySpec(TENANT, SCOPES, "make run"))
     finally:
         await deployment.aclose()
-    new_key = await admin.create_key(url, tenant_id=TENANT, scopes=SCOPES, label="make run")
     _write(home / "api_key", new_key.key)
     sign_in = {"tenant": TENANT, "username": "frontdesk", "password": password}
     _write(home / "authenticate.json", json.dumps(sign_in) + "\n")
@@ -347,11 +337,11 @@ def _run(host: str, port: int, sandbox_port: int, seed: int, patients: int, home
     """The run itself, under the lock and the stop signals."""
     key_file = home / "vault.key"
     if "CAREBRIDGE_VAULT_KEY" in os.environ:
-        ring = KeyRing.from_env()
+        ring = admin.key_ring()
     else:
         if not key_file.exists():
-            _write(key_file, KeyRing.generate().to_text())
-        ring = KeyRing.parse(key_file.read_text().strip())
+            _write(key_file, admin.new_key_ring().to_text())
+        ring = admin.parse_key_ring(key_file.read_text().strip())
     url = f"sqlite:///{home / 'carebridge.db'}"
     try:
         with _sandbox(host, sandbox_port, seed, patients) as sandbox:

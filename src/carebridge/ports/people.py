@@ -11,6 +11,8 @@ tokens and the outbox of one-time codes.
     ├── sessions       created after the last factor; looked up by their public prefix
     └── notifications  texted and e-mailed codes waiting for delivery
 
+    UserAdmin          the operator's side: add, list, remove, reset a tenant's users
+
 The stored password hash format is part of this port's contract, shared by the store that writes
 it and the use case that checks it: ``scrypt$<n>$<r>$<p>$<salt_b64>$<hash_b64>``.
 """
@@ -228,4 +230,46 @@ class UserStore(Protocol):
         self, tenant_id: str, *, after: int = 0, limit: int = 100
     ) -> list[NotificationRecord]:
         """The tenant's outgoing codes with ids above ``after``, oldest first."""
+        ...
+
+
+class UserAdmin(Protocol):
+    """A tenant's users as the operator manages them. Every method takes the tenant and
+    filters by it."""
+
+    async def add_user(
+        self,
+        *,
+        tenant_id: str,
+        username: str,
+        password: str,
+        scopes: frozenset[str],
+        mfa_methods: tuple[str, ...],
+        email: str | None,
+        phone: str | None,
+        totp_seed: str | None,
+        now: datetime,
+    ) -> str:
+        """Add a user (the password stored hashed, the TOTP seed sealed); returns its id.
+
+        Raises:
+            carebridge.errors.InvalidUser: an unknown MFA method, or one without its contact.
+            carebridge.errors.UnknownTenant: no such tenant.
+            carebridge.errors.UserExists: the tenant already has that username.
+        """
+        ...
+
+    async def users(self, tenant_id: str) -> list[UserRecord]:
+        """The tenant's users, by username."""
+        ...
+
+    async def remove_user(self, tenant_id: str, user_id: str) -> bool:
+        """Delete a user with its sessions, challenges and TOTP seed; False when unknown."""
+        ...
+
+    async def reset_user(
+        self, tenant_id: str, user_id: str, *, password_hash: str, now: datetime
+    ) -> bool:
+        """Set a new password hash, lift the name's lockout and end the user's sessions, in one
+        transaction; False when the user is unknown."""
         ...

@@ -40,8 +40,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from carebridge.ports.vault import Verification as Verification
 from carebridge.store.schema import audit_heads, audit_log, vault_secrets
-from carebridge.store.vault import Sealed, Vault
+from carebridge.store.vault import Sealed, Vault, needs_vault
 
 GENESIS = "0" * 64
 KEY_SLOT = "audit.key"
@@ -276,20 +277,6 @@ class AuditLog:
 # --- verifying ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verification:
-    """The result of walking one tenant's chain."""
-
-    entries: int
-    first_broken: int | None  # the seq of the first entry whose MAC does not follow, or missing
-    problem: str | None = None  # what is wrong, in words (no entry content)
-
-    @property
-    def intact(self) -> bool:
-        """No entry was edited, removed or reordered, and the chain reaches its checkpoint."""
-        return self.first_broken is None and self.problem is None
-
-
 async def verify(engine: AsyncEngine, vault: Vault, tenant_id: str) -> Verification:
     """Recompute the tenant's chain from genesis under its key, and hold it to the checkpoint.
 
@@ -370,3 +357,15 @@ async def _walk(conn: AsyncConnection, key: bytes, tenant_id: str, checkpoint: A
             f"entries, the checkpoint at seq {cp[0]} after {cp[1]}",
         )
     return Verification(count, None)
+
+
+class SqlAuditChain:
+    """``AuditChain``: :func:`verify` over one engine and vault (None when no key ring is
+    configured: verifying then raises :class:`carebridge.errors.ConfigError`)."""
+
+    def __init__(self, engine: AsyncEngine, vault: Vault | None) -> None:
+        self.engine = engine
+        self.vault = vault
+
+    async def verify(self, tenant_id: str) -> Verification:
+        return await verify(self.engine, needs_vault(self.vault), tenant_id)

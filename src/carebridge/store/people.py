@@ -4,6 +4,9 @@ Passwords are stored as salted scrypt hashes, codes and session tokens as SHA-25
 seeds sealed in the vault (``user.<id>.totp``). Every query filters by the tenant, except the
 two look-ups by an unguessable handle (a challenge id, a session prefix) whose record names it.
 
+:class:`SqlPeople` is the sign-in use case's ``UserStore``; :class:`SqlUsers` the operator's
+``UserAdmin`` (add, list, remove, reset).
+
 Counters that guard against guessing (sign-in failures, code attempts, the last TOTP step) change
 only by one conditional statement each, so that concurrent requests, in one process or many,
 cannot both pass the same check.
@@ -46,7 +49,7 @@ from carebridge.store.schema import (
     vault_secrets,
 )
 from carebridge.store.tenants import UnknownTenant, put_secret
-from carebridge.store.vault import Sealed, Vault
+from carebridge.store.vault import Sealed, Vault, needs_vault
 
 
 def totp_slot(user_id: str) -> str:
@@ -470,6 +473,105 @@ class SqlPeople:
             )
             for r in rows
         ]
+
+
+class SqlUsers:
+    """``UserAdmin`` over the users table, with the sessions, challenges, sign-in attempts and
+    TOTP seeds that hang from a user.
+
+    Args:
+        engine: the store.
+        vault: seals TOTP seeds; None when no key ring is configured (adding a TOTP user then
+            raises :class:`carebridge.errors.ConfigError`).
+    """
+
+    def __init__(self, engine: AsyncEngine, vault: Vault | None) -> None:
+        self.engine = engine
+        self.vault = vault
+
+    async def add_user(
+        self,
+        *,
+        tenant_id: str,
+        username: str,
+        password: str,
+        scopes: frozenset[str],
+        mfa_methods: tuple[str, ...],
+        email: str | None,
+        phone: str | None,
+        totp_seed: str | None,
+        now: datetime,
+    ) -> str:
+        return await add_user(
+            self.engine,
+            needs_vault(self.vault),
+            tenant_id=tenant_id,
+            username=username,
+            password=password,
+            scopes=scopes,
+            mfa_methods=mfa_methods,
+            email=email,
+            phone=phone,
+            totp_seed=totp_seed,
+            now=now,
+        )
+
+    async def users(self, tenant_id: str) -> list[UserRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(users).where(users.c.tenant_id == tenant_id).order_by(users.c.username)
+                )
+            ).all()
+        return [_user(row) for row in rows]
+
+    async def remove_user(self, tenant_id: str, user_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            for table in (user_sessions, auth_challenges):
+                await conn.execute(
+                    delete(table).where(table.c.tenant_id == tenant_id, table.c.user_id == user_id)
+                )
+            await conn.execute(
+                delete(vault_secrets).where(
+                    vault_secrets.c.tenant_id == tenant_id,
+                    vault_secrets.c.name == totp_slot(user_id),
+                )
+            )
+            result = await conn.execute(
+                delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+            )
+        return bool(result.rowcount)
+
+    async def reset_user(
+        self, tenant_id: str, user_id: str, *, password_hash: str, now: datetime
+    ) -> bool:
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(users)
+                    .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                    .values(password_hash=password_hash)
+                    .returning(users.c.username)
+                )
+            ).first()
+            if row is None:
+                return False
+            await conn.execute(
+                delete(sign_in_attempts).where(
+                    sign_in_attempts.c.tenant_id == tenant_id,
+                    sign_in_attempts.c.username_key == username_key(row[0]),
+                )
+            )
+            await conn.execute(
+                update(user_sessions)
+                .where(
+                    user_sessions.c.tenant_id == tenant_id,
+                    user_sessions.c.user_id == user_id,
+                    user_sessions.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+        return True
 
 
 def _insert(engine: AsyncEngine) -> Any:

@@ -2,13 +2,17 @@
 
 Every function takes the tenant id and filters by it; a key or secret of another tenant is never
 returned. Secrets are sealed by the vault before they reach a row and opened only on request.
+
+:class:`SqlTenants`, :class:`SqlKeyAdmin` and :class:`SqlVault` are these functions behind the
+administration ports (:mod:`carebridge.ports.tenants`, :mod:`carebridge.ports.keys`,
+:mod:`carebridge.ports.vault`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.errors import TenantExists as TenantExists
 from carebridge.errors import UnknownTenant as UnknownTenant
+from carebridge.ports.keys import KeyInfo
+from carebridge.ports.tenants import TenantRecord
 from carebridge.store.schema import api_keys, tenants, vault_secrets
-from carebridge.store.vault import Sealed, Vault
+from carebridge.store.vault import Sealed, Vault, needs_vault
 
 
 @dataclass(frozen=True)
@@ -218,3 +224,148 @@ async def revoke_key(engine: AsyncEngine, tenant_id: str, key_id: str, *, now: d
             .values(revoked_at=now)
         )
     return bool(result.rowcount)
+
+
+# --- behind the administration ports ------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands instants back naive; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class SqlTenants:
+    """``TenantStore`` over the tenants and vault_secrets tables.
+
+    Args:
+        engine: the store.
+        vault: seals onboarded secrets; None when no key ring is configured (onboarding then
+            raises :class:`ConfigError`; listing still works).
+    """
+
+    def __init__(self, engine: AsyncEngine, vault: Vault | None) -> None:
+        self.engine = engine
+        self.vault = vault
+
+    async def add_tenant(
+        self,
+        *,
+        tenant_id: str,
+        name: str,
+        upstream: str,
+        settings: Mapping[str, Any],
+        secrets: Mapping[str, str],
+        now: datetime,
+    ) -> None:
+        await add_tenant(
+            self.engine,
+            needs_vault(self.vault),
+            tenant_id=tenant_id,
+            name=name,
+            upstream=upstream,
+            settings=settings,
+            secrets=secrets,
+            now=now,
+        )
+
+    async def tenants(self) -> list[TenantRecord]:
+        return await self._select(None)
+
+    async def tenant(self, tenant_id: str) -> TenantRecord | None:
+        found = await self._select(tenant_id)
+        return found[0] if found else None
+
+    async def _select(self, tenant_id: str | None) -> list[TenantRecord]:
+        query = select(tenants).order_by(tenants.c.id)
+        slots = select(vault_secrets.c.tenant_id, vault_secrets.c.name).order_by(
+            vault_secrets.c.tenant_id, vault_secrets.c.name
+        )
+        if tenant_id is not None:
+            query = query.where(tenants.c.id == tenant_id)
+            slots = slots.where(vault_secrets.c.tenant_id == tenant_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            held: dict[str, list[str]] = {}
+            for owner, slot in (await conn.execute(slots)).all():
+                held.setdefault(str(owner), []).append(str(slot))
+        return [
+            TenantRecord(
+                id=row.id,
+                name=row.name,
+                upstream=row.upstream,
+                settings=dict(row.settings),
+                created_at=_aware(row.created_at),
+                disabled=row.disabled_at is not None,
+                secret_names=tuple(held.get(row.id, ())),
+            )
+            for row in rows
+        ]
+
+
+class SqlKeyAdmin:
+    """``KeyAdmin`` over the api_keys table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add_key(
+        self,
+        *,
+        key_id: str,
+        tenant_id: str,
+        prefix: str,
+        secret_hash: str,
+        scopes: frozenset[str],
+        label: str,
+        now: datetime,
+    ) -> None:
+        await add_key(
+            self.engine,
+            key_id=key_id,
+            tenant_id=tenant_id,
+            prefix=prefix,
+            secret_hash=secret_hash,
+            scopes=scopes,
+            label=label,
+            now=now,
+        )
+
+    async def keys(self, tenant_id: str) -> list[KeyInfo]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(api_keys)
+                    .where(api_keys.c.tenant_id == tenant_id)
+                    .order_by(api_keys.c.created_at, api_keys.c.id)
+                )
+            ).all()
+        return [
+            KeyInfo(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                prefix=row.prefix,
+                scopes=frozenset(row.scopes),
+                label=row.label,
+                created_at=_aware(row.created_at),
+                revoked=row.revoked_at is not None,
+            )
+            for row in rows
+        ]
+
+    async def revoke_key(self, tenant_id: str, key_id: str, *, now: datetime) -> bool:
+        return await revoke_key(self.engine, tenant_id, key_id, now=now)
+
+
+class SqlVault:
+    """``SecretVault`` over the vault_secrets table."""
+
+    def __init__(self, engine: AsyncEngine, vault: Vault | None) -> None:
+        self.engine = engine
+        self.vault = vault
+
+    @property
+    def primary(self) -> str:
+        return needs_vault(self.vault).ring.primary
+
+    async def rotate(self, *, now: datetime) -> int:
+        return await rotate_vault(self.engine, needs_vault(self.vault), now=now)

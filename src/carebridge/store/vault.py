@@ -128,6 +128,13 @@ class KeyRing:
         return KeyRing({kid: key, **{k: v for k, v in self.keys.items() if k != kid}}, kid)
 
 
+def needs_vault(vault: Vault | None) -> Vault:
+    """The vault, or :class:`ConfigError` when no key ring was configured."""
+    if vault is None:
+        raise ConfigError(f"set {ENV_KEY} or {ENV_KEY_FILE}")
+    return vault
+
+
 def _aad(tenant: str, name: str) -> bytes:
     return f"carebridge-vault:v1:{tenant}:{name}".encode()
 

@@ -1,31 +1,37 @@
-"""Administration use cases, wired to the store: onboarding, keys, vault rotation, audit checks.
+"""The administration use cases (:mod:`carebridge.services.admin`) composed over the store.
 
-The CLI (and later the admin routes) call these; each opens the store at a URL, migrates it to
-the newest schema, and closes it again.
+The CLI opens the store at a URL (migrated to the newest schema) for one command with
+:func:`using`; the API's deployment builds its :class:`Admin` once with :func:`admin_over`. The
+vault's key ring comes from the environment (:func:`key_ring`).
 """
 
 from __future__ import annotations
 
 import os
-import secrets as random
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.errors import ConfigError
-from carebridge.services import keys
+from carebridge.services.admin import Admin
+from carebridge.services.admin import NewKey as NewKey
 from carebridge.store import migrate
-from carebridge.store import tenants as repo
-from carebridge.store.audit import Verification, verify
+from carebridge.store.audit import SqlAuditChain
 from carebridge.store.engine import create_engine
-from carebridge.store.vault import KeyRing, Vault
+from carebridge.store.people import SqlUsers
+from carebridge.store.tenants import SqlKeyAdmin, SqlTenants, SqlVault
+from carebridge.store.vault import KeyRing as KeyRing
+from carebridge.store.vault import Vault
 from carebridge.wiring.carecloud import check_profile
 
 DEFAULT_DATABASE = "sqlite:///carebridge.db"
 ENV_DATABASE = "CAREBRIDGE_DATABASE_URL"
+
+T = TypeVar("T")
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -33,52 +39,23 @@ def database_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get(ENV_DATABASE) or DEFAULT_DATABASE
 
 
-@dataclass(frozen=True)
-class NewKey:
-    """A key as shown once to whoever created it."""
+def key_ring(environ: Mapping[str, str] | None = None) -> KeyRing:
+    """The vault's key ring from ``CAREBRIDGE_VAULT_KEY`` (or ``CAREBRIDGE_VAULT_KEY_FILE``).
 
-    id: str
-    tenant_id: str
-    key: str
-    scopes: tuple[str, ...]
-    label: str
+    Raises:
+        ConfigError: neither is set, or the key does not parse.
+    """
+    return KeyRing.from_env(environ)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+def parse_key_ring(text: str) -> KeyRing:
+    """A key ring from its text form (a key file's content)."""
+    return KeyRing.parse(text)
 
 
-async def _migrated(url: str) -> Any:
-    await anyio.to_thread.run_sync(migrate.upgrade, url)
-    return create_engine(url)
-
-
-async def onboard(
-    url: str,
-    ring: KeyRing,
-    *,
-    tenant_id: str,
-    name: str,
-    upstream: str,
-    settings: Mapping[str, Any],
-    secrets: Mapping[str, str],
-) -> None:
-    """Add a tenant with its settings and sealed secrets (a complete upstream profile)."""
-    check_tenant(upstream, settings, secrets)
-    engine = await _migrated(url)
-    try:
-        await repo.add_tenant(
-            engine,
-            Vault(ring),
-            tenant_id=tenant_id,
-            name=name,
-            upstream=upstream,
-            settings=settings,
-            secrets=secrets,
-            now=_now(),
-        )
-    finally:
-        await engine.dispose()
+def new_key_ring(kid: str = "k1") -> KeyRing:
+    """A ring with one fresh random key (``carebridge vault new-key``, ``carebridge run``)."""
+    return KeyRing.generate(kid)
 
 
 def check_tenant(upstream: str, settings: Mapping[str, Any], secrets: Mapping[str, str]) -> None:
@@ -88,46 +65,38 @@ def check_tenant(upstream: str, settings: Mapping[str, Any], secrets: Mapping[st
     check_profile(settings, secrets)
 
 
-async def create_key(url: str, *, tenant_id: str, scopes: str, label: str = "") -> NewKey:
-    """Mint an API key for a tenant; the key is in the result and nowhere else.
+def _now() -> datetime:
+    return datetime.now(UTC)
 
-    Raises:
-        carebridge.services.keys.InvalidScopes: unknown or no scopes.
-        carebridge.store.tenants.UnknownTenant: no such tenant.
-    """
-    granted = keys.parse_scopes(scopes)
-    minted = keys.mint()
-    key_id = f"key_{random.token_hex(8)}"
-    engine = await _migrated(url)
+
+def admin_over(
+    engine: AsyncEngine, vault: Vault | None, *, clock: Callable[[], datetime] = _now
+) -> Admin:
+    """The administration use cases over one store (``vault`` None: no key ring configured;
+    what needs one raises :class:`ConfigError`)."""
+    return Admin(
+        tenants=SqlTenants(engine, vault),
+        keys=SqlKeyAdmin(engine),
+        users=SqlUsers(engine, vault),
+        vault=SqlVault(engine, vault),
+        audit=SqlAuditChain(engine, vault),
+        check_profile=check_tenant,
+        clock=clock,
+    )
+
+
+@asynccontextmanager
+async def open_admin(url: str, ring: KeyRing | None = None) -> AsyncIterator[Admin]:
+    """The administration use cases over the store at ``url``, migrated first; closed after."""
+    await anyio.to_thread.run_sync(migrate.upgrade, url)
+    engine = create_engine(url)
     try:
-        await repo.add_key(
-            engine,
-            key_id=key_id,
-            tenant_id=tenant_id,
-            prefix=minted.prefix,
-            secret_hash=minted.secret_hash,
-            scopes=granted,
-            label=label,
-            now=_now(),
-        )
-    finally:
-        await engine.dispose()
-    return NewKey(key_id, tenant_id, minted.display, tuple(sorted(granted)), label)
-
-
-async def rotate_vault(url: str, ring: KeyRing) -> int:
-    """Re-wrap every secret under the ring's primary key; returns how many changed."""
-    engine = await _migrated(url)
-    try:
-        return await repo.rotate_vault(engine, Vault(ring), now=_now())
+        yield admin_over(engine, None if ring is None else Vault(ring))
     finally:
         await engine.dispose()
 
 
-async def verify_audit(url: str, ring: KeyRing, tenant_id: str) -> Verification:
-    """Walk a tenant's audit chain under its key from the vault."""
-    engine = await _migrated(url)
-    try:
-        return await verify(engine, Vault(ring), tenant_id)
-    finally:
-        await engine.dispose()
+async def using(url: str, ring: KeyRing | None, use: Callable[[Admin], Awaitable[T]]) -> T:
+    """Run one administration use case over the store at ``url`` (one CLI command)."""
+    async with open_admin(url, ring) as admin:
+        return await use(admin)

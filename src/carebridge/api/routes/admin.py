@@ -7,19 +7,13 @@ vault before they are stored, and are never answered back.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from carebridge.errors import ConfigError
-from carebridge.services.live import BadRequest
-from carebridge.services.records import Unauthorized
-
-Onboard = Callable[..., Awaitable[None]]
+from carebridge.errors import BadRequest, ConfigError
+from carebridge.services.admin import Admin, OperatorGate, TenantSpec
 
 
 class NewTenant(BaseModel):
@@ -67,17 +61,10 @@ class Onboarded(BaseModel):
     sealed_secrets: list[str]
 
 
-def router(onboard: Onboard, admin_token: str | None) -> APIRouter:
+def router(admin: Admin, admin_token: str | None) -> APIRouter:
     """The operator routes; with no operator token configured, they answer 401."""
     routes = APIRouter(tags=["admin"])
-    expected = hashlib.sha256(admin_token.encode()).digest() if admin_token else None
-
-    def check(authorization: str | None) -> None:
-        token = (authorization or "").strip()
-        token = token[7:].strip() if token.lower().startswith("bearer ") else token
-        given = hashlib.sha256(token.encode()).digest()
-        if expected is None or not token or not hmac.compare_digest(given, expected):
-            raise Unauthorized("the operator token is required (CAREBRIDGE_ADMIN_TOKEN)")
+    gate = OperatorGate(admin_token)
 
     @routes.post("/tenants", status_code=201)
     async def add_tenant(
@@ -85,19 +72,17 @@ def router(onboard: Onboard, admin_token: str | None) -> APIRouter:
     ) -> Onboarded:
         """Onboard a tenant (operator token). 409 if the id exists; 422 when the profile
         lacks a setting or secret the upstream needs (each named)."""
-        check(authorization)
+        operator = gate.check(authorization)
+        spec = TenantSpec(body.id, body.name, body.upstream, body.settings, body.secrets)
         try:
-            await onboard(
-                tenant_id=body.id,
-                name=body.name,
-                upstream=body.upstream,
-                settings=body.settings,
-                secrets=body.secrets,
-            )
+            done = await admin.onboard(operator, spec)
         except ConfigError as err:
             raise BadRequest(str(err), field="settings") from None
         return Onboarded(
-            id=body.id, name=body.name, upstream=body.upstream, sealed_secrets=sorted(body.secrets)
+            id=done.id,
+            name=done.name,
+            upstream=done.upstream,
+            sealed_secrets=list(done.sealed_secrets),
         )
 
     return routes
