@@ -20,11 +20,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from carebridge.api import problems, sync_routes, webhook_routes
+from carebridge.api import problems, webhook_routes
 from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
 from carebridge.api.routes import admin as admin_routes
 from carebridge.api.routes import auth as auth_routes
+from carebridge.api.routes import sync as sync_routes
 from carebridge.errors import ConfigError
 from carebridge.jobs.queue import InProcessRunner
 from carebridge.store.vault import KeyRing
