@@ -39,8 +39,10 @@ from carebridge.connectors.carecloud.surfaces import (
 )
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import ConfigError
+from carebridge.ports.crosswalk import Crosswalk
 from carebridge.ports.upstream import MfaSteps
 from carebridge.store import tenants as repo
+from carebridge.store.crosswalk import SqlCrosswalk
 from carebridge.store.mfa_steps import SqlMfaSteps
 from carebridge.store.vault import Vault
 
@@ -116,6 +118,7 @@ def open_tenant(
     on_rotate: Callable[[str], None] | None = None,
     throttle: AimdThrottle | None = None,
     mfa_steps: MfaSteps | None = None,
+    crosswalk: Crosswalk | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> CareCloudTenant:
     """Connect one tenant's surfaces and wrap them in the facade.
@@ -123,6 +126,8 @@ def open_tenant(
     Args:
         mfa_steps: the portal accounts' MFA ledger, shared by every process (the store's);
             without one, a ledger in this process's memory (tests that have no store).
+        crosswalk: the tenant's ids on every upstream surface, shared by every process (the
+            store's); without one, a crosswalk in this process's memory.
         sleep: how a sign-in waits for the next TOTP step when the current one is used.
     """
     check_profile(settings, secrets)
@@ -168,6 +173,7 @@ def open_tenant(
         portal_api=settings["portal_api"],
         fhir_base=settings.get("fhir_base"),
         clock=clock,
+        crosswalk=crosswalk,
     )
 
 
@@ -175,7 +181,8 @@ class TenantUpstreams:
     """``Upstreams`` over the store: each tenant's facade, connected on first use and kept.
 
     A rotated v2 refresh token is sealed back into the vault, so a restart keeps working; the
-    portal's MFA steps and sign-in failures are kept in the store, shared by every process.
+    portal's MFA steps and sign-in failures, and the crosswalk of upstream ids, are kept in the
+    store, shared by every process.
     """
 
     def __init__(
@@ -193,6 +200,7 @@ class TenantUpstreams:
         self.clock = clock
         self.transport = transport
         self.mfa_steps = SqlMfaSteps(engine)
+        self.crosswalk = SqlCrosswalk(engine)
         self._open: dict[str, CareCloudTenant] = {}
         self._lock = anyio.Lock()
         self._saving: set[asyncio.Task[None]] = set()
@@ -215,6 +223,7 @@ class TenantUpstreams:
                     on_rotate=lambda token: self._keep_rotated(tenant_id, token),
                     throttle=self.throttle() if self.throttle else None,
                     mfa_steps=self.mfa_steps,
+                    crosswalk=self.crosswalk,
                 )
                 self._open[tenant_id] = found
         return found
@@ -234,9 +243,10 @@ class TenantUpstreams:
         return None if found is None else found.health()
 
     async def aclose(self) -> None:
-        """Close every connection (after pending secret writes)."""
+        """Close every connection (after pending secret writes and crosswalk links)."""
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
         for tenant in self._open.values():
+            await tenant.remember_pending()  # links a read left short of a page
             await tenant.connection.aclose()
         self._open.clear()

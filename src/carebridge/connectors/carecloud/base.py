@@ -31,6 +31,7 @@ from carebridge.domain.values import (
     VisitReasonId,
 )
 from carebridge.errors import ConfigError
+from carebridge.ports.crosswalk import Crosswalk, Link, MemoryCrosswalk
 
 log = logging.getLogger("carebridge.connector")
 
@@ -95,6 +96,7 @@ class TenantBase:
         portal_api: str,
         fhir_base: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        crosswalk: Crosswalk | None = None,
     ) -> None:
         self.connection = connection
         self.tenant = tenant
@@ -104,6 +106,10 @@ class TenantBase:
         self.clock = clock
         self.drift = DriftReport(clock=clock)
         self.dropped: dict[str, Counter[str]] = {}
+        self.links: Crosswalk = crosswalk if crosswalk is not None else MemoryCrosswalk()
+        """The tenant's crosswalk (the store's in a deployment; this process's without one)."""
+        self._pending: dict[tuple[str, str, str], Link] = {}
+        self._remembered: set[Link] = set()
         self._people: dict[PatientId, PersonIds] = {}
         self._appointments: dict[AppointmentId, str] = {}
         self._locations: dict[LocationId, int] = {}

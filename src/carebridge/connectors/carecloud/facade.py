@@ -14,13 +14,15 @@ Which surface serves which entity (``upstream/carecloud.md``; DESIGN §3):
   only where the portal lacks something: the Connector's logical patient id, for the crosswalk.
 
 Every payload passes ``drift.check``/``check_list`` into the tenant's one :class:`DriftReport`
-before it is mapped; every mapping's ``dropped`` paths are counted per endpoint. Ids of one
-person on every surface are kept in an in-memory crosswalk. Logging names endpoint templates,
+before it is mapped; every mapping's ``dropped`` paths are counted per endpoint. The ids it
+learns (one person's ids on every surface, the GUIDs and integer ids writes name) go to the
+tenant's crosswalk (``identity.py``), shared by every process. Logging names endpoint templates,
 counts, pages and latencies, never a value of a payload (payloads are PHI).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from carebridge.connectors.carecloud import writes
@@ -59,6 +61,13 @@ class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, ChartReads, Bi
         portal_api: the portal API root (``.../portal/api``).
         fhir_base: the practice's Connector FHIR base, if configured.
         clock: the current instant (aware UTC).
+        crosswalk: the tenant's crosswalk (``ports.crosswalk``; the store's in a deployment).
+            Without one, a crosswalk in this process's memory.
+
+    The class composes the families: ``base`` (plumbing), ``identity`` (the crosswalk),
+    ``reads_practice``, ``reads_patients``, ``reads_schedule``, ``reads_charts``,
+    ``reads_billing``; the writes themselves are ``scheduling``, ``charts``, ``billing`` and
+    ``eligibility`` (through ``writes``).
     """
 
     # --- writes (``writes.py``: each confirmed by a read-back) -------------------------------
@@ -69,22 +78,53 @@ class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, ChartReads, Bi
         await self._v2_ref(patient_id)  # the writes' index needs the patient's v2 id
         return (await writes.check_eligibility(self._writes, patient_id, request)).value
 
-    async def _prime(self, patient_id: PatientId | None, *, practice: bool = False) -> None:
+    async def _prime(
+        self,
+        patient_id: PatientId | None,
+        *,
+        practice: Iterable[tuple[str, str | None]] = (),
+    ) -> None:
         """Fill the writes' id index with what a command names: the patient's upstream ids,
-        and the practice's lists (once per connection)."""
+        and the practice's (kind, id) pairs, from the crosswalk; the practice's lists are read
+        upstream (once per connection) only when the crosswalk lacks one of them."""
         if patient_id is not None:
             await self._v2_ref(patient_id)
-        if practice and not self._practice_indexed:
+        index = self._writes.index
+        tables: dict[str, dict[Any, int]] = {
+            "provider": index.providers,
+            "location": index.locations,
+            "resource": index.resources,
+            "visit_reason": index.visit_reasons,
+        }
+        complete = True
+        for kind, entity_id in practice:
+            if entity_id is not None:
+                complete &= await self._prime_ids(kind, "v2", tables[kind], (entity_id,))
+        if not complete and not self._practice_indexed:
             await writes.index_practice(self._writes)
             self._practice_indexed = True
+            for kind, table in tables.items():
+                for entity_id, upstream in table.items():
+                    self._learn(kind, "v2", upstream, entity_id)
+            await self._flush()
+
+    async def _made(self, kind: str, surface: str, table: Mapping[Any, object], made: str) -> None:
+        """Remember the upstream id of what a write made (the read-back put it in the index)."""
+        upstream = table.get(made)
+        if upstream is not None:
+            self._learn(kind, surface, upstream, made)
+            await self._flush()
 
     async def create_appointment(self, command: NewAppointment) -> WriteResult[Appointment]:
-        await self._prime(command.patient_id, practice=True)
-        return await writes.create_appointment(self._writes, command)
+        await self._prime(command.patient_id, practice=_booking_ids(command))
+        result = await writes.create_appointment(self._writes, command)
+        await self._made("appointment", "v2", self._writes.index.appointments, result.value.id)
+        return result
 
     async def cancel_appointment(
         self, appointment_id: AppointmentId, *, reason_code: str | None, comments: str = ""
     ) -> WriteResult[Appointment]:
+        await self._prime_records(appointment=appointment_id)
         return await writes.cancel_appointment(
             self._writes, appointment_id, reason_code=reason_code, comments=comments
         )
@@ -92,31 +132,50 @@ class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, ChartReads, Bi
     async def reschedule_appointment(
         self, appointment_id: AppointmentId, command: NewAppointment
     ) -> WriteResult[Appointment]:
-        await self._prime(command.patient_id, practice=True)
-        return await writes.reschedule_appointment(self._writes, appointment_id, command)
+        await self._prime(command.patient_id, practice=_booking_ids(command))
+        await self._prime_records(appointment=appointment_id)
+        result = await writes.reschedule_appointment(self._writes, appointment_id, command)
+        await self._made("appointment", "v2", self._writes.index.appointments, result.value.id)
+        return result
 
     async def check_in(self, appointment_id: AppointmentId) -> WriteResult[Appointment]:
+        await self._prime_records(appointment=appointment_id)
         return await writes.check_in(self._writes, appointment_id)
 
     async def check_out(self, appointment_id: AppointmentId) -> WriteResult[Appointment]:
+        await self._prime_records(appointment=appointment_id)
         return await writes.check_out(self._writes, appointment_id)
 
     async def push_encounter(self, command: NewEncounter) -> WriteResult[Encounter]:
-        await self._prime(command.patient_id, practice=True)
-        return await writes.push_encounter(self._writes, command)
+        await self._prime(
+            command.patient_id,
+            practice=(("provider", command.provider_id), ("location", command.location_id)),
+        )
+        result = await writes.push_encounter(self._writes, command)
+        await self._made("encounter", "portal", self._writes.index.encounters, result.value.id)
+        return result
 
     async def add_addendum(self, encounter_id: EncounterId, text: str) -> WriteResult[Encounter]:
+        await self._prime_records(encounter=encounter_id)
         return await writes.add_addendum(self._writes, encounter_id, text)
 
     async def sign_encounter(self, encounter_id: EncounterId) -> WriteResult[Encounter]:
+        await self._prime_records(encounter=encounter_id)
         return await writes.sign_encounter(self._writes, encounter_id)
 
     async def create_charge(self, command: NewCharge) -> WriteResult[Charge]:
-        await self._prime(command.patient_id, practice=True)
-        return await writes.create_charge(self._writes, command)
+        await self._prime(
+            command.patient_id,
+            practice=(("provider", command.provider_id), ("location", command.location_id)),
+        )
+        await self._prime_records(encounter=command.encounter_id)
+        result = await writes.create_charge(self._writes, command)
+        await self._made("charge", "portal", self._writes.index.charges, result.value.id)
+        return result
 
     async def submit_claim(self, command: NewClaim) -> WriteResult[Claim]:
         await self._prime(command.patient_id)
+        await self._prime_records(charges=command.charge_ids)
         return await writes.submit_claim(self._writes, command)
 
     # --- health -----------------------------------------------------------------------------
@@ -150,6 +209,16 @@ class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, ChartReads, Bi
             "dropped": self.dropped_report(),
             "brokers": brokers,
         }
+
+
+def _booking_ids(command: NewAppointment) -> tuple[tuple[str, str | None], ...]:
+    """The practice's ids a booking names, by kind."""
+    return (
+        ("provider", command.provider_id),
+        ("location", command.location_id),
+        ("resource", command.resource_id),
+        ("visit_reason", command.visit_reason_id),
+    )
 
 
 __all__ = [

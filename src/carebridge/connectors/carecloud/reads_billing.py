@@ -22,9 +22,14 @@ class BillingReads(Identity):
         params = {"patient": (await self._known(patient_id)).chart_number} if patient_id else None
         items = await self._portal_list(endpoint, "/charges", pw.ChargePayload, params)
         ctx = self._ctx("portal", endpoint)
+        charges: list[Charge] = []
         for item in items:
             charge = self._keep(endpoint, pmap.charge_from_portal(item, ctx))
             self._writes.index.charges[charge.id] = item.id  # for submit_claim
+            self._learn("charge", "portal", item.id, charge.id)
+            charges.append(charge)
+        await self._flush()
+        for charge in charges:
             yield charge
 
     async def claims(
@@ -45,9 +50,11 @@ class BillingReads(Identity):
             )
             if detail.patient.rcm_account_number:
                 self._person(
-                    detail.patient.chart_number
-                ).rcm_account_number = detail.patient.rcm_account_number
+                    detail.patient.chart_number, rcm_account=detail.patient.rcm_account_number
+                )
+                await self._flush_page()
             yield self._keep(shown, pmap.claim_from_portal(detail, self._ctx("portal", shown)))
+        await self._flush()
 
     async def payments(self, *, updated_since: datetime | None = None) -> AsyncIterator[Payment]:
         endpoint = "GET /portal/api/payments"

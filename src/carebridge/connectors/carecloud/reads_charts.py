@@ -49,7 +49,10 @@ class ChartReads(Identity):
                     shown, pmap.encounter_from_portal(detail, self._ctx("portal", shown))
                 )
                 self._writes.index.encounters[encounter.id] = item.id  # for sign_encounter
+                self._learn("encounter", "portal", item.id, encounter.id)
+                await self._flush_page()
                 yield encounter
+            await self._flush()  # the chart's encounters, one batch
 
     async def _chart_list(
         self,

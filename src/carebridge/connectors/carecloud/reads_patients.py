@@ -25,14 +25,19 @@ class PatientReads(Identity):
         items = await self._portal_list(
             "GET /portal/api/patients", "/patients", pw.PatientItemPayload, params
         )
-        for item in items:
-            person = self._person(item.chart_number)
-            person.rcm_account_number = item.rcm_account_number or person.rcm_account_number
-        for item in items:
-            yield await self.patient(self._person(item.chart_number).patient_id)
+        people = [
+            self._person(item.chart_number, rcm_account=item.rcm_account_number) for item in items
+        ]
+        await self._flush()
+        for person in people:
+            yield await self._patient(person.patient_id, flush=False)
+        await self._flush()  # the v2 GUIDs the last page's searches found
 
     async def patient(self, patient_id: PatientId) -> Patient:
-        ref = await self._v2_ref(patient_id)
+        return await self._patient(patient_id, flush=True)
+
+    async def _patient(self, patient_id: PatientId, *, flush: bool) -> Patient:
+        ref = await self._v2_ref(patient_id, flush=flush)
         shown = "GET /v2/patients/{id}"
         balance = "GET /v2/patients/{id}/balance"
         wire = drift.check(

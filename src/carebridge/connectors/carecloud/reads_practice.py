@@ -26,16 +26,26 @@ class PracticeReads(Identity):
         endpoint = "GET /v2/providers"
         body = await self._v2_get(endpoint, "/v2/providers")
         ctx = self._ctx("v2", endpoint)
-        for wire in drift.check(body, vw.ProvidersResponse, endpoint, self.drift).providers:
-            yield self._keep(endpoint, vmap.map_provider(wire, ctx))
+        wires = drift.check(body, vw.ProvidersResponse, endpoint, self.drift).providers
+        providers = [self._keep(endpoint, vmap.map_provider(wire, ctx)) for wire in wires]
+        for wire, provider in zip(wires, providers, strict=True):
+            self._learn("provider", "v2", wire.id, provider.id)
+        await self._flush()
+        for provider in providers:
+            yield provider
 
     async def locations(self) -> AsyncIterator[Location]:
         endpoint = "GET /v2/locations"
         body = await self._v2_get(endpoint, "/v2/locations")
         ctx = self._ctx("v2", endpoint)
+        locations: list[Location] = []
         for wire in drift.check(body, vw.LocationsResponse, endpoint, self.drift).locations:
             location = self._keep(endpoint, vmap.map_location(wire, ctx))
             self._locations[location.id] = self._writes.index.locations[location.id] = wire.id
+            self._learn("location", "v2", wire.id, location.id)
+            locations.append(location)
+        await self._flush()
+        for location in locations:
             yield location
 
     async def resources(self) -> AsyncIterator[Resource]:
@@ -63,9 +73,12 @@ class PracticeReads(Identity):
                 shown, vmap.map_resource(detail, ctx, visit_reasons=visit_reasons)
             )
             self._resources[resource.id] = self._writes.index.resources[resource.id] = rid
+            self._learn("resource", "v2", rid, resource.id)
+            await self._flush_page()
             if detail.default_provider is not None and detail.default_provider.id is not None:
                 self._default_providers[rid] = detail.default_provider.id
             yield resource
+        await self._flush()
 
     async def visit_reasons(self) -> AsyncIterator[VisitReason]:
         endpoint = "GET /v2/visit_reasons"
@@ -101,7 +114,10 @@ class PracticeReads(Identity):
             )
             self._visit_reasons[reason.id] = wire.id
             self._writes.index.visit_reasons[reason.id] = wire.id
+            self._learn("visit_reason", "v2", wire.id, reason.id)
+            await self._flush_page()
             yield reason
+        await self._flush()
 
     async def _usual_duration(self, reason: int) -> int | None:
         today = self.clock().date()

@@ -55,11 +55,16 @@ class ScheduleReads(Identity):
             endpoint, "/v2/appointments", vw.AppointmentEnvelope, params
         )
         ctx = self._ctx("v2", endpoint)
+        mapped: list[Appointment] = []
         for envelope in envelopes:
             wire = envelope.appointment
             a = self._keep(endpoint, vmap.map_appointment(wire, ctx, cancellation_reasons=reasons))
             self._appointments[a.id] = self._writes.index.appointments[a.id] = wire.id
+            self._learn("appointment", "v2", wire.id, a.id)
             self._link(wire.patient.chart_number, wire.patient.id)
+            mapped.append(a)
+        await self._flush()  # the listing's ids, one batch
+        for a in mapped:
             if patient_id is not None and a.patient_id != patient_id:
                 continue
             if provider_id is not None and a.provider_id != provider_id:
@@ -72,8 +77,9 @@ class ScheduleReads(Identity):
 
     async def appointment(self, appointment_id: AppointmentId) -> Appointment:
         """One appointment with its extended fields and confirmations (it must have been listed
-        by ``appointments`` first: v2 ids are GUIDs that a ``apt_`` id does not reveal)."""
-        guid = self._appointments.get(appointment_id)
+        by ``appointments`` first, here or by any process sharing the crosswalk: v2 ids are
+        GUIDs that a ``apt_`` id does not reveal)."""
+        guid = await self._appointment_guid(appointment_id)
         endpoint = "GET /v2/appointments/{id}"
         if guid is None:
             raise UpstreamStatusError(
