@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from tests.api.live import ANCHOR, SANDBOX, START, Counting, FakeTime, Live, running
 from typer.testing import CliRunner
 
-from carebridge.api import sync_routes
 from carebridge.api.app import create_app
+from carebridge.api.routes import sync as sync_routes
 from carebridge.cli import sync as cli_sync
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 from carebridge.domain import (
