@@ -1,12 +1,12 @@
 """Request bodies of the write routes: strict (unknown fields are refused), with examples.
 
-Each body turns into the upstream port's command; ids are carebridge ids as the read routes
+Each body turns into the write service's command; ids are carebridge ids as the read routes
 answer them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -25,6 +25,7 @@ from carebridge.domain.values import (
     VisitReasonId,
 )
 from carebridge.ports.upstream import NewAppointment, NewCharge, NewClaim, NewEncounter
+from carebridge.services.writes import Rebooking
 
 Text = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -33,6 +34,10 @@ class Body(BaseModel):
     """A write's body: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    def sent(self) -> dict[str, Any]:
+        """The body as JSON: the write's fingerprint under its key, and its ledger entry."""
+        return self.model_dump(mode="json")
 
 
 class Booking(Body):
@@ -91,9 +96,8 @@ class Reschedule(Booking):
 
     appointment_id: AppointmentId
 
-    def command(self, patient_id: str) -> NewAppointment:
-        fields = self.model_dump(exclude={"appointment_id"})
-        return NewAppointment(patient_id=PatientId(patient_id), **fields)
+    def command(self) -> Rebooking:
+        return Rebooking(**self.model_dump(exclude={"appointment_id"}))
 
 
 class Cancel(Body):

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every error of the API answers ``application/problem+json``.
 
 :func:`render` turns an error into its status and body. The exception handlers use it, and so
-do the writes, whose refusals are stored with their idempotency key and replayed verbatim.
+do the write routes: a refusal replayed under its idempotency key
+(:class:`~carebridge.errors.RefusedReplay`) renders as the refusal first did.
 Problem bodies never carry request values (they may be PHI): only messages the code wrote,
 field names and codes.
 """
@@ -20,16 +21,22 @@ from starlette.routing import Match
 
 from carebridge.errors import (
     AuthError,
+    BadRequest,
     CarebridgeError,
     ConfigError,
     DomainError,
+    Forbidden,
+    KeyInFlight,
+    KeyReused,
+    NotConfigured,
+    NotFound,
     RateLimited,
+    RefusedReplay,
     TransportError,
+    Unauthorized,
     UpstreamError,
     UpstreamStatusError,
 )
-from carebridge.services.live import BadRequest, KeyInFlight, KeyReused, NotConfigured
-from carebridge.services.records import Forbidden, NotFound, Unauthorized
 from carebridge.services.sessions import Locked
 from carebridge.store.entities import BadCursor
 from carebridge.store.tenants import TenantExists, UnknownTenant
@@ -78,6 +85,14 @@ def _field_errors(fields: Any) -> list[dict[str, str]]:
     return [{"field": str(f), "message": "refused by the upstream's rules"} for f in fields]
 
 
+def _refusal(status: int, code: str, message: str, fields: Any) -> dict[str, Any]:
+    """The problem of a rule's refusal: its class name is its ``code`` and names its type."""
+    extra: dict[str, Any] = {"code": code}
+    if fields:
+        extra["errors"] = _field_errors(fields)
+    return body(status, message, kind=_slug(code), **extra)
+
+
 def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The status, problem body and headers of an error."""
     message = str(exc)
@@ -101,14 +116,11 @@ def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 409, body(409, message, kind="idempotency-key-in-flight"), {"Retry-After": "1"}
     if isinstance(exc, TenantExists):
         return 409, body(409, message), {}
+    if isinstance(exc, RefusedReplay):  # the first refusal's answer again
+        return exc.answered, _refusal(exc.answered, exc.code, message, exc.fields), {}
     if isinstance(exc, DomainError):
-        status = exc.status
-        kind = type(exc).__name__
-        extra: dict[str, Any] = {"code": kind}
         fields = getattr(exc, "fields", None)
-        if fields:
-            extra["errors"] = _field_errors(fields)
-        return status, body(status, message, kind=_slug(kind), **extra), {}
+        return exc.status, _refusal(exc.status, type(exc).__name__, message, fields), {}
     if isinstance(exc, NotConfigured | ConfigError):
         return 503, body(503, message, kind="not-configured"), {}
     if isinstance(exc, RateLimited):

@@ -12,9 +12,12 @@ import orjson
 from fastapi import Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
+from carebridge.api import problems
 from carebridge.domain.values import RequestBound, RequestInstant
-from carebridge.services.live import Freshness, Live
+from carebridge.errors import DomainError
+from carebridge.services.reads import Freshness, Reads, Served
 from carebridge.services.records import Principal, Unauthorized, authenticate
+from carebridge.services.writes import WriteOutcome
 
 MAX_LIMIT = 500
 MAX_SEQ = 2**63 - 1
@@ -81,7 +84,7 @@ def raw_response(
     return Response(body, status_code=status, media_type="application/json", headers=extra)
 
 
-def rate_headers(service: Live, principal: Principal) -> dict[str, str]:
+def rate_headers(service: Reads, principal: Principal) -> dict[str, str]:
     """The ``RateLimit`` headers of the caller's tenant's upstream budget (none before its
     first upstream call)."""
     budget = service.budget(principal.tenant_id)
@@ -92,11 +95,6 @@ def rate_headers(service: Live, principal: Principal) -> dict[str, str]:
         "RateLimit-Policy": f'"upstream";q={quota};w=1',
         "RateLimit": f'"upstream";r={remaining};t=1',
     }
-
-
-def given(**values: str | None) -> dict[str, str]:
-    """The filters the caller gave (empty ones are not filters)."""
-    return {key: value for key, value in values.items() if value}
 
 
 def freshness(max_age: int | None, cache_control: str | None) -> Freshness:
@@ -159,3 +157,39 @@ IdemKey = Annotated[
         "for 24 h; 422 if reused with another body.",
     ),
 ]
+
+
+def page_response(served: Served, service: Reads, principal: Principal) -> Response:
+    """A page of stored records: their JSON text goes out as it is (no parse, no re-encode)."""
+    body = b"".join(
+        (
+            b'{"data":[',
+            ",".join(served.page.raw).encode(),
+            b'],"next_cursor":',
+            orjson.dumps(served.page.next_cursor),
+            b"}",
+        )
+    )
+    return raw_response(body, age=served.age, headers=rate_headers(service, principal))
+
+
+async def write_response(
+    service: Reads, principal: Principal, write: Awaitable[WriteOutcome]
+) -> Response:
+    """A write's answer: 201 when it created a record, else 200; a refusal by the rules is its
+    problem. Either carries ``Idempotent-Replayed: true`` when it replays its key's first
+    answer."""
+    try:
+        outcome = await write
+    except DomainError as refused:
+        status, content, _ = problems.render(refused)
+        headers = rate_headers(service, principal)
+        if getattr(refused, "replayed", False):
+            headers["Idempotent-Replayed"] = "true"
+        return Response(
+            orjson.dumps(content), status_code=status, media_type=problems.MEDIA, headers=headers
+        )
+    headers = rate_headers(service, principal)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(outcome.as_json(), status=201 if outcome.created else 200, headers=headers)

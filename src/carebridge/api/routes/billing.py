@@ -1,0 +1,151 @@
+"""The revenue cycle: claims, charges, payments, remittances and statements (read through,
+incrementally), and the charge and claim writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi import Body as BodyParam
+
+from carebridge.api import bodies
+from carebridge.api.routes.common import (
+    CacheControl,
+    Caller,
+    Cursor,
+    IdemKey,
+    Limit,
+    MaxAge,
+    Page,
+    Since,
+    WriteAnswer,
+    freshness,
+    json_response,
+    page_response,
+    rate_headers,
+    write_response,
+)
+from carebridge.domain.values import ClaimId, PatientId
+from carebridge.services.reads import ListQuery, Reads, given
+from carebridge.services.writes import Writes
+
+LEDGER = (
+    ("charge", "/charges"),
+    ("payment", "/payments"),
+    ("remittance", "/remittances"),
+    ("statement", "/statements"),
+)
+
+
+def router(reads: Reads) -> APIRouter:
+    """The billing reads."""
+    routes = APIRouter(tags=["billing"])
+
+    @routes.get("/claims", response_model=Page)
+    async def list_claims(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        patient_id: PatientId | None = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        updated_since: Since = None,
+    ) -> Response:
+        """Claims with their lines and 277 status history."""
+        query = ListQuery(
+            "claim",
+            "GET /claims",
+            given(patient_id=patient_id, status=status),
+            updated_since=updated_since,
+            limit=limit,
+            cursor=cursor,
+            freshness=freshness(max_age, cache_control),
+        )
+        return page_response(await reads.page(principal, query), reads, principal)
+
+    @routes.get("/claims/{claim_id}")
+    async def get_claim(
+        principal: Caller,
+        claim_id: ClaimId,
+        max_age: MaxAge = None,
+        cache_control: CacheControl = None,
+    ) -> Response:
+        """One claim."""
+        found = await reads.one(
+            principal,
+            "claim",
+            "GET /claims/{id}",
+            claim_id,
+            freshness=freshness(max_age, cache_control),
+        )
+        return json_response(found.record, age=found.age, headers=rate_headers(reads, principal))
+
+    for kind, path in LEDGER:
+        routes.add_api_route(
+            path,
+            _billing_route(reads, kind, path),
+            methods=["GET"],
+            response_model=Page,
+            summary=f"List {path[1:]}",
+        )
+    return routes
+
+
+def _billing_route(reads: Reads, kind: str, path: str) -> Any:
+    async def route(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        patient_id: PatientId | None = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        updated_since: Since = None,
+    ) -> Response:
+        query = ListQuery(
+            kind,
+            f"GET {path}",
+            given(patient_id=patient_id, status=status),
+            updated_since=updated_since,
+            limit=limit,
+            cursor=cursor,
+            freshness=freshness(max_age, cache_control),
+        )
+        return page_response(await reads.page(principal, query), reads, principal)
+
+    route.__doc__ = f"The tenant's {path[1:]}, refreshed incrementally when stale."
+    return route
+
+
+def write_router(writes: Writes) -> APIRouter:
+    """The charge and claim writes."""
+    routes = APIRouter(tags=["billing"])
+    reads = writes.reads
+
+    @routes.post("/create_charge", status_code=201, response_model=WriteAnswer)
+    async def create_charge(
+        principal: Caller, body: bodies.CreateCharge, key: IdemKey = None
+    ) -> Response:
+        """Post a CPT/HCPCS charge to the patient's ledger."""
+        return await write_response(
+            reads,
+            principal,
+            writes.create_charge(principal, body.command(), key=key, request=body.sent()),
+        )
+
+    @routes.post("/submit_claim", status_code=201, response_model=WriteAnswer)
+    async def submit_claim(
+        principal: Caller,
+        body: Annotated[bodies.SubmitClaim, BodyParam()],
+        key: IdemKey = None,
+    ) -> Response:
+        """Scrub and submit a claim from unbilled charges; answers the claim and its status.
+        A scrubber rejection is a 422 naming every field."""
+        return await write_response(
+            reads,
+            principal,
+            writes.submit_claim(principal, body.command(), key=key, request=body.sent()),
+        )
+
+    return routes

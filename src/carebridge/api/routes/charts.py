@@ -1,0 +1,133 @@
+"""Charts: encounters and a patient's labs, immunizations and documents (read through), and
+the encounter writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from carebridge.api import bodies
+from carebridge.api.routes.common import (
+    CacheControl,
+    Caller,
+    Cursor,
+    From,
+    IdemKey,
+    Limit,
+    MaxAge,
+    Page,
+    Since,
+    Until,
+    WriteAnswer,
+    freshness,
+    page_response,
+    write_response,
+)
+from carebridge.domain.values import PatientId, ProviderId
+from carebridge.services.reads import ListQuery, Reads, given
+from carebridge.services.writes import Writes
+
+CHART = (
+    ("lab", "/labs"),
+    ("immunization", "/immunizations"),
+    ("document", "/documents"),
+)
+
+
+def router(reads: Reads) -> APIRouter:
+    """The chart reads."""
+    routes = APIRouter(tags=["charts"])
+
+    @routes.get("/encounters", response_model=Page)
+    async def list_encounters(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        patient_id: PatientId | None = None,
+        provider_id: ProviderId | None = None,
+        status: Annotated[str | None, Query(pattern="^(open|signed)$")] = None,
+        start: From = None,
+        end: Until = None,
+        updated_since: Since = None,
+    ) -> Response:
+        """Encounters with their note, diagnoses, procedures, vitals, addenda and signature.
+        With ``patient_id``, the patient's chart is read through when stale."""
+        query = ListQuery(
+            "encounter",
+            "GET /encounters",
+            given(patient_id=patient_id, provider_id=provider_id, status=status),
+            updated_since=updated_since,
+            starts_from=start,
+            starts_before=end,
+            limit=limit,
+            cursor=cursor,
+            freshness=freshness(max_age, cache_control),
+        )
+        return page_response(await reads.page(principal, query), reads, principal)
+
+    for kind, path in CHART:
+        routes.add_api_route(
+            path,
+            _chart_route(reads, kind, path),
+            methods=["GET"],
+            response_model=Page,
+            summary=f"A patient's {path[1:]}",
+        )
+    return routes
+
+
+def _chart_route(reads: Reads, kind: str, path: str) -> Any:
+    async def route(
+        principal: Caller,
+        patient_id: PatientId,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        max_age: MaxAge = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+    ) -> Response:
+        query = ListQuery(
+            kind,
+            f"GET {path}",
+            given(patient_id=patient_id, status=status),
+            limit=limit,
+            cursor=cursor,
+            freshness=freshness(max_age, cache_control),
+        )
+        return page_response(await reads.page(principal, query), reads, principal)
+
+    route.__doc__ = f"A patient's {path[1:]}, read through the chart when stale."
+    return route
+
+
+def write_router(writes: Writes) -> APIRouter:
+    """The encounter writes."""
+    routes = APIRouter(tags=["charts"])
+    reads = writes.reads
+
+    @routes.post("/create_encounter", status_code=201, response_model=WriteAnswer)
+    async def create_encounter(
+        principal: Caller, body: bodies.CreateEncounter, key: IdemKey = None
+    ) -> Response:
+        """Push an encounter (note, diagnoses, procedures) to the EHR; it starts open."""
+        return await write_response(
+            reads,
+            principal,
+            writes.create_encounter(principal, body.command(), key=key, request=body.sent()),
+        )
+
+    @routes.post("/sign_encounter", response_model=WriteAnswer)
+    async def sign_encounter(
+        principal: Caller, body: bodies.EncounterRef, key: IdemKey = None
+    ) -> Response:
+        """Sign an open encounter (it locks; its charges post)."""
+        return await write_response(
+            reads,
+            principal,
+            writes.sign_encounter(principal, body.encounter_id, key=key, request=body.sent()),
+        )
+
+    return routes
