@@ -2,6 +2,9 @@
 
 The sandbox runs in process behind ``httpx.ASGITransport`` on a manual clock; stamina's test
 mode removes backoff sleeps and the throttle runs on a fake clock, so nothing here sleeps.
+The checks a real tenant runs too (``test_live.py``) are written once in ``conformance.py``;
+this module runs them against the sandbox (``Sandbox.target``) and adds those that need its
+control plane (faults, revoked tokens, killed sessions).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import stamina
+from tests.connectors import conformance
+from tests.connectors.conformance import Target
 from tests.connectors.harness import FakeTime
 from tests.sandbox.conftest import start_live
 
@@ -89,6 +94,23 @@ class Sandbox:
             c["token_url"], c["client_id"], c["private_key_pem"], c["kid"], c["alg"]
         )
 
+    def target(self) -> Target:
+        """The sandbox as a conformance target, with what only it can observe."""
+        return Target(
+            name="emulator",
+            connect=self.connect,
+            now=self.clock.now,
+            api_base=self.base,
+            v2=self.v2(),
+            portal_api=f"{self.base}/portal/api",
+            totp_portal=_portal(self, None, "totp"),
+            fhir_base=self.creds["connector"]["practices"][0]["fhir_base"],
+            smart=self.smart(),
+            requests_to=self.transport.count,
+            patients=self.tenant.db.scalar("SELECT COUNT(*) FROM patients WHERE practice_id = 1"),
+            username=self.user()["username"],
+        )
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -127,14 +149,7 @@ async def control(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_v2_refreshes_once_and_then_reuses_the_token(sandbox: Sandbox) -> None:
-    conn = sandbox.connect(v2=sandbox.v2())
-    assert conn.v2 is not None
-    for _ in range(3):
-        r = await conn.v2.request("GET", f"{sandbox.base}/v2/providers")
-        assert r.status_code == 200
-    assert sandbox.transport.count("/oauth2/access_token") == 1
-    assert conn.v2.broker.renewals == 1
-    await conn.aclose()
+    await conformance.v2_refreshes_once_and_reads(sandbox.target())
 
 
 async def test_v2_renews_before_expiry_and_keeps_a_rotated_refresh_token(
@@ -233,13 +248,7 @@ def _portal(sandbox: Sandbox, conn_http: httpx.AsyncClient | None, method: str) 
 @pytest.mark.parametrize("method", ["totp", "sms", "email"])
 async def test_portal_sign_in_with_each_mfa_method(sandbox: Sandbox, method: str) -> None:
     async with httpx.AsyncClient(transport=sandbox.transport) as outbox_http:
-        conn = sandbox.connect(portal=_portal(sandbox, outbox_http, method))
-        assert conn.portal is not None
-        r = await conn.portal.request("GET", f"{sandbox.base}/portal/api/session")
-        assert r.status_code == 200
-        assert r.json()["user"]["username"] == sandbox.user()["username"]
-        assert sandbox.transport.count("/portal/api/session/mfa/verify") == 1
-        await conn.aclose()
+        await conformance.portal_signs_in(sandbox.target(), _portal(sandbox, outbox_http, method))
 
 
 async def test_portal_without_a_code_source_raises_mfa_required(sandbox: Sandbox) -> None:
@@ -311,16 +320,7 @@ async def test_totp_source_never_repeats_a_step() -> None:
 
 
 async def test_smart_backend_token_reads_fhir(sandbox: Sandbox) -> None:
-    conn = sandbox.connect(fhir=sandbox.smart())
-    assert conn.fhir is not None
-    base = sandbox.creds["connector"]["practices"][0]["fhir_base"]
-    total = 0
-    async for bundle in conn.fhir.fhir_pages(f"{base}/Patient", {"_count": 9}):
-        assert bundle["resourceType"] == "Bundle"
-        total += len(bundle.get("entry", []))
-    assert total == sandbox.tenant.db.scalar("SELECT COUNT(*) FROM patients WHERE practice_id = 1")
-    assert conn.fhir.broker.renewals == 1
-    await conn.aclose()
+    await conformance.connector_backend_token_reads_patients(sandbox.target())
 
 
 # --- throttle and retries ------------------------------------------------------------------------
