@@ -147,3 +147,75 @@ def test_audit_verify_reports_an_intact_empty_chain(env: dict[str, str]) -> None
     code, out = _run(["audit", "verify", "--tenant", "ten_maple"], env)
     assert code == 0
     assert "intact: 0 entries" in out
+
+
+def test_tenants_are_listed_and_shown_without_secret_values(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    code, out = _run(["tenants", "list", "--json"], env)
+    assert code == 0
+    assert json.loads(out) == [
+        {"id": "ten_maple", "name": "Maple Grove", "upstream": "carecloud", "disabled": False}
+    ]
+    code, out = _run(["tenants", "show", "--id", "ten_maple"], env)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["sealed_secrets"] == sorted(
+        [
+            "v2.client_id",
+            "v2.client_secret",
+            "v2.refresh_token",
+            "portal.username",
+            "portal.password",
+        ]
+    )
+    assert shown["settings"] == json.loads(SETTINGS)
+    assert not {"ci-1", "cs-1", "rt-1", "pw-1"} & set(out.split('"'))
+    code, out = _run(["tenants", "show", "--id", "ten_nobody"], env)
+    assert (code, out.count("error:")) == (2, 1)
+
+
+def test_keys_are_listed_by_prefix_and_revoked(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    create = ["keys", "create", "--tenant", "ten_maple", "--scopes", "patient.read", "--json"]
+    made = json.loads(_run(create, env)[1])
+    code, out = _run(["keys", "list", "--tenant", "ten_maple", "--json"], env)
+    assert code == 0
+    [listed] = json.loads(out)
+    assert (listed["id"], listed["revoked"]) == (made["id"], False)
+    assert made["key"].startswith(f"cbk_{listed['prefix']}_")
+    assert made["key"] not in out
+    revoke = ["keys", "revoke", "--tenant", "ten_maple", "--id", made["id"]]
+    assert _run(revoke, env)[0] == 0
+    [listed] = json.loads(_run(["keys", "list", "--tenant", "ten_maple", "--json"], env)[1])
+    assert listed["revoked"] is True
+    code, out = _run(revoke, env)
+    assert (code, out.count("error:")) == (2, 1)
+
+
+def test_users_are_added_listed_reset_and_removed(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    add = ["users", "add", "--tenant", "ten_maple", "--username", "frontdesk"]
+    code, out = _run([*add, "--scopes", "patient.read", "--mfa", "totp"], env)
+    assert code == 0
+    assert "password: " in out
+    assert "totp: otpauth://totp/" in out
+    code, out = _run(["users", "list", "--tenant", "ten_maple", "--json"], env)
+    assert code == 0
+    [listed] = json.loads(out)
+    assert (listed["username"], listed["mfa"], listed["scopes"]) == (
+        "frontdesk",
+        ["totp"],
+        ["patient.read"],
+    )
+    who = ["--tenant", "ten_maple", "--username", "frontdesk"]
+    result = CliRunner().invoke(
+        app, ["users", "reset", *who, "--password-stdin"], env=env, input="new-Secret-1\n"
+    )
+    assert result.exit_code == 0
+    assert "password:" not in result.output
+    code, out = _run(["users", "reset", *who], env)
+    assert (code, "password: " in out) == (0, True)
+    assert _run(["users", "remove", *who], env)[0] == 0
+    assert json.loads(_run(["users", "list", "--tenant", "ten_maple", "--json"], env)[1]) == []
+    code, out = _run(["users", "remove", *who], env)
+    assert (code, out.count("error:")) == (2, 1)
