@@ -10,14 +10,15 @@ field names and codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from carebridge.errors import (
     AuthError,
@@ -151,12 +152,22 @@ def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
 def _allowed(request: Request) -> str:
     """Every method the path answers: Starlette's 405 names only the first route that matched
     the path, while one path may have a route per method (``GET`` and ``POST /webhooks``)."""
+    return ", ".join(sorted(_methods(request.app.router.routes, request.scope)))
+
+
+def _methods(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
+    """The methods of the routes matching the request's path, within included routers too
+    (FastAPI keeps an included router as one entry; the API includes them without a prefix)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            methods |= _methods(included.routes, scope)
+            continue
+        match, _ = route.matches(scope)
         if match is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    return methods
 
 
 def _slug(name: str) -> str:
