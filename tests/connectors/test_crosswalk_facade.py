@@ -1,0 +1,151 @@
+"""Two facades over one crosswalk (in process, on the emulated tenant's manual clock): what one
+learns, by a read or by a write, the other resolves without reading the upstream's lists; ids
+are remembered in batches, not one statement a record."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+import stamina
+
+from carebridge.connectors.carecloud.facade import CareCloudTenant
+from carebridge.connectors.carecloud.mapping.common import Context
+from carebridge.connectors.carecloud.mapping.v2 import patient_id
+from carebridge.connectors.carecloud.mfa import MemoryMfaSteps
+from carebridge.domain.values import EncounterId, PatientId, ProviderId
+from carebridge.errors import UnknownId
+from carebridge.ports.crosswalk import MemoryCrosswalk
+from carebridge.ports.upstream import NewCharge, NewClaim, NewEncounter
+from carebridge.wiring.carecloud import from_sandbox, open_tenant
+from carecloud_sandbox import personas
+from carecloud_sandbox.app import build_app
+from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.config import SandboxConfig
+from carecloud_sandbox.control import credentials
+from carecloud_sandbox.tenant import Tenant
+
+pytestmark = pytest.mark.anyio
+
+BASE = "http://sandbox.test"
+START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+TENANT = "ten_walk"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Recording(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(f"{request.method} {request.url.path}")
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass
+class Pair:
+    clock: ManualClock
+    walk: MemoryCrosswalk
+    a: CareCloudTenant
+    b: CareCloudTenant
+    b_sent: list[str]
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    clock = ManualClock(START)
+    config = SandboxConfig(
+        seed=7, patients=20, practices=1, anchor=date(2026, 11, 24), base_url=BASE
+    )
+    tenant = Tenant.open(config, clock=clock)
+    app = httpx.ASGITransport(app=build_app(tenant))
+    settings, secrets = from_sandbox(credentials(tenant))
+    walk, steps = MemoryCrosswalk(), MemoryMfaSteps()
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+
+    def facade(transport: httpx.AsyncBaseTransport) -> CareCloudTenant:
+        return open_tenant(
+            TENANT,
+            settings,
+            secrets,
+            clock=clock.now,
+            transport=transport,
+            mfa_steps=steps,
+            crosswalk=walk,
+            sleep=sleep,
+        )
+
+    recording = Recording(app)
+    with stamina.set_testing(True, attempts=8):
+        a, b = facade(app), facade(recording)
+        yield Pair(clock, walk, a, b, recording.sent)
+        await a.connection.aclose()
+        await b.connection.aclose()
+    await app.aclose()
+    tenant.db.close()
+
+
+def ctx() -> Context:
+    return Context(tenant=TENANT, surface="v2", endpoint="test", fetched_at=START)
+
+
+def jordan() -> PatientId:
+    return patient_id(ctx(), personas.JORDAN.chart_number)
+
+
+async def test_a_listing_is_remembered_in_a_few_batches_and_the_other_facade_reads_by_id(
+    pair: Pair,
+) -> None:
+    listed = [p async for p in pair.a.patients()]
+    assert len(listed) == 20
+    assert pair.walk.batches <= 3  # the FHIR scan, the patient list, the v2 GUIDs: not 20
+    chosen = listed[7]
+    again = await pair.b.patient(chosen.id)
+    assert again.model_dump(exclude={"sources"}) == chosen.model_dump(exclude={"sources"})
+    assert pair.b_sent.count("POST /v2/patients/search") == 0
+    assert "GET /portal/api/patients" not in pair.b_sent
+    assert pair.b.crosswalk()[chosen.id] == pair.a.crosswalk()[chosen.id]
+
+
+async def test_what_one_facade_wrote_the_other_signs_and_bills_without_listing(
+    pair: Pair,
+) -> None:
+    pushed = await pair.a.push_encounter(
+        NewEncounter(
+            patient_id=jordan(),
+            chief_complaint="Follow-up",
+            note={"assessment": "Stable."},
+            diagnoses=("I10",),
+            procedures=(("99213", 1),),
+        )
+    )
+    charge = await pair.a.create_charge(
+        NewCharge(
+            patient_id=jordan(),
+            service_date=date(2026, 11, 24),
+            procedure_code="99213",
+            diagnosis_codes=("I10",),
+            provider_id=ProviderId.new(ctx().key("provider", str(personas.PROVIDER_ID))),
+        )
+    )
+    pair.clock.advance(timedelta(seconds=31))  # B signs in to the portal on a fresh TOTP step
+    signed = await pair.b.sign_encounter(pushed.value.id)
+    assert signed.confirmation == "confirmed"
+    assert signed.value.signed_at is not None
+    listings = [s for s in pair.b_sent if s.endswith("/encounters") and s.startswith("GET")]
+    assert listings == []
+    claim = await pair.b.submit_claim(NewClaim(patient_id=jordan(), charge_ids=(charge.value.id,)))
+    assert claim.confirmation == "confirmed"
+    assert "GET /portal/api/charges" not in pair.b_sent  # the charge's id came from A's write
+    with pytest.raises(UnknownId):  # an id nobody learned stays unknown, as before
+        await pair.b.add_addendum(EncounterId("enc_nobodylearnedthis"), "no such")
