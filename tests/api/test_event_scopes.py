@@ -23,7 +23,7 @@ from tests.api.live import Live, running
 
 from carebridge.domain.event_scopes import KIND_SCOPES
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy
-from carebridge.services.live import PHI_KINDS, read_scope
+from carebridge.services.reads import PHI_KINDS, read_scope
 from carebridge.store import events as event_log
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from tests.domain import factories
 from carebridge.api.app import create_app
 from carebridge.domain import PatientId
 from carebridge.services.keys import mint, parse_scopes
-from carebridge.services.live import Live
+from carebridge.services.reads import Reads
 from carebridge.store import entities, migrate
 from carebridge.store import tenants as repo
 from carebridge.store.adapters import SqlAudit, SqlKeys, SqlRecords
@@ -93,7 +93,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         "auditor": await _key(engine, "ten_a", "audit.read", "key_auditor"),
     }
     audit = SqlAudit(engine, VAULT)
-    app = create_app(Live(SqlRecords(engine), audit, clock=lambda: NOW), SqlKeys(engine), audit)
+    app = create_app(Reads(SqlRecords(engine), audit, clock=lambda: NOW), SqlKeys(engine), audit)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api.test"
     ) as client:

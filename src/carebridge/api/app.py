@@ -158,7 +158,7 @@ def _document_problems(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(
-    live: Reads,
+    reads: Reads,
     keys: KeyStore,
     audit: AuditReader | None = None,
     *,
@@ -168,11 +168,10 @@ def create_app(
     extra_routers: list[Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
-    """The API over the read use cases ``live`` (without a backend, it serves the store only)
-    and the write use cases (by default, over the same reads).
+    """The API over the read use cases (without a backend, they serve the store only) and the
+    write use cases (by default, over the same reads).
 
     Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed."""
-    reads = live
     writing = writes if writes is not None else Writes(reads)
     app = Api(
         dependencies=[Depends(_declared_query)],
