@@ -38,7 +38,9 @@ class Start:
 
 @dataclass(frozen=True)
 class Replay:
-    """Answer with the stored response."""
+    """Answer with the stored response: a write's outcome (``status_code`` 201 when it created
+    a record, else 200), or a refusal by the rules (``status_code`` the error's ``status``,
+    ``response`` ``{"refused": {"code", "message", "fields"}}``; see ``services.writes``)."""
 
     status_code: int
     response: Any
