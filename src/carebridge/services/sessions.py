@@ -3,6 +3,8 @@ then a session token.
 
 ::
 
+    step(SignIn | ChooseMethod | EnterCode) runs the step its input names:
+
     start(tenant, username, password)
     ├── name locked                Locked      (nothing is checked; retry_after seconds)
     ├── bad credentials            Unauthorized (one message for unknown user and wrong password)
@@ -39,7 +41,7 @@ import math
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -99,6 +101,35 @@ class CodeSent:
     challenge_id: str
     method: str
     destination: str | None
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Step 1: the tenant, the username and the password."""
+
+    tenant_id: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ChooseMethod:
+    """Step 2: the second factor to use on a challenge."""
+
+    challenge_id: str
+    method: str
+
+
+@dataclass(frozen=True)
+class EnterCode:
+    """Step 3: the code of the chosen second factor."""
+
+    challenge_id: str
+    code: str = field(repr=False)
+
+
+Step = SignIn | ChooseMethod | EnterCode
+"""One step of a sign-in."""
 
 
 _DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'A' * 22}==${'A' * 43}="
@@ -174,6 +205,18 @@ class Sessions:
         self.totp_secret = totp_secret
         self.clock = clock
         self.new_code = new_code
+
+    async def step(self, step: Step) -> Issued | Challenge | CodeSent:
+        """Run one sign-in step: :meth:`start`, :meth:`choose` or :meth:`verify`.
+
+        Raises:
+            Unauthorized: as the step's method; Locked and InvalidMfaStep likewise.
+        """
+        if isinstance(step, SignIn):
+            return await self.start(step.tenant_id, step.username, step.password)
+        if isinstance(step, ChooseMethod):
+            return await self.choose(step.challenge_id, step.method)
+        return await self.verify(step.challenge_id, step.code)
 
     async def start(self, tenant_id: str, username: str, password: str) -> Issued | Challenge:
         """Check the password: a token when no second factor is enrolled, else a challenge.

@@ -19,7 +19,16 @@ from fastapi import APIRouter, Body
 from fastapi.openapi.models import Example
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
-from carebridge.services.sessions import Challenge, Issued, Sessions
+from carebridge.services.sessions import (
+    Challenge,
+    ChooseMethod,
+    EnterCode,
+    Issued,
+    Sessions,
+    SignIn,
+    Step,
+)
+from carebridge.services.sessions import CodeSent as Sent
 
 Method = Literal["totp", "sms", "email"]
 
@@ -126,7 +135,22 @@ class CodeSent(BaseModel):
 AuthenticateReply = Authenticated | MfaRequired | CodeSent
 
 
-def _reply(outcome: Issued | Challenge) -> Authenticated | MfaRequired:
+def _use_case_step(body: PasswordStep | MethodStep | CodeStep) -> Step:
+    if isinstance(body, PasswordStep):
+        return SignIn(body.tenant, body.username, body.password)
+    if isinstance(body, MethodStep):
+        return ChooseMethod(body.challenge_id, body.method)
+    return EnterCode(body.challenge_id, body.code)
+
+
+def _reply(outcome: Issued | Challenge | Sent) -> AuthenticateReply:
+    if isinstance(outcome, Sent):
+        return CodeSent(
+            status="code_required" if outcome.destination is None else "code_sent",
+            challenge_id=outcome.challenge_id,
+            method=outcome.method,
+            destination=outcome.destination,
+        )
     if isinstance(outcome, Issued):
         return Authenticated(
             token=outcome.token,
@@ -158,17 +182,6 @@ def router(sessions: Sessions) -> APIRouter:
     async def authenticate(
         body: Annotated[AuthenticateBody, Body(openapi_examples=EXAMPLES)],
     ) -> AuthenticateReply:
-        if isinstance(body, PasswordStep):
-            return _reply(await sessions.start(body.tenant, body.username, body.password))
-        if isinstance(body, MethodStep):
-            sent = await sessions.choose(body.challenge_id, body.method)
-            status = "code_required" if sent.destination is None else "code_sent"
-            return CodeSent(
-                status=status,
-                challenge_id=sent.challenge_id,
-                method=body.method,
-                destination=sent.destination,
-            )
-        return _reply(await sessions.verify(body.challenge_id, body.code))
+        return _reply(await sessions.step(_use_case_step(body)))
 
     return api
