@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import TypeVar
 
 from carebridge.connectors.carecloud.mapping.common import Context
-from carebridge.connectors.carecloud.mapping.portal import (
+from carebridge.connectors.carecloud.mapping.portal.base import (
     unexpected,
 )
 from carebridge.connectors.carecloud.wire import fhir as w

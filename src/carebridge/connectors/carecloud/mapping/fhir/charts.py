@@ -27,7 +27,7 @@ from carebridge.connectors.carecloud.mapping.fhir.base import (
     _updated,
     row_key,
 )
-from carebridge.connectors.carecloud.mapping.portal import (
+from carebridge.connectors.carecloud.mapping.portal.base import (
     allergy_id,
     document_id,
     encounter_id,

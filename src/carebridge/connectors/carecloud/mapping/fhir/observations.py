@@ -20,7 +20,7 @@ from carebridge.connectors.carecloud.mapping.fhir.base import (
 from carebridge.connectors.carecloud.mapping.fhir.charts import (
     _encounter_ref,
 )
-from carebridge.connectors.carecloud.mapping.portal import (
+from carebridge.connectors.carecloud.mapping.portal.base import (
     lab_result_id,
     map_traced,
     patient_id,

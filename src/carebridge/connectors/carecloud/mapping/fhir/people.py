@@ -33,7 +33,7 @@ from carebridge.connectors.carecloud.mapping.fhir.base import (
     chart_number_of,
     row_key,
 )
-from carebridge.connectors.carecloud.mapping.portal import (
+from carebridge.connectors.carecloud.mapping.portal.base import (
     map_traced,
     patient_id,
     unexpected,
