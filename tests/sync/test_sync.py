@@ -513,17 +513,6 @@ async def test_unknown_streams_are_refused(live: Live) -> None:
 
 
 async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Live) -> None:
-    store = SqlSyncStore(live.deployment.engine)
-
-    async def run(
-        *, tenant_id: str, streams: list[str] | None, reconcile: timedelta | None = None
-    ) -> dict[str, Any]:
-        upstream = await live.deployment.upstreams.of(tenant_id)
-        report = await sync(
-            store, upstream, tenant_id, streams, clock=live.clock.now, reconcile=reconcile
-        )
-        return report.as_json()
-
     deployment = live.deployment
     app = create_app(
         deployment.live,
@@ -531,7 +520,7 @@ async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Li
         deployment.audit,
         sessions=deployment.session_principal,
         events=deployment.events,
-        extra_routers=[sync_routes.router(run)],
+        extra_routers=[sync_routes.router(deployment.syncs.sync_now)],
     )
     await live.key(TENANT, "patient.read", "reader")
     async with httpx.AsyncClient(

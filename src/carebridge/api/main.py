@@ -50,7 +50,7 @@ def build(
         extra_routers=[
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.admin, admin_token),
-            sync_routes.router(deployment.sync),
+            sync_routes.router(deployment.syncs.sync_now),
             webhook_routes.router(
                 deployment.webhooks,
                 deployment.clock,

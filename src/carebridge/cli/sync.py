@@ -18,10 +18,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
-from carebridge.store import tenants as repo
-from carebridge.store.vault import KeyRing
-from carebridge.sync.engine import STREAMS, StreamResult, SyncReport, resolve
-from carebridge.wiring.admin import database_url
+from carebridge.services.sync import STREAMS, StreamResult, SyncReport, check_streams
+from carebridge.wiring.admin import KeyRing, database_url, key_ring
 from carebridge.wiring.api import open_deployment
 
 
@@ -60,7 +58,8 @@ async def _sync_all(
 ) -> list[SyncReport]:
     deployment = await open_deployment(url, ring)
     try:
-        tenants = [tenant] if tenant else await repo.tenant_ids(deployment.engine)
+        syncs = deployment.syncs
+        tenants = await syncs.tenants(tenant)
         reports: list[SyncReport] = []
         columns: list[Any] = [
             TextColumn("{task.description}"),
@@ -70,13 +69,9 @@ async def _sync_all(
         ]
         with Progress(*columns, console=Console(stderr=True), disable=quiet) as progress:
             for tenant_id in tenants:
+                bars = _Bars(progress, tenant_id)
                 reports.append(
-                    await deployment.sync_report(
-                        tenant_id,
-                        streams,
-                        reconcile=reconcile,
-                        progress=_Bars(progress, tenant_id),
-                    )
+                    await syncs.run(tenant_id, streams, reconcile=reconcile, progress=bars)
                 )
         return reports
     finally:
@@ -103,8 +98,8 @@ def sync_command(
 ) -> None:
     """Sync tenants from their upstreams: each stream a page at a time, checkpointed."""
     try:
-        resolve(stream or None)
-        ring = KeyRing.from_env()
+        check_streams(stream or None)
+        ring = key_ring()
         url = database_url(database)
         sweep = timedelta(hours=reconcile_hours) if reconcile_hours else None
         reports = anyio.run(_sync_all, url, ring, tenant, stream or None, quiet, sweep)

@@ -17,7 +17,7 @@ page that holds the patient's records: the stream's cursor moves only past what 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -160,3 +160,7 @@ class FreshnessMarks(Protocol):
         """The slice ``(kind, scope)`` (``*`` for the whole tenant) holds what the upstream
         had at ``at``."""
         ...
+
+
+TenantIds = Callable[[], Awaitable[list[str]]]
+"""Every onboarded tenant's id (what a sync of every tenant covers)."""

@@ -28,7 +28,7 @@ import anyio
 from carebridge.domain.kinds import KINDS
 from carebridge.errors import BadRequest
 from carebridge.ports.events import Announcement, Announcer
-from carebridge.ports.sync import FreshnessMarks, SyncStore, SyncUpstreams
+from carebridge.ports.sync import FreshnessMarks, SyncStore, SyncUpstreams, TenantIds
 from carebridge.services.records import Principal
 from carebridge.sync import engine
 from carebridge.sync.engine import LEASE_TTL, STREAMS, Progress, StreamResult, SyncReport
@@ -137,11 +137,16 @@ class Syncs:
     upstreams: SyncUpstreams
     freshness: FreshnessMarks
     announcer: Announcer
+    tenant_ids: TenantIds
     clock: Callable[[], datetime] = _now
     lease: timedelta = LEASE_TTL
     """How long a stream's lease outlives its holder's last renewal."""
     _locks: dict[str, anyio.Lock] = field(default_factory=dict)
     _breaking: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    async def tenants(self, only: str | None = None) -> list[str]:
+        """The tenants a host's sync covers: ``only``, else every onboarded tenant."""
+        return [only] if only else await self.tenant_ids()
 
     async def sync_now(self, principal: Principal, request: SyncRequest) -> SyncReport:
         """Sync the caller's tenant now (``sync.write``; ``POST /sync``).

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -36,6 +37,7 @@ from carebridge.store.engine import create_engine
 from carebridge.store.events import SqlAnnouncer
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
+from carebridge.store.tenants import tenant_ids
 from carebridge.store.vault import KeyRing, Vault
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
@@ -232,6 +234,7 @@ async def open_deployment(
             upstreams,
             records,
             SqlAnnouncer(engine),
+            partial(tenant_ids, engine),
             clock=clock,
             lease=lease,
         ),

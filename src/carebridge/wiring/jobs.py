@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from carebridge.jobs.queue import Handlers
-from carebridge.store import tenants as repo
-from carebridge.sync.engine import STREAMS
+from carebridge.services.sync import STREAMS
 from carebridge.wiring.api import Deployment
 
 
 def handlers(deployment: Deployment) -> Handlers:
     """What a worker (or the in-process runner) does, over ``deployment``."""
+    syncs = deployment.syncs
 
     async def sync(
         tenant: str, stream: str, *, holder: str | None = None, supersedes: str | None = None
     ) -> None:
-        await deployment.sync(
-            tenant_id=tenant, streams=[stream], holder=holder, supersedes=supersedes
-        )
-
-    async def tenants() -> list[str]:
-        return await repo.tenant_ids(deployment.engine)
+        await syncs.run(tenant, [stream], holder=holder, supersedes=supersedes)
 
     return Handlers(
         sync=sync,
         deliver=deployment.deliverer.run_once,
-        tenants=tenants,
+        tenants=syncs.tenants,
         streams=list(STREAMS),
     )

@@ -1,24 +1,25 @@
 """``POST /sync``: run the caller's tenant's sync now and answer its report.
 
 The route takes the ``sync.write`` scope. The body is optional; ``{"streams": [...]}`` names the
-streams to run (all of them by default), each one of ``carebridge.sync.engine.STREAMS``.
+streams to run (all of them by default), each one of ``carebridge.sync.engine.STREAMS``. The
+use case is :meth:`carebridge.services.sync.Syncs.sync_now`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from carebridge.api.app import Caller
-from carebridge.services.live import BadRequest
-from carebridge.sync.engine import STREAMS
+from carebridge.api.routes.common import Caller
+from carebridge.services import sync as syncs
+from carebridge.services.records import Principal
+from carebridge.services.sync import STREAMS, SyncReport
 
-RunSync = Callable[..., Awaitable[dict[str, Any]]]
-"""``run(tenant_id=..., streams=[...] | None, reconcile=timedelta | None)`` -> the report as JSON."""
+SyncNow = Callable[[Principal, syncs.SyncRequest], Awaitable[SyncReport]]
+"""The use case: sync the caller's tenant now (``Syncs.sync_now``)."""
 
 
 class SyncRequest(BaseModel):
@@ -60,8 +61,8 @@ class SyncAnswer(BaseModel):
     streams: dict[str, StreamReport]
 
 
-def router(run: RunSync) -> APIRouter:
-    """The sync route over ``run``, which syncs one tenant and answers its report."""
+def router(run: SyncNow) -> APIRouter:
+    """The sync route over ``run``, which syncs the caller's tenant and answers its report."""
     routes = APIRouter(tags=["sync"])
 
     @routes.post("/sync")
@@ -70,21 +71,13 @@ def router(run: RunSync) -> APIRouter:
         page at a time, stores it with its cursor, and turns changes into events. Answers how
         many records each stream read, changed and tombstoned; a stream that failed upstream
         carries its error while the others still ran."""
-        principal.require("sync.write")
         streams = body.streams if body is not None else None
-        if streams is not None:
-            unknown = sorted(set(streams) - STREAMS.keys())
-            if unknown:
-                raise BadRequest(
-                    f"unknown streams: {', '.join(unknown)} (known: {', '.join(STREAMS)})",
-                    field="streams",
-                )
         hours = body.reconcile_hours if body is not None else None
-        report = await run(
-            tenant_id=principal.tenant_id,
-            streams=streams,
+        request = syncs.SyncRequest(
+            streams=None if streams is None else tuple(streams),
             reconcile=timedelta(hours=hours) if hours else None,
         )
-        return SyncAnswer.model_validate(report)
+        report = await run(principal, request)
+        return SyncAnswer.model_validate(report.as_json())
 
     return routes
