@@ -219,3 +219,17 @@ def test_users_are_added_listed_reset_and_removed(env: dict[str, str]) -> None:
     assert json.loads(_run(["users", "list", "--tenant", "ten_maple", "--json"], env)[1]) == []
     code, out = _run(["users", "remove", *who], env)
     assert (code, out.count("error:")) == (2, 1)
+
+
+def test_a_secret_is_sealed_from_stdin_and_never_printed(env: dict[str, str]) -> None:
+    assert _add(env)[0] == 0
+    seal = ["vault", "seal", "--tenant", "ten_maple", "--slot", "portal.password"]
+    result = CliRunner().invoke(app, seal, env=env, input="pw-2\n")
+    assert result.exit_code == 0
+    assert "sealed portal.password of ten_maple under key k1" in result.output
+    assert "pw-2" not in result.output
+    result = CliRunner().invoke(app, seal, env=env, input="")
+    assert (result.exit_code, result.output.count("error:")) == (2, 1)
+    other = ["vault", "seal", "--tenant", "ten_nobody", "--slot", "portal.password"]
+    result = CliRunner().invoke(app, other, env=env, input="pw-2\n")
+    assert (result.exit_code, result.output.count("error:")) == (2, 1)

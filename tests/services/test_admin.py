@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.errors import (
+    BadRequest,
     ConfigError,
     InvalidScopes,
     NotFound,
@@ -27,6 +28,7 @@ from carebridge.services.admin import (
     KeySpec,
     Operator,
     OperatorGate,
+    SecretSpec,
     TenantSpec,
     UserSpec,
 )
@@ -36,6 +38,7 @@ from carebridge.store import migrate
 from carebridge.store.adapters import SqlKeys
 from carebridge.store.engine import create_engine
 from carebridge.store.people import SqlPeople, totp_source
+from carebridge.store.tenants import secrets_of
 from carebridge.store.vault import KEY_BYTES, KeyRing, Vault
 from carebridge.wiring.admin import admin_over, using
 
@@ -311,3 +314,18 @@ async def test_one_command_opens_the_migrated_store_and_closes_it(tmp_path: Path
     assert [t.id for t in await using(url, None, lambda admin: admin.list_tenants(SHELL))] == [
         "ten_a"
     ]
+
+
+async def test_a_sealed_secret_replaces_the_slot_and_opens_only_for_its_tenant(
+    world: World,
+) -> None:
+    spec = SecretSpec("ten_a", "portal.password", "pw-2")
+    assert "pw-2" not in repr(spec)
+    await world.admin.seal_secret(SHELL, spec)
+    vault = Vault(RING)
+    assert (await secrets_of(world.engine, vault, "ten_a"))["portal.password"] == "pw-2"
+    assert (await secrets_of(world.engine, vault, "ten_b"))["portal.password"] == "pw-1"
+    with pytest.raises(UnknownTenant):
+        await world.admin.seal_secret(SHELL, SecretSpec("ten_nobody", "portal.password", "x"))
+    with pytest.raises(BadRequest):
+        await world.admin.seal_secret(SHELL, SecretSpec("ten_a", " ", "x"))

@@ -16,7 +16,7 @@ import typer
 from carebridge.cli.common import fail as _fail
 from carebridge.cli.common import ring as _ring
 from carebridge.cli.common import run as _run
-from carebridge.services.admin import SHELL, KeySpec, TenantSpec
+from carebridge.services.admin import SHELL, KeySpec, SecretSpec, TenantSpec
 from carebridge.wiring import admin
 
 tenants_app = typer.Typer(no_args_is_help=True, help="Onboard upstream tenants.")
@@ -177,6 +177,22 @@ def vault_rotate(db: Db = None) -> None:
     ring = _ring()
     done = _run(lambda: admin.using(admin.database_url(db), ring, lambda a: a.rotate_vault(SHELL)))
     typer.echo(f"re-wrapped {done.rewrapped} secret(s) under key {done.primary}")
+
+
+@vault_app.command("seal")
+def vault_seal(
+    tenant: Annotated[str, typer.Option(help="The tenant the secret belongs to.")],
+    slot: Annotated[str, typer.Option(help="The secret's slot, e.g. portal.password.")],
+    db: Db = None,
+) -> None:
+    """Seal one secret of a tenant, read from stdin (it replaces the slot's value)."""
+    value = typer.get_text_stream("stdin").read().rstrip("\r\n")
+    if not value:
+        raise _fail("no secret on stdin")
+    ring = _ring()
+    spec = SecretSpec(tenant, slot, value)
+    _run(lambda: admin.using(admin.database_url(db), ring, lambda a: a.seal_secret(SHELL, spec)))
+    typer.echo(f"sealed {slot} of {tenant} under key {ring.primary}")
 
 
 @vault_app.command("new-key")

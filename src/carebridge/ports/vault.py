@@ -2,7 +2,8 @@
 
 ::
 
-    SecretVault   re-wraps every sealed secret under the key ring's primary key (rotation)
+    SecretVault   seals one secret of a tenant (a replaced credential), and re-wraps every
+                  sealed secret under the key ring's primary key (rotation)
     AuditChain    walks a tenant's audit chain under its key and holds it to its checkpoint
 """
 
@@ -33,6 +34,10 @@ class SecretVault(Protocol):
     @property
     def primary(self) -> str:
         """The id of the key that seals and wraps."""
+        ...
+
+    async def seal(self, tenant_id: str, slot: str, secret: str, *, now: datetime) -> None:
+        """Seal and store (or replace) one secret of a tenant."""
         ...
 
     async def rotate(self, *, now: datetime) -> int:

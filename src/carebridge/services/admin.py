@@ -7,7 +7,7 @@
     ├── keys     mint_key(op, KeySpec) -> NewKey             list_keys(op, tenant), revoke_key(...)
     ├── users    add_user(op, UserSpec) -> AddedUser         list_users(op, tenant),
     │                                                        remove_user(...), reset_user(...)
-    ├── vault    rotate_vault(op) -> Rotated
+    ├── vault    seal_secret(op, SecretSpec), rotate_vault(op) -> Rotated
     └── audit    verify_audit(op, tenant) -> Verification
     OperatorGate(token).check(authorization) -> Operator     the admin routes' operator token
 
@@ -33,7 +33,7 @@ from typing import Any, Literal
 import anyio.to_thread
 import pyotp
 
-from carebridge.errors import NotFound, Unauthorized, UnknownTenant
+from carebridge.errors import BadRequest, NotFound, Unauthorized, UnknownTenant
 from carebridge.ports.keys import KeyAdmin, KeyInfo
 from carebridge.ports.people import UserAdmin, hash_password
 from carebridge.ports.tenants import TenantRecord, TenantStore
@@ -169,6 +169,15 @@ class PasswordReset:
 
     user_id: str
     password: str | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One credential of a tenant to seal, e.g. a portal password changed upstream."""
+
+    tenant_id: str
+    slot: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -413,6 +422,19 @@ class Admin:
         raise NotFound(f"tenant {tenant_id!r} has no such user")
 
     # --- the vault and the audit chain -------------------------------------------------------
+
+    async def seal_secret(self, operator: Operator, spec: SecretSpec) -> None:
+        """Seal and store (or replace) one secret of a tenant; its value never comes back.
+
+        Raises:
+            carebridge.errors.UnknownTenant: no such tenant.
+            carebridge.errors.BadRequest: an empty slot name or secret.
+        """
+        del operator
+        if not spec.slot.strip() or not spec.secret:
+            raise BadRequest("a secret needs a slot name and a value", field="slot")
+        await self._tenant(spec.tenant_id)
+        await self.vault.seal(spec.tenant_id, spec.slot, spec.secret, now=self._stamp())
 
     async def rotate_vault(self, operator: Operator) -> Rotated:
         """Re-wrap every secret under the key ring's primary key (list the new key first, keep

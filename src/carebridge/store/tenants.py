@@ -367,5 +367,8 @@ class SqlVault:
     def primary(self) -> str:
         return needs_vault(self.vault).ring.primary
 
+    async def seal(self, tenant_id: str, slot: str, secret: str, *, now: datetime) -> None:
+        await put_secret(self.engine, needs_vault(self.vault), tenant_id, slot, secret, now=now)
+
     async def rotate(self, *, now: datetime) -> int:
         return await rotate_vault(self.engine, needs_vault(self.vault), now=now)
