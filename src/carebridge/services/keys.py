@@ -3,7 +3,8 @@
 A key reads ``cbk_<prefix>_<secret>``. The prefix (12 characters) is stored in clear and
 identifies the key in listings and lookups; only a SHA-256 hash of the secret is stored, so a
 leaked database does not leak usable keys (the secret has 256 bits, so a fast hash suffices).
-Scopes are SMART-style ``<resource>.<read|write>`` plus ``admin``, which grants everything.
+Scopes are SMART-style ``<resource>.<read|write>`` plus ``admin``, which grants everything; the
+resources are the kinds' scopes in :mod:`carebridge.domain.kinds` and the operations'.
 """
 
 from __future__ import annotations
@@ -14,23 +15,17 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from carebridge.domain.kinds import KINDS
 from carebridge.errors import InvalidScopes as InvalidScopes
 
-RESOURCES = (
-    "practice",
-    "patient",
-    "appointment",
-    "encounter",
-    "claim",
-    "charge",
-    "payment",
-    "eligibility",
-    "document",
-    "audit",
-    "event",
-    "webhook",
-    "sync",
+OPERATIONS = ("audit", "event", "webhook", "sync")
+"""Resources that are not kinds of record: the audit log, the event log, webhook
+subscriptions and syncs."""
+RESOURCES: tuple[str, ...] = (
+    *dict.fromkeys(kind.scope for kind in KINDS.values()),
+    *OPERATIONS,
 )
+"""Every scope resource: each kind's (from the registry of kinds), then the operations'."""
 SCOPES: frozenset[str] = frozenset(
     {f"{r}.{a}" for r in RESOURCES for a in ("read", "write")} | {"admin"}
 )
