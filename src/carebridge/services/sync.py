@@ -29,6 +29,7 @@ from carebridge.domain.kinds import KINDS
 from carebridge.errors import BadRequest
 from carebridge.ports.events import Announcement, Announcer
 from carebridge.ports.sync import FreshnessMarks, SyncStore, SyncUpstreams, TenantIds
+from carebridge.services import events
 from carebridge.services.records import Principal
 from carebridge.sync import engine
 from carebridge.sync.engine import LEASE_TTL, STREAMS, Progress, StreamResult, SyncReport
@@ -191,7 +192,7 @@ class Syncs:
             )
             breaking = self._breaking.setdefault(tenant_id, {})
             found = announcements(report, upstream.drift.as_dict(), breaking)
-            await self.announcer.announce(tenant_id, found, at=self.clock())
+            await events.announce(self.announcer, tenant_id, found, at=self.clock())
             for kind in fresh_kinds(report):
                 await self.freshness.mark_refreshed(tenant_id, kind, "*", report.started_at)
         return report

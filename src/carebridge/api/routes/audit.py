@@ -1,11 +1,12 @@
-"""``GET /audit_events``: who accessed which patients' data."""
+"""``GET /audit_events``: who accessed which patients' data (the use case:
+:func:`carebridge.services.events.read_audit`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from carebridge.api.routes.common import After, AuditPage, Caller, Limit
-from carebridge.ports.records import AuditReader
+from carebridge.services.events import AuditReader, LogQuery, read_audit
 
 
 def router(audit: AuditReader) -> APIRouter:
@@ -21,9 +22,7 @@ def router(audit: AuditReader) -> APIRouter:
     ) -> AuditPage:
         """Who accessed which patients' data, through which route, when (scope
         ``audit.read``). The log is hash-chained: ``carebridge audit verify`` checks it."""
-        principal.require("audit.read")
-        events = await reader.events(principal.tenant_id, after=after, limit=limit)
-        more = len(events) == limit
-        return AuditPage(data=events, next_after=events[-1]["seq"] if more and events else None)
+        page = await read_audit(reader, principal, LogQuery(after, limit))
+        return AuditPage(data=page.data, next_after=page.next_after)
 
     return routes

@@ -1,4 +1,5 @@
-"""``GET /events``: the tenant's ordered change log."""
+"""``GET /events``: the tenant's ordered change log (the use case:
+:meth:`carebridge.services.events.Events.read`)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,15 @@ from carebridge.api.routes.common import (
     json_response,
     rate_headers,
 )
-from carebridge.domain.event_scopes import visible
-from carebridge.domain.events import EVENT_TYPES
-from carebridge.errors import BadRequest
-from carebridge.ports.records import EventReader
-from carebridge.services.live import Live
+from carebridge.services.events import EventLog, Events, LogQuery
+from carebridge.services.reads import Reads
 
 
-def router(events: EventReader, service: Live) -> APIRouter:
-    """The change log's read route (``service`` audits the patients it shows)."""
+def router(events: EventLog, service: Reads) -> APIRouter:
+    """The change log's read route (``service`` audits the patients it shows, and answers the
+    upstream budget's headers)."""
     routes = APIRouter()
-    log = events
+    log = Events(events, service.audit, service.clock)
 
     @routes.get("/events", tags=["events"], response_model=AuditPage)
     async def list_events(
@@ -41,25 +40,7 @@ def router(events: EventReader, service: Live) -> APIRouter:
         replay position: pass the last ``seq`` you processed. An event about a kind of
         record the key may not read keeps its place without its entity, patient and ``diff``
         (``redacted``: true)."""
-        principal.require("event.read")
-        wanted = [t for t in types or [] if t]
-        unknown = [t for t in wanted if t not in EVENT_TYPES and not t.endswith(".*")]
-        if unknown:
-            raise BadRequest("unknown event types: " + ", ".join(unknown), field="types")
-        found = [
-            visible(event, principal.scopes)
-            for event in await log.events(
-                principal.tenant_id, after=after, types=wanted, limit=limit
-            )
-        ]
-        patients = sorted({e["patient_id"] for e in found if e.get("patient_id")})
-        await service.audit.record(
-            principal.tenant_id, principal.id, "GET /events", patients, service.clock()
-        )
-        more = len(found) == limit
-        return json_response(
-            {"data": found, "next_after": found[-1]["seq"] if found and more else None},
-            headers=rate_headers(service, principal),
-        )
+        page = await log.read(principal, LogQuery(after, limit, tuple(types or ())))
+        return json_response(page.as_json(), headers=rate_headers(service, principal))
 
     return routes
