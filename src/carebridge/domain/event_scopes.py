@@ -20,7 +20,7 @@ from typing import Any, Final
 from carebridge.domain.events import EVENT_TYPES
 from carebridge.domain.kinds import KINDS
 
-KIND_SCOPES: Final = {k.name: k.read_scope for k in KINDS.values()}
+KIND_SCOPES: Final = {k.name: k.read_scope for k in KINDS.values() if k.phi}
 """The scope that guards the records each kind of event is about (the same scope a read of that
 kind needs through the API); other kinds (``stream``, ``endpoint``, ``webhook``) are
 operational."""
