@@ -27,8 +27,8 @@ import httpx
 import pytest
 from tests.api.live import API, Live, running
 
-from carebridge.api import webhook_routes
 from carebridge.api.app import create_app
+from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.domain.urls import (
     ALLOW_ENV,
     LOOPBACK,
@@ -46,6 +46,7 @@ from carebridge.events.webhooks import (
     DeliveryPolicy,
     webhook_client,
 )
+from carebridge.services.webhooks import Webhooks
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.wiring.api import webhook_urls
 
@@ -364,7 +365,9 @@ async def harness(db: str, urls: UrlPolicy = STRICT) -> AsyncIterator[Harness]:
             d.keys,
             d.audit,
             events=d.events,
-            extra_routers=[webhook_routes.router(store, d.clock, urls=urls, resolver=dns)],
+            extra_routers=[
+                webhook_routes.router(Webhooks(store, d.clock, urls=urls, resolver=dns))
+            ],
         )
         built = live.client
         live.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=API)

@@ -39,11 +39,12 @@ from starlette.routing import Route
 from tests.api.live import API, Live, running
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
-from carebridge.api import webhook_routes
 from carebridge.api.app import create_app
 from carebridge.api.routes import auth as auth_routes
+from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.domain.urls import ALLOW_ENV
 from carebridge.events.webhooks import FAILED, Deliverer, DeliveryPolicy, webhook_client
+from carebridge.services.webhooks import Webhooks
 from carebridge.store.webhooks import LEASE, SqlWebhooks
 from carebridge.wiring.api import webhook_urls
 
@@ -236,7 +237,7 @@ async def hooked(db: str) -> AsyncIterator[Hooks]:
             events=d.events,
             extra_routers=[
                 auth_routes.router(d.sessions),
-                webhook_routes.router(store, d.clock, urls=URLS),
+                webhook_routes.router(Webhooks(store, d.clock, urls=URLS)),
             ],
         )
         built = live.client

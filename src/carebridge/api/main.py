@@ -20,12 +20,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from carebridge.api import problems, webhook_routes
+from carebridge.api import problems
 from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
 from carebridge.api.routes import admin as admin_routes
 from carebridge.api.routes import auth as auth_routes
 from carebridge.api.routes import sync as sync_routes
+from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.errors import ConfigError
 from carebridge.jobs.queue import InProcessRunner
 from carebridge.store.vault import KeyRing
@@ -51,12 +52,7 @@ def build(
             auth_routes.router(deployment.sessions),
             admin_routes.router(deployment.admin, admin_token),
             sync_routes.router(deployment.syncs.sync_now),
-            webhook_routes.router(
-                deployment.webhooks,
-                deployment.clock,
-                urls=deployment.urls,
-                resolver=deployment.resolver,
-            ),
+            webhook_routes.router(deployment.subscriptions),
         ],
         max_body_bytes=max_body_bytes,
     )

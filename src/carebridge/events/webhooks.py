@@ -9,11 +9,9 @@ signature header carries both signatures, space-separated, and a receiver holdin
 verifies.
 
 A 2xx answer within ``policy.timeout`` is a success; anything else (another status, a timeout,
-a connection error) is retried with exponential backoff and full jitter until
-``policy.give_up_after`` has passed since the delivery was queued, then the delivery is dead.
-After ``policy.disable_after_failures`` consecutive failed attempts spanning at least
-``policy.disable_after``, the subscription is disabled and a ``webhook.disabled`` event is
-recorded. Any success restarts the count.
+a connection error) is a failed attempt. When it is retried, when the delivery is dead and when a
+failure streak disables the subscription (with a ``webhook.disabled`` event) are the policy's
+pure decisions in :mod:`carebridge.domain.delivery`; this module sends, and records outcomes.
 
 Two clocks: ``clock`` schedules (retries, give-up, disable, secret overlap) and is injected;
 ``wall`` stamps ``webhook-timestamp``, which receivers check against their own wall clock
@@ -36,15 +34,13 @@ Payloads are filtered by the subscription's scopes (``domain.event_scopes``), li
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import logging
 import random
-import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import anyio
 import httpcore
@@ -52,46 +48,23 @@ import httpx
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from carebridge.domain.delivery import SECRET_BYTES as SECRET_BYTES
+from carebridge.domain.delivery import SECRET_PREFIX as SECRET_PREFIX
+from carebridge.domain.delivery import DeliveryPolicy as DeliveryPolicy
+from carebridge.domain.delivery import backoff as backoff
+from carebridge.domain.delivery import disable_reason, retry_at
+from carebridge.domain.delivery import new_secret as new_secret
 from carebridge.domain.event_scopes import visible
 from carebridge.domain.urls import IPAddress, UrlPolicy, UrlRefused, parse_address
 from carebridge.errors import WebhookError
 from carebridge.ports.webhooks import DueDelivery, SigningSecrets, WebhookStore
+from carebridge.ports.webhooks import Resolver as Resolver
 
 logger = logging.getLogger("carebridge.webhooks")
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks secret prefix, not a secret
-SECRET_BYTES = 32
 USER_AGENT = "carebridge-webhooks/1"
 REFUSED = "refused by policy"
 FAILED = "connection failed"
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """How deliveries are timed, retried and given up on."""
-
-    timeout: float = 5.0  # seconds for the whole request
-    base: timedelta = timedelta(seconds=5)  # the first retry's ceiling
-    cap: timedelta = timedelta(hours=1)  # the largest retry ceiling
-    floor: timedelta = timedelta(seconds=1)  # no retry comes sooner
-    give_up_after: timedelta = timedelta(days=3)  # then the delivery is dead
-    disable_after_failures: int = 50
-    disable_after: timedelta = timedelta(hours=24)  # the failures must span this long, too
-    concurrency: int = 16  # attempts in flight at once
-    batch: int = 200  # due deliveries read per round
-
-
-def new_secret() -> str:
-    """A fresh signing secret, ``whsec_<base64 of 32 random bytes>``."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def backoff(attempts: int, policy: DeliveryPolicy, rng: random.Random) -> timedelta:
-    """The wait after the ``attempts``-th failure: full jitter, uniform in
-    ``[0, min(cap, base * 2**(attempts-1))]``, and at least ``floor``."""
-    ceiling = min(policy.cap, policy.base * (2 ** min(max(attempts - 1, 0), 30)))
-    wait = timedelta(seconds=rng.uniform(0, ceiling.total_seconds()))
-    return max(wait, policy.floor)
 
 
 def body_of(delivery: DueDelivery) -> str:
@@ -153,9 +126,6 @@ def redact_httpx_logs() -> None:
 
 
 # --- where deliveries may connect ---------------------------------------------------------------
-
-Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
-"""Resolves a host name and port to the addresses to connect to, in order."""
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
@@ -376,23 +346,18 @@ class Deliverer:
                 outcome.status,
             )
             return
-        deadline = delivery.created_at + self.policy.give_up_after
-        retry_at = (
-            None
-            if now >= deadline
-            else min(now + backoff(attempt, self.policy, self.rng), deadline)
-        )
+        retry = retry_at(now, delivery.created_at, attempt, self.policy, self.rng)
         streak = await self.store.failed(
             delivery.tenant_id,
             delivery.id,
             status=outcome.status,
             error=outcome.error,
-            retry_at=retry_at,
+            retry_at=retry,
             now=now,
         )
         logger.warning(
             "webhook %s: delivery=%s webhook=%s message=%s attempt=%d status=%s error=%s",
-            "retry scheduled" if retry_at else "dead",
+            "retry scheduled" if retry else "dead",
             delivery.id,
             delivery.webhook_id,
             delivery.message_id,
@@ -400,17 +365,13 @@ class Deliverer:
             outcome.status,
             outcome.error,
         )
-        if (
-            streak.count >= self.policy.disable_after_failures
-            and now - streak.since >= self.policy.disable_after
+        reason = disable_reason(streak.count, streak.since, now, self.policy)
+        if reason is not None and await self.store.disable(
+            delivery.tenant_id, delivery.webhook_id, reason=reason, now=now
         ):
-            reason = f"{streak.count} consecutive failed attempts since {streak.since.isoformat()}"
-            if await self.store.disable(
-                delivery.tenant_id, delivery.webhook_id, reason=reason, now=now
-            ):
-                logger.warning(
-                    "webhook disabled: webhook=%s failures=%d", delivery.webhook_id, streak.count
-                )
+            logger.warning(
+                "webhook disabled: webhook=%s failures=%d", delivery.webhook_id, streak.count
+            )
 
     async def _post(self, delivery: DueDelivery, keys: SigningSecrets) -> Outcome:
         try:

@@ -22,9 +22,15 @@ being frozen forever.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
+
+from carebridge.domain.urls import IPAddress
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+"""Resolves a host name and port to the addresses to connect to, in order."""
 
 DeliveryState = Literal["pending", "delivered", "dead"]
 SubscriptionState = Literal["enabled", "disabled"]

@@ -4,6 +4,9 @@ Signing secrets are vault secrets of the tenant named ``webhook.<id>.current`` a
 ``webhook.<id>.previous``, sealed in the same transaction as the subscription row they belong
 to. Every query filters by the tenant, except :meth:`SqlWebhooks.due`, the worker's scan over
 all tenants, whose joins keep each delivery with its own tenant's subscription and event.
+
+This is persistence only: when to retry, when a failure streak disables a subscription and what
+its ``webhook.disabled`` event says are decisions of :mod:`carebridge.domain.delivery`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from carebridge.domain.delivery import disabled_event, streak_start
 from carebridge.domain.events import matches
 from carebridge.ports.webhooks import (
     DeliveryRecord,
@@ -245,18 +249,9 @@ class SqlWebhooks:
             if failures is None:
                 return False
             # after the update: the disabled subscription is not sent its own disabling
+            event_type, kind, entity_id, details = disabled_event(webhook_id, reason, int(failures))
             await event_log.announce(
-                conn,
-                tenant_id,
-                "webhook.disabled",
-                kind="webhook",
-                entity_id=webhook_id,
-                details={
-                    "state": ["enabled", "disabled"],
-                    "reason": reason,
-                    "consecutive_failures": int(failures),
-                },
-                at=now,
+                conn, tenant_id, event_type, kind=kind, entity_id=entity_id, details=details, at=now
             )
         return True
 
@@ -411,8 +406,7 @@ class SqlWebhooks:
             if success is not None:
                 failing = failing.where(deliveries.c.created_at >= success)
             first = (await conn.execute(failing)).scalar_one_or_none()
-        since = _maybe(first) or _maybe(success) or now
-        return FailureStreak(int(count or 0), since)
+        return FailureStreak(int(count or 0), streak_start(_maybe(first), _maybe(success), now))
 
     async def deliveries(
         self, tenant_id: str, webhook_id: str, *, limit: int, before: int | None

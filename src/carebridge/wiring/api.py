@@ -24,6 +24,7 @@ from carebridge.services.live import Backend, Live
 from carebridge.services.records import Principal
 from carebridge.services.sessions import Sessions
 from carebridge.services.sync import Syncs
+from carebridge.services.webhooks import Webhooks
 from carebridge.store import migrate
 from carebridge.store.adapters import (
     SqlAudit,
@@ -105,6 +106,7 @@ class Deployment:
     syncs: Syncs
     clock: Callable[[], datetime]
     webhooks: SqlWebhooks
+    subscriptions: Webhooks
     deliverer: Deliverer
     admin: Admin
     urls: UrlPolicy = field(default_factory=UrlPolicy)  # where webhooks may go
@@ -240,6 +242,7 @@ async def open_deployment(
         ),
         clock=clock,
         webhooks=hooks,
+        subscriptions=Webhooks(hooks, clock, urls=urls, resolver=resolve),
         deliverer=deliverer,
         admin=admin_over(engine, vault, clock=clock),
         urls=urls,

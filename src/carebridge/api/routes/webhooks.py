@@ -24,32 +24,27 @@ What it may hear: only the event types the creating key's scopes may read (a 403
 scope a type needs); no types, or ``*``, means every type the key may read and is stored as
 that. Deliveries carry events filtered by those scopes, like ``GET /events``
 (``domain.event_scopes``).
+
+The use cases are :class:`carebridge.services.webhooks.Webhooks`; the routes parse, call one,
+and render.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import anyio
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from carebridge.api.app import Caller
-from carebridge.domain.event_scopes import readable_types, unreadable
+from carebridge.api.routes.common import Caller
 from carebridge.domain.events import EVENT_TYPES
-from carebridge.domain.urls import UrlPolicy
-from carebridge.events.webhooks import Resolver, new_secret
-from carebridge.ports.webhooks import DeliveryRecord, Subscription, WebhookStore
-from carebridge.services.live import BadRequest
-from carebridge.services.records import Forbidden, NotFound, Principal
+from carebridge.services.webhooks import DeliveryRecord, Subscription, Webhooks
 
 KINDS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
 MAX_LIMIT = 500
-RESOLVE_SECONDS = 3.0  # the registration's look-up of the host; each delivery checks again
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -136,88 +131,32 @@ def _delivery(line: DeliveryRecord) -> dict[str, Any]:
     }
 
 
-def _event_types(principal: Principal, wanted: list[str]) -> tuple[str, ...]:
-    """The filter a subscription is stored with: what was asked, if the key may read all of it;
-    every readable type for none or ``*``."""
-    if not wanted or "*" in wanted:
-        return readable_types(principal.scopes)
-    missing = unreadable(principal.scopes, wanted)
-    if missing:
-        needs = ", ".join(f"{scope} for {kind}" for kind, scope in sorted(missing.items()))
-        raise Forbidden(f"this key lacks the scope {needs}")
-    return tuple(wanted)
-
-
-def router(
-    store: WebhookStore,
-    clock: Callable[[], datetime],
-    *,
-    urls: UrlPolicy | None = None,
-    resolver: Resolver | None = None,
-) -> APIRouter:
-    """The ``/webhooks`` routes over a webhook store; ``clock`` is the deployment's.
-
-    Args:
-        urls: where subscriptions may point (default: public https hosts only).
-        resolver: looks a URL's host up at registration, to refuse one that resolves to a
-            private address early (None: the delivery's check alone).
-    """
+def router(service: Webhooks) -> APIRouter:
+    """The ``/webhooks`` routes over the subscription use cases."""
     api = APIRouter(tags=["webhooks"])
-    policy = urls or UrlPolicy()
-
-    async def check_url(url: str) -> None:
-        target = policy.check_url(url)
-        if resolver is None or target.address is not None or target.listed:
-            return
-        try:
-            with anyio.fail_after(RESOLVE_SECONDS):
-                addresses = await resolver(target.host, target.port)
-        except (OSError, TimeoutError):
-            return  # not resolvable now: each delivery resolves and checks it again
-        for address in addresses:
-            policy.check_address(address)
-
-    async def owned(tenant_id: str, webhook_id: str) -> Subscription:
-        hook = await store.get(tenant_id, webhook_id)
-        if hook is None:
-            raise NotFound(f"no webhook {webhook_id}")
-        return hook
+    hooks = service
 
     @api.post("/webhooks", status_code=201, summary="Subscribe a URL to change events")
     async def create_webhook(principal: Caller, body: NewWebhook) -> JSONResponse:
         """The answer carries the signing ``secret`` (``whsec_...``) once: store it. Deliveries
         are signed with Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
         ``webhook-signature``)."""
-        principal.require("webhook.write")
-        event_types = _event_types(principal, body.event_types)
-        await check_url(body.url)
-        secret = new_secret()
-        hook = await store.create(
-            principal.tenant_id,
-            url=body.url,
-            event_types=event_types,
-            secret=secret,
-            now=clock(),
-            scopes=principal.scopes,
-        )
-        return JSONResponse(_subscription(hook) | {"secret": secret}, 201, headers=NO_STORE)
+        made = await hooks.create(principal, body.url, body.event_types)
+        body_out = _subscription(made.subscription) | {"secret": made.secret}
+        return JSONResponse(body_out, 201, headers=NO_STORE)
 
     @api.get("/webhooks", summary="The tenant's webhook subscriptions")
     async def list_webhooks(principal: Caller) -> dict[str, Any]:
-        principal.require("webhook.read")
-        return {"data": [_subscription(h) for h in await store.subscriptions(principal.tenant_id)]}
+        return {"data": [_subscription(h) for h in await hooks.subscriptions(principal)]}
 
     @api.get("/webhooks/{webhook_id}", summary="One webhook subscription")
     async def get_webhook(principal: Caller, webhook_id: str) -> dict[str, Any]:
-        principal.require("webhook.read")
-        return _subscription(await owned(principal.tenant_id, webhook_id))
+        return _subscription(await hooks.get(principal, webhook_id))
 
     @api.delete("/webhooks/{webhook_id}", status_code=204, summary="Unsubscribe")
     async def delete_webhook(principal: Caller, webhook_id: str) -> Response:
         """Removes the subscription, its pending deliveries and its secrets."""
-        principal.require("webhook.write")
-        if not await store.delete(principal.tenant_id, webhook_id):
-            raise NotFound(f"no webhook {webhook_id}")
+        await hooks.delete(principal, webhook_id)
         return Response(status_code=204)
 
     @api.post("/webhooks/{webhook_id}/rotate_secret", summary="Rotate the signing secret")
@@ -231,16 +170,13 @@ def router(
     ) -> JSONResponse:
         """The new secret is shown once. Until ``previous_secret_expires_at`` every delivery
         carries two signatures, so a receiver holding either secret verifies."""
-        principal.require("webhook.write")
-        secret = new_secret()
-        now = clock()
-        until = now + timedelta(hours=overlap_hours)
-        if not await store.rotate(
-            principal.tenant_id, webhook_id, secret=secret, overlap_until=until, now=now
-        ):
-            raise NotFound(f"no webhook {webhook_id}")
+        done = await hooks.rotate(principal, webhook_id, timedelta(hours=overlap_hours))
         return JSONResponse(
-            {"id": webhook_id, "secret": secret, "previous_secret_expires_at": until.isoformat()},
+            {
+                "id": done.webhook_id,
+                "secret": done.secret,
+                "previous_secret_expires_at": done.previous_secret_expires_at.isoformat(),
+            },
             headers=NO_STORE,
         )
 
@@ -253,19 +189,8 @@ def router(
     ) -> dict[str, Any]:
         """Each delivery's seq, message id, event type, state (pending, delivered, dead),
         attempts, last status and error, and next attempt."""
-        principal.require("webhook.read")
-        await owned(principal.tenant_id, webhook_id)
-        before = None
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise BadRequest("the cursor is not one this API gave", field="cursor")
-            before = int(cursor)
-        lines = await store.deliveries(principal.tenant_id, webhook_id, limit=limit, before=before)
-        more = len(lines) == limit
-        return {
-            "data": [_delivery(line) for line in lines],
-            "next_cursor": str(lines[-1].id) if lines and more else None,
-        }
+        page = await hooks.deliveries(principal, webhook_id, limit=limit, cursor=cursor)
+        return {"data": [_delivery(line) for line in page.lines], "next_cursor": page.next_cursor}
 
     @api.post(
         "/webhooks/{webhook_id}/replay", status_code=202, summary="Send events again from a seq"
@@ -277,10 +202,7 @@ def router(
     ) -> dict[str, Any]:
         """Queues every event from ``from_seq`` on that the subscription takes, with the same
         ``webhook-id`` as before: receivers that deduplicate on it see each event once."""
-        principal.require("webhook.write")
-        queued = await store.replay(principal.tenant_id, webhook_id, from_seq=from_seq, now=clock())
-        if queued is None:
-            raise NotFound(f"no webhook {webhook_id}")
+        queued = await hooks.replay(principal, webhook_id, from_seq)
         return {"id": webhook_id, "from_seq": from_seq, "queued": queued}
 
     return api
