@@ -21,19 +21,14 @@ from typer.testing import CliRunner
 
 from carebridge.cli.export import export_command
 from carebridge.domain import Appointment, Patient, PatientId
+from carebridge.services.export import KIND_TABLES, ExportError, columns
 from carebridge.store import entities, migrate
 from carebridge.store import events as event_log
 from carebridge.store.engine import create_engine
-from carebridge.store.export import (
-    KIND_TABLES,
-    ExportError,
-    columns,
-    export,
-    parse_target,
-)
 from carebridge.store.schema import entities as entity_table
 from carebridge.store.schema import events as event_table
 from carebridge.store.schema import tenants
+from carebridge.wiring.export import export, parse_target
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)

@@ -2,7 +2,7 @@
 
 ``--to`` is ``sqlite:///FILE``, ``postgresql://...`` or ``parquet:DIR``; the source is ``--db`` or
 ``CAREBRIDGE_DATABASE_URL``. Each run writes only what changed since the previous run to the
-same target (``carebridge.store.export`` describes the tables and watermarks). Progress is a bar
+same target (``carebridge.services.export`` describes the tables and watermarks). Progress is a bar
 per table on stderr; the summary goes to stdout. Bad input prints one ``error:`` line and exits 2.
 """
 
@@ -24,8 +24,8 @@ from rich.progress import (
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
-from carebridge.store.export import ExportResult, export, parse_target
 from carebridge.wiring import admin
+from carebridge.wiring.export import ExportResult, export, parse_target
 
 
 class _Bars:

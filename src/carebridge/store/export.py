@@ -1,54 +1,36 @@
-"""Export the normalized store to a warehouse, incrementally: SQLite, PostgreSQL or Parquet.
+"""The export's adapters: the store it reads and the warehouses it writes (``ports.export``).
 
-Targets (:func:`parse_target`): ``sqlite:///x.db``, ``postgresql://...`` or ``parquet:DIR``.
+Targets (:func:`parse_target`): ``sqlite:///x.db``, ``postgresql://...`` or ``parquet:DIR``. What
+is exported (the tables, their columns from the registry of kinds, the rows, the watermarks'
+progress) is the use case's: ``services.export``. Here:
 
-**Tables.** One table per kind (:data:`KIND_TABLES`: ``patient`` → ``patients``, ``lab`` →
-``labs`` ...) plus ``events``. An entity table's columns are ``tenant_id``, ``id``, then the
-kind's domain-model fields in sorted order, then ``fetched_at`` and ``deleted``. The column set
-comes from the domain model (its serialization JSON schema), not from the rows, so it is the same
-on every run and for every tenant, and a field that is null everywhere still has its column.
-Strings, dates and instants (ISO text, as ``model_dump(mode="json")`` writes them) are text;
-integers, numbers and booleans keep their type; nested objects and lists (and unions of
-different types) are one JSON text column (compact, keys sorted). ``fetched_at`` is a UTC
-timestamp. A field that would clash with ``tenant_id``, ``fetched_at`` or ``deleted`` is named
-``record_<field>``. When a model gains a field, a SQL target gets the column added
-(``ALTER TABLE ... ADD COLUMN``); older Parquet parts simply lack it.
-
-**Incremental.** Each (target, tenant, table) keeps a watermark: for entities the high-water
-``(fetched_at, id)`` of the rows exported, for events the last ``seq``. A run exports the rows
-after the watermark, in that order, and advances it. SQL targets keep watermarks in a
-``_carebridge_export`` table and write each batch's rows and the new watermark in one
-transaction; entity rows are upserted by ``(tenant_id, id)``, events inserted by
-``(tenant_id, seq)`` (a replayed event is skipped). A Parquet target writes one new part file per
-run per table, ``DIR/<table>/part-<n>.parquet`` (``n`` zero-padded to 5 digits; only when rows
-changed), and keeps watermarks and part numbers in ``DIR/_state.json``, replaced atomically
-after the part is in place; a reader takes, for each ``(tenant_id, id)``, the row with the
-latest ``fetched_at`` (for events, each ``(tenant_id, seq)`` once). A crash between a part and
-the state only re-exports rows, so that rule still holds.
-
-"Changed" means the row was written since: the store stamps ``fetched_at`` on every upsert
-(also of an unchanged record), and whoever marks a row deleted must stamp it too. Rows a
-concurrent sync commits later with an earlier ``fetched_at`` than an exported watermark are not
-seen until they are written again; run the export between syncs. Two exports must not write to
-the same target at the same time.
+- :class:`SqlExportSource` reads the store's tenants, entities and events after a watermark, in
+  watermark order, a batch at a time from a server-side cursor.
+- :class:`SqlSink` writes a SQLite or PostgreSQL database: entity rows upserted by
+  ``(tenant_id, id)``, events inserted by ``(tenant_id, seq)`` (a replayed event is skipped),
+  each batch with its new watermark (in a ``_carebridge_export`` table) in one transaction; a
+  column a table lacks is added (``ALTER TABLE ... ADD COLUMN``).
+- :class:`ParquetSink` writes one new part file per run per table,
+  ``DIR/<table>/part-<n>.parquet`` (``n`` zero-padded to 5 digits; only when rows changed), and
+  keeps watermarks and part numbers in ``DIR/_state.json``, replaced atomically after the part
+  is in place; a reader takes, for each ``(tenant_id, id)``, the row with the latest
+  ``fetched_at`` (for events, each ``(tenant_id, seq)`` once). A crash between a part and the
+  state only re-exports rows, so that rule still holds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import anyio.to_thread
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -75,46 +57,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
 
-from carebridge.domain.kinds import EXPORT_ORDER, KINDS
 from carebridge.errors import ExportError as ExportError
+from carebridge.ports.export import ColumnType, ExportSink, Mark, TableSpec
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import entities, events, tenants
 
-KIND_TABLES: Mapping[str, str] = {
-    name: table for name in EXPORT_ORDER if (table := KINDS[name].table) is not None
-}
-"""Each exported kind and its target table, in export order."""
-
-_KINDS: Mapping[str, str] = {table: kind for kind, table in KIND_TABLES.items()}
-
-MODELS: Mapping[str, type[BaseModel]] = {name: KINDS[name].model for name in KIND_TABLES}
-"""The domain model whose JSON each kind's ``data`` holds: the source of its columns."""
-
-EVENTS_TABLE = "events"
 STATE_TABLE = "_carebridge_export"
 STATE_FILE = "_state.json"
-BATCH = 500
-RESERVED = frozenset({"tenant_id", "id", "fetched_at", "deleted"})
-
-ColumnType = Literal["text", "integer", "number", "boolean", "json", "instant"]
-
-
-@dataclass(frozen=True)
-class ExportColumn:
-    """One column of a target table; ``source`` is the key in the record's JSON (if any)."""
-
-    name: str
-    type: ColumnType
-    source: str | None = None
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A watermark: the last exported ``(fetched_at, id)`` of a table, or ``seq`` of events."""
-
-    fetched_at: datetime | None = None
-    id: str = ""
-    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,142 +80,11 @@ class Target:
         return make_url(self.location).render_as_string(hide_password=True)
 
 
-@dataclass
-class ExportResult:
-    """Rows written per table in one run."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(self.rows.values())
-
-
-class Progress(Protocol):
-    """Where the export reports its progress (the CLI draws a bar per table)."""
-
-    def start(self, table: str, total: int) -> None: ...
-
-    def advance(self, table: str, rows: int) -> None: ...
-
-
-class _Quiet:
-    def start(self, table: str, total: int) -> None:
-        del table, total
-
-    def advance(self, table: str, rows: int) -> None:
-        del table, rows
-
-
-# --- columns ------------------------------------------------------------------------------------
-
-_JSON_TYPES: Mapping[str, ColumnType] = {
-    "string": "text",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "boolean",
-}
-
-
-def _column_type(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> ColumnType:
-    ref = prop.get("$ref")
-    if isinstance(ref, str):
-        return _column_type(defs[ref.rsplit("/", 1)[-1]], defs)
-    for combinator in ("anyOf", "oneOf", "allOf"):
-        options = prop.get(combinator)
-        if isinstance(options, list):
-            kinds = {_column_type(o, defs) for o in options if o.get("type") != "null"}
-            return kinds.pop() if len(kinds) == 1 else "json"
-    kind = prop.get("type")
-    return _JSON_TYPES.get(kind, "json") if isinstance(kind, str) else "json"
-
-
-@cache
-def columns(kind: str) -> tuple[ExportColumn, ...]:
-    """The columns of a kind's table: keys, the model's fields (sorted), ``fetched_at``,
-    ``deleted``."""
-    schema = MODELS[kind].model_json_schema(mode="serialization")
-    defs = schema.get("$defs", {})
-    fields = [
-        ExportColumn(f"record_{name}" if name in RESERVED else name, _column_type(prop, defs), name)
-        for name, prop in sorted(schema["properties"].items())
-        if name != "id"
-    ]
-    return (
-        ExportColumn("tenant_id", "text"),
-        ExportColumn("id", "text"),
-        *fields,
-        ExportColumn("fetched_at", "instant"),
-        ExportColumn("deleted", "boolean"),
-    )
-
-
-EVENT_COLUMNS: tuple[ExportColumn, ...] = (
-    ExportColumn("tenant_id", "text"),
-    ExportColumn("seq", "integer"),
-    ExportColumn("type", "text"),
-    ExportColumn("kind", "text"),
-    ExportColumn("entity_id", "text"),
-    ExportColumn("patient_id", "text"),
-    ExportColumn("diff", "json"),
-    ExportColumn("occurred_at", "instant"),
-    ExportColumn("detected_at", "instant"),
-)
-"""The columns of the ``events`` table."""
-
-
-def table_columns(table: str) -> tuple[ExportColumn, ...]:
-    """The columns of a target table, by its name."""
-    if table == EVENTS_TABLE:
-        return EVENT_COLUMNS
-    kind = _KINDS[table]
-    return columns(kind)
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+# --- targets ------------------------------------------------------------------------------------
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _cell(kind: ColumnType, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "json" or isinstance(value, dict | list):
-        return _json_text(value)
-    if kind == "text":
-        return value if isinstance(value, str) else _json_text(value)
-    if kind == "integer":
-        return int(value)
-    if kind == "number":
-        return float(value)
-    if kind == "boolean":
-        return bool(value)
-    return _utc(value)
-
-
-def _loads(data: Any) -> dict[str, Any]:
-    parsed = orjson.loads(data) if isinstance(data, str | bytes) else data
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def entity_row(
-    tenant_id: str, kind: str, entity_id: str, data: Any, fetched_at: datetime, deleted: bool
-) -> dict[str, Any]:
-    """One entity as a row of its kind's table."""
-    record = _loads(data)
-    row: dict[str, Any] = {"tenant_id": tenant_id, "id": entity_id}
-    for column in columns(kind):
-        if column.source is not None:
-            row[column.name] = _cell(column.type, record.get(column.source))
-    row["fetched_at"] = _utc(fetched_at)
-    row["deleted"] = bool(deleted)
-    return row
-
-
-# --- targets ------------------------------------------------------------------------------------
 
 
 def parse_target(target: str) -> Target:
@@ -290,20 +108,6 @@ def parse_target(target: str) -> Target:
     )
 
 
-class _Sink(Protocol):
-    async def open(self) -> None: ...
-
-    async def mark(self, tenant_id: str, table: str) -> Mark: ...
-
-    async def write(
-        self, tenant_id: str, table: str, rows: Sequence[dict[str, Any]], mark: Mark
-    ) -> None: ...
-
-    async def done(self, table: str) -> None: ...
-
-    async def close(self) -> None: ...
-
-
 def _sql_type(kind: ColumnType) -> TypeEngine[Any]:
     if kind in ("text", "json"):
         return Text()
@@ -316,13 +120,13 @@ def _sql_type(kind: ColumnType) -> TypeEngine[Any]:
     return DateTime(timezone=True)
 
 
-def _sql_tables() -> tuple[MetaData, dict[str, Table]]:
+def _sql_tables(specs: Sequence[TableSpec]) -> tuple[MetaData, dict[str, Table]]:
     metadata = MetaData()
     made: dict[str, Table] = {}
-    for table in [*KIND_TABLES.values(), EVENTS_TABLE]:
-        key = ("tenant_id", "seq") if table == EVENTS_TABLE else ("tenant_id", "id")
-        made[table] = Table(
-            table,
+    for spec in specs:
+        key = spec.key
+        made[spec.name] = Table(
+            spec.name,
             metadata,
             *(
                 Column(
@@ -330,7 +134,7 @@ def _sql_tables() -> tuple[MetaData, dict[str, Table]]:
                     String(64) if c.name in ("tenant_id", "id") else _sql_type(c.type),
                     nullable=c.name not in (*key, "deleted", "fetched_at"),
                 )
-                for c in table_columns(table)
+                for c in spec.columns
             ),
             PrimaryKeyConstraint(*key),
         )
@@ -348,14 +152,17 @@ def _sql_tables() -> tuple[MetaData, dict[str, Table]]:
     return metadata, made
 
 
-class _SqlSink:
+class SqlSink:
     """A SQLite or PostgreSQL database: upserts, with watermarks in ``_carebridge_export``."""
 
     def __init__(self, url: str) -> None:
         self.engine: AsyncEngine = create_engine(url)
-        self.metadata, self.tables = _sql_tables()
+        self.metadata, self.tables = _sql_tables(())
+        self.keyed: dict[str, TableSpec] = {}
 
-    async def open(self) -> None:
+    async def open(self, tables: Sequence[TableSpec]) -> None:
+        self.metadata, self.tables = _sql_tables(tables)
+        self.keyed = {spec.name: spec for spec in tables}
         try:
             async with self.engine.begin() as conn:
                 await conn.run_sync(self._prepare)
@@ -408,7 +215,7 @@ class _SqlSink:
         state = self.tables[STATE_TABLE]
         async with self.engine.begin() as conn:
             insert = self._insert(conn, target)
-            if table == EVENTS_TABLE:
+            if self.keyed[table].kind is None:  # the event log: a replayed event is skipped
                 statement = insert.on_conflict_do_nothing(index_elements=["tenant_id", "seq"])
             else:
                 statement = insert.on_conflict_do_update(
@@ -453,12 +260,12 @@ _ARROW_TYPES: Mapping[ColumnType, pa.DataType] = {
 }
 
 
-def arrow_schema(table: str) -> pa.Schema:
+def arrow_schema(spec: TableSpec) -> pa.Schema:
     """The Parquet schema of a target table."""
     return pa.schema(
         [
             pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.name not in ("tenant_id", "id"))
-            for c in table_columns(table)
+            for c in spec.columns
         ]
     )
 
@@ -479,7 +286,7 @@ def _mark_from(value: Mapping[str, Any]) -> Mark:
     )
 
 
-class _ParquetSink:
+class ParquetSink:
     """A directory of Parquet part files, with watermarks in ``_state.json``."""
 
     def __init__(self, directory: str) -> None:
@@ -487,8 +294,10 @@ class _ParquetSink:
         self.state: dict[str, Any] = {"version": 1, "parts": {}, "marks": {}}
         self.writers: dict[str, tuple[Any, Path]] = {}  # table: (ParquetWriter, its .tmp)
         self.pending: dict[str, dict[str, Mark]] = {}
+        self.schemas: dict[str, pa.Schema] = {}
 
-    async def open(self) -> None:
+    async def open(self, tables: Sequence[TableSpec]) -> None:
+        self.schemas = {spec.name: arrow_schema(spec) for spec in tables}
         await anyio.to_thread.run_sync(self._load)
 
     def _load(self) -> None:
@@ -514,7 +323,7 @@ class _ParquetSink:
         return self.root / table / f"part-{number:05d}.parquet"
 
     def _write(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        schema = arrow_schema(table)
+        schema = self.schemas[table]
         if table not in self.writers:
             part = self._part(table)
             part.parent.mkdir(parents=True, exist_ok=True)
@@ -556,13 +365,14 @@ class _ParquetSink:
         await anyio.to_thread.run_sync(self._discard)
 
 
-def _sink(target: Target) -> _Sink:
+def sink(target: Target) -> ExportSink:
+    """The sink that writes ``target``."""
     if target.scheme == "parquet":
-        return _ParquetSink(target.location)
-    return _SqlSink(target.location)
+        return ParquetSink(target.location)
+    return SqlSink(target.location)
 
 
-# --- the use case -------------------------------------------------------------------------------
+# --- the source ---------------------------------------------------------------------------------
 
 
 def _first_line(err: BaseException) -> str:
@@ -586,10 +396,9 @@ def _events_after(tenant_id: str, mark: Mark) -> Any:
     return and_(events.c.tenant_id == tenant_id, events.c.seq > mark.seq)
 
 
-def _query(table: str, tenant_id: str, mark: Mark) -> Select[Any]:
-    if table == EVENTS_TABLE:
+def _query(kind: str | None, tenant_id: str, mark: Mark) -> Select[Any]:
+    if kind is None:
         return select(*events.c).where(_events_after(tenant_id, mark)).order_by(events.c.seq)
-    kind = _KINDS[table]
     return (
         select(entities.c.id, entities.c.data, entities.c.fetched_at, entities.c.deleted)
         .where(_entities_after(tenant_id, kind, mark))
@@ -597,35 +406,49 @@ def _query(table: str, tenant_id: str, mark: Mark) -> Select[Any]:
     )
 
 
-def _count(table: str, tenant_id: str, mark: Mark) -> Select[Any]:
-    if table == EVENTS_TABLE:
+def _count(kind: str | None, tenant_id: str, mark: Mark) -> Select[Any]:
+    if kind is None:
         return select(func.count()).select_from(events).where(_events_after(tenant_id, mark))
-    kind = _KINDS[table]
     return select(func.count()).select_from(entities).where(_entities_after(tenant_id, kind, mark))
 
 
-def _rows(table: str, tenant_id: str, batch: Sequence[Any]) -> tuple[list[dict[str, Any]], Mark]:
-    if table == EVENTS_TABLE:
-        rows = [{c.name: _cell(c.type, getattr(r, c.name)) for c in EVENT_COLUMNS} for r in batch]
-        return rows, Mark(seq=int(batch[-1].seq))
-    kind = _KINDS[table]
-    rows = [entity_row(tenant_id, kind, r.id, r.data, r.fetched_at, r.deleted) for r in batch]
-    last = batch[-1]
-    return rows, Mark(_utc(last.fetched_at), last.id)
+class SqlExportSource:
+    """``ExportSource`` over the store at a URL (its own engine, disposed by :meth:`close`)."""
 
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine = create_engine(url)
 
-async def _tenants(source: AsyncEngine, only: str | None) -> list[str]:
-    query = select(tenants.c.id).order_by(tenants.c.id)
-    if only is not None:
-        query = query.where(tenants.c.id == only)
-    try:
-        async with source.connect() as conn:
-            found = list((await conn.scalars(query)).all())
-    except OperationalError as err:
-        raise ExportError(f"cannot read the source store: {_first_line(err)}") from None
-    if only is not None and not found:
-        raise ExportError(f"no tenant {only!r} in the source store")
-    return found
+    async def tenants(self, only: str | None) -> list[str]:
+        query = select(tenants.c.id).order_by(tenants.c.id)
+        if only is not None:
+            query = query.where(tenants.c.id == only)
+        try:
+            async with self.engine.connect() as conn:
+                found = list((await conn.scalars(query)).all())
+        except OperationalError as err:
+            raise ExportError(f"cannot read the source store: {_first_line(err)}") from None
+        if only is not None and not found:
+            raise ExportError(f"no tenant {only!r} in the source store")
+        return found
+
+    async def count(self, tenant_id: str, kind: str | None, after: Mark) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.scalar(_count(kind, tenant_id, after))) or 0)
+
+    async def batches(
+        self, tenant_id: str, kind: str | None, after: Mark, size: int
+    ) -> AsyncGenerator[Sequence[Mapping[str, Any]], None]:
+        query = _query(kind, tenant_id, after).execution_options(yield_per=size)
+        async with self.engine.connect() as conn:
+            stream = await conn.stream(query)
+            try:
+                async for batch in stream.partitions(size):
+                    yield [row._mapping for row in batch]
+            finally:  # also on failure: a server-side cursor must not outlive the run
+                await stream.close()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
 
 def _same_database(source_url: str, target: Target) -> bool:
@@ -649,63 +472,13 @@ def _check_source(source_url: str) -> None:
         raise ExportError(f"the source store {database} does not exist")
 
 
-async def export(
-    source_url: str,
-    target: str | Target,
-    *,
-    tenant: str | None = None,
-    progress: Progress | None = None,
-    batch_size: int = BATCH,
-) -> ExportResult:
-    """Export what changed in the store at ``source_url`` since the last export to ``target``
-    (every tenant, or only ``tenant``); returns the rows written per table."""
-    parsed = target if isinstance(target, Target) else parse_target(target)
-    if _same_database(source_url, parsed):
+def check(source_url: str, target: Target) -> None:
+    """Refuse an export whose target is the source store itself, or whose source store (a
+    SQLite file) does not exist.
+
+    Raises:
+        ExportError: either.
+    """
+    if _same_database(source_url, target):
         raise ExportError("the export target is the source store itself")
     _check_source(source_url)
-    report = progress or _Quiet()
-    result = ExportResult()
-    source = create_engine(source_url)
-    sink = _sink(parsed)
-    try:
-        tenant_ids = await _tenants(source, tenant)
-        await sink.open()
-        for table in [*KIND_TABLES.values(), EVENTS_TABLE]:
-            result.rows[table] = await _export_table(
-                source, sink, table, tenant_ids, report, batch_size
-            )
-    finally:
-        await sink.close()
-        await source.dispose()
-    return result
-
-
-async def _export_table(
-    source: AsyncEngine,
-    sink: _Sink,
-    table: str,
-    tenant_ids: Sequence[str],
-    progress: Progress,
-    batch_size: int,
-) -> int:
-    marks = {t: await sink.mark(t, table) for t in tenant_ids}
-    async with source.connect() as conn:
-        total = 0
-        for tenant_id, mark in marks.items():
-            total += int((await conn.scalar(_count(table, tenant_id, mark))) or 0)
-    progress.start(table, total)
-    written = 0
-    for tenant_id, mark in marks.items():
-        query = _query(table, tenant_id, mark).execution_options(yield_per=batch_size)
-        async with source.connect() as conn:
-            stream = await conn.stream(query)
-            try:
-                async for batch in stream.partitions(batch_size):
-                    rows, new_mark = _rows(table, tenant_id, batch)
-                    await sink.write(tenant_id, table, rows, new_mark)
-                    written += len(rows)
-                    progress.advance(table, len(rows))
-            finally:  # also on failure: a server-side cursor must not outlive the run
-                await stream.close()
-    await sink.done(table)
-    return written
