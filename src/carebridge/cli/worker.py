@@ -11,7 +11,6 @@ The embedded SQLite mode has no worker: ``carebridge serve`` runs the same handl
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from typing import Annotated
@@ -20,38 +19,10 @@ import typer
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
-from carebridge.jobs.queue import STALLED_AFTER, build_app, ensure_schema, run_worker
-from carebridge.store.engine import async_url
-from carebridge.store.vault import KeyRing
-from carebridge.wiring.admin import database_url
-from carebridge.wiring.api import open_deployment
-from carebridge.wiring.jobs import handlers
+from carebridge.wiring.admin import database_url, key_ring
+from carebridge.wiring.jobs import STALLED_AFTER, conninfo, prepare_queue, work
 
-
-def conninfo(url: str) -> str:
-    """A libpq connection string from a store URL (``postgresql+psycopg://`` or plain)."""
-    plain = async_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-    if not plain.startswith("postgresql://"):
-        raise ValueError("the worker runs on PostgreSQL (CAREBRIDGE_DATABASE_URL=postgresql://…)")
-    return plain
-
-
-async def _work(
-    url: str, ring: KeyRing, concurrency: int, schema: bool, stalled_after: float
-) -> None:
-    deployment = await open_deployment(url, ring)
-    try:
-        app = build_app(conninfo(url), handlers(deployment), stalled_after=stalled_after)
-        if schema:
-            await ensure_schema(app)
-        await run_worker(
-            app,
-            concurrency=concurrency,
-            name=f"carebridge-{os.getpid()}",
-            stalled_after=stalled_after,
-        )
-    finally:
-        await deployment.aclose()
+__all__ = ["conninfo", "worker_command"]
 
 
 def worker_command(
@@ -76,11 +47,11 @@ def worker_command(
     url = database_url(db)
     try:
         conninfo(url)
-        ring = KeyRing.from_env()
+        ring = key_ring()
     except (ValueError, CarebridgeError) as err:
         raise _fail(str(err)) from None
     if schema:
-        asyncio.run(_schema(url))
+        asyncio.run(prepare_queue(url))
     children = [
         subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
             [
@@ -98,7 +69,9 @@ def worker_command(
         for _ in range(processes - 1)
     ]
     try:
-        asyncio.run(_work(url, ring, concurrency, False, stalled_after))
+        asyncio.run(
+            work(url, ring, concurrency=concurrency, schema=False, stalled_after=stalled_after)
+        )
     except KeyboardInterrupt:
         pass
     finally:
@@ -106,7 +79,3 @@ def worker_command(
             child.terminate()
         for child in children:
             child.wait(timeout=30)
-
-
-async def _schema(url: str) -> None:
-    await ensure_schema(build_app(conninfo(url)))
