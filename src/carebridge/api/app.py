@@ -20,8 +20,8 @@ from carebridge.api.routes import billing, charts, health, patients, practice, s
 from carebridge.api.routes import events as event_routes
 from carebridge.api.routes.common import Caller as Caller
 from carebridge.api.routes.common import SessionCheck, caller
-from carebridge.ports.records import AuditReader, EventReader, KeyStore
 from carebridge.services.reads import Reads
+from carebridge.services.records import AuditReader, EventReader, KeyStore
 from carebridge.services.writes import Writes
 
 DESCRIPTION = """\

@@ -24,8 +24,7 @@ from carebridge.domain.values import (
     ResourceId,
     VisitReasonId,
 )
-from carebridge.ports.upstream import NewAppointment, NewCharge, NewClaim, NewEncounter
-from carebridge.services.writes import Rebooking
+from carebridge.services.writes import NewAppointment, NewCharge, NewClaim, NewEncounter, Rebooking
 
 Text = Annotated[str, StringConstraints(max_length=2000)]
 

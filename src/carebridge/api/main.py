@@ -28,11 +28,9 @@ from carebridge.api.routes import auth as auth_routes
 from carebridge.api.routes import sync as sync_routes
 from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.errors import ConfigError
-from carebridge.jobs.queue import InProcessRunner
-from carebridge.store.vault import KeyRing
-from carebridge.wiring.admin import database_url
+from carebridge.wiring.admin import database_url, key_ring
 from carebridge.wiring.api import Deployment, open_deployment
-from carebridge.wiring.jobs import handlers
+from carebridge.wiring.jobs import in_process_runner
 
 
 def build(
@@ -84,7 +82,7 @@ def app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(outer: FastAPI) -> AsyncIterator[None]:
-        deployment = await open_deployment(database_url(), KeyRing.from_env())
+        deployment = await open_deployment(database_url(), key_ring())
         holder["d"] = deployment
         inner = build(
             deployment,
@@ -95,7 +93,7 @@ def app() -> FastAPI:
         background: list[asyncio.Task[None]] = []
         every = float(os.environ.get("CAREBRIDGE_SYNC_INTERVAL", "300"))
         if deployment.engine.dialect.name == "sqlite" and every > 0:
-            runner = InProcessRunner(handlers(deployment), every=every)
+            runner = in_process_runner(deployment, every)
             background.append(asyncio.create_task(_later(every, runner.run())))
             background.append(asyncio.create_task(deployment.deliverer.serve(interval=1.0)))
         try:

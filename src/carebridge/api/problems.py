@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from carebridge.errors import (
     AuthError,
+    BadCursor,
     BadRequest,
     CarebridgeError,
     ConfigError,
@@ -29,18 +30,18 @@ from carebridge.errors import (
     Forbidden,
     KeyInFlight,
     KeyReused,
+    Locked,
     NotConfigured,
     NotFound,
     RateLimited,
     RefusedReplay,
+    TenantExists,
     TransportError,
     Unauthorized,
+    UnknownTenant,
     UpstreamError,
     UpstreamStatusError,
 )
-from carebridge.services.sessions import Locked
-from carebridge.store.entities import BadCursor
-from carebridge.store.tenants import TenantExists, UnknownTenant
 
 MEDIA = "application/problem+json"
 TYPES = "https://carebridge.dev/problems/"

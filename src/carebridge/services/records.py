@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from carebridge.errors import Forbidden as Forbidden
 from carebridge.errors import NotFound as NotFound
 from carebridge.errors import Unauthorized as Unauthorized
-from carebridge.ports.records import KeyStore
+from carebridge.ports.records import AuditReader as AuditReader
+from carebridge.ports.records import EventReader as EventReader
+from carebridge.ports.records import KeyStore as KeyStore
 from carebridge.services import keys
 
 

@@ -49,14 +49,11 @@ from carebridge.errors import (
     RefusedReplay,
     UpstreamError,
 )
-from carebridge.ports.upstream import (
-    NewAppointment,
-    NewCharge,
-    NewClaim,
-    NewEncounter,
-    Upstream,
-    WriteResult,
-)
+from carebridge.ports.upstream import NewAppointment as NewAppointment
+from carebridge.ports.upstream import NewCharge as NewCharge
+from carebridge.ports.upstream import NewClaim as NewClaim
+from carebridge.ports.upstream import NewEncounter as NewEncounter
+from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import (
     LEASE,
     RESUMING,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from carebridge.jobs.queue import STALLED_AFTER as STALLED_AFTER
-from carebridge.jobs.queue import Handlers, build_app, ensure_schema, run_worker
+from carebridge.jobs.queue import Handlers, InProcessRunner, build_app, ensure_schema, run_worker
 from carebridge.services.sync import STREAMS
 from carebridge.store.engine import async_url
 from carebridge.store.vault import KeyRing
@@ -28,6 +28,11 @@ def handlers(deployment: Deployment) -> Handlers:
         tenants=syncs.tenants,
         streams=list(STREAMS),
     )
+
+
+def in_process_runner(deployment: Deployment, every: float) -> InProcessRunner:
+    """The schedule an API process on SQLite runs itself: every stream every ``every`` s."""
+    return InProcessRunner(handlers(deployment), every=every)
 
 
 def conninfo(url: str) -> str:
