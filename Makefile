@@ -14,7 +14,7 @@ SEED     ?= 42
 PATIENTS ?= 2000
 RUN_PATIENTS ?= 120
 
-.PHONY: install run sandbox test test-all test-services chaos chaos-short lint type check fmt bench lock clean
+.PHONY: install run sandbox test test-slow test-all test-services chaos chaos-short lint type check fmt bench lock clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carebridge needs Python 3.11 or newer")'
@@ -49,6 +49,10 @@ chaos: $(STAMP)
 ## chaos-short: the short form CI runs on PostgreSQL (SQLite's short form is part of `make test`)
 chaos-short: $(STAMP)
 	$(BIN)/python -m pytest -q tests/chaos -m 'postgres and not chaos'
+
+## test-slow: the tests marked slow (the full-size forms of default tests), which CI also runs
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'slow and not postgres and not redis and not live and not chaos'
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
