@@ -74,6 +74,11 @@ CREATED, CHANGED = 201, 200
 (what records written by earlier versions hold too; a refusal keeps its error's ``status``)."""
 
 Call = Callable[[Upstream], Awaitable[WriteResult[Any]]]
+AppointmentCall = Callable[[Upstream, AppointmentId], Awaitable[WriteResult[Any]]]
+Key = str | None
+"""An ``Idempotency-Key`` as the caller sent it (None: no key)."""
+Sent = Mapping[str, Any]
+"""A write as the caller sent it (JSON)."""
 
 
 @dataclass(frozen=True)
@@ -142,25 +147,19 @@ class Writes:
     # --- scheduling -------------------------------------------------------------------------
 
     async def create_appointment(
-        self,
-        principal: Principal,
-        command: NewAppointment,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, command: NewAppointment, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Book a visit in a free slot (:class:`SlotTaken` when it is taken).
 
         ``request`` is the write as the caller sent it (JSON): the key's fingerprint and the
         ledger's entry. So for every write below."""
+        refs = _booking_refs(command)
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.create_appointment(command)
+
         return await self._run(
-            principal,
-            "create_appointment",
-            key,
-            request,
-            patients=[command.patient_id],
-            refs=_booking_refs(command),
-            call=lambda up: up.create_appointment(command),
+            principal, "create_appointment", key, request, command.patient_id, call, refs
         )
 
     async def reschedule_appointment(
@@ -169,8 +168,8 @@ class Writes:
         appointment_id: str,
         rebooking: Rebooking,
         *,
-        key: str | None,
-        request: Mapping[str, Any],
+        key: Key,
+        request: Sent,
     ) -> WriteOutcome:
         """Move an appointment to another free slot."""
         patient = await self._appointment_patient(principal, appointment_id)
@@ -180,9 +179,9 @@ class Writes:
             "reschedule_appointment",
             key,
             request,
-            patients=[patient],
-            refs=_booking_refs(rebooking),
-            call=lambda up: up.reschedule_appointment(AppointmentId(appointment_id), command),
+            patient,
+            lambda up: up.reschedule_appointment(AppointmentId(appointment_id), command),
+            _booking_refs(rebooking),
         )
 
     async def cancel_appointment(
@@ -192,160 +191,129 @@ class Writes:
         *,
         reason_code: str | None,
         comments: str,
-        key: str | None,
-        request: Mapping[str, Any],
+        key: Key,
+        request: Sent,
     ) -> WriteOutcome:
         """Cancel an appointment, with a cancellation reason code (None: the practice's)."""
-        patient = await self._appointment_patient(principal, appointment_id)
-        return await self._run(
+        return await self._on_appointment(
             principal,
             "cancel_appointment",
+            appointment_id,
             key,
             request,
-            patients=[patient],
-            call=lambda up: up.cancel_appointment(
-                AppointmentId(appointment_id), reason_code=reason_code, comments=comments
-            ),
+            lambda up, a: up.cancel_appointment(a, reason_code=reason_code, comments=comments),
         )
 
     async def check_in(
-        self,
-        principal: Principal,
-        appointment_id: str,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, appointment_id: str, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Mark the patient arrived."""
-        patient = await self._appointment_patient(principal, appointment_id)
-        return await self._run(
-            principal,
-            "check_in",
-            key,
-            request,
-            patients=[patient],
-            call=lambda up: up.check_in(AppointmentId(appointment_id)),
+        return await self._on_appointment(
+            principal, "check_in", appointment_id, key, request, lambda up, a: up.check_in(a)
         )
 
     async def check_out(
-        self,
-        principal: Principal,
-        appointment_id: str,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, appointment_id: str, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Mark the visit done (the upstream opens its encounter)."""
-        patient = await self._appointment_patient(principal, appointment_id)
-        return await self._run(
-            principal,
-            "check_out",
-            key,
-            request,
-            patients=[patient],
-            call=lambda up: up.check_out(AppointmentId(appointment_id)),
+        return await self._on_appointment(
+            principal, "check_out", appointment_id, key, request, lambda up, a: up.check_out(a)
         )
 
     # --- charts -----------------------------------------------------------------------------
 
     async def create_encounter(
-        self,
-        principal: Principal,
-        command: NewEncounter,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, command: NewEncounter, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Push an encounter (note, diagnoses, procedures) to the EHR; it starts open."""
+        refs = _refs(provider=command.provider_id, location=command.location_id)
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.push_encounter(command)
+
         return await self._run(
-            principal,
-            "create_encounter",
-            key,
-            request,
-            patients=[command.patient_id],
-            refs=_refs(provider=command.provider_id, location=command.location_id),
-            call=lambda up: up.push_encounter(command),
+            principal, "create_encounter", key, request, command.patient_id, call, refs
         )
 
     async def sign_encounter(
-        self,
-        principal: Principal,
-        encounter_id: str,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, encounter_id: str, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Sign an open encounter (it locks; its charges post)."""
         principal.require(_scope("sign_encounter"))
-        record = await self.reads.records.get(principal.tenant_id, "encounter", encounter_id)
-        if record is None:
-            raise NotFound(f"no encounter {encounter_id}")
+        record = await self._stored(principal, "encounter", encounter_id)
         patient = str(record["patient_id"])
         await self._prime_chart(principal, patient)
-        return await self._run(
-            principal,
-            "sign_encounter",
-            key,
-            request,
-            patients=[patient],
-            call=lambda up: up.sign_encounter(EncounterId(encounter_id)),
-        )
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.sign_encounter(EncounterId(encounter_id))
+
+        return await self._run(principal, "sign_encounter", key, request, patient, call)
 
     # --- revenue cycle ----------------------------------------------------------------------
 
     async def create_charge(
-        self,
-        principal: Principal,
-        command: NewCharge,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, command: NewCharge, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Post a CPT/HCPCS charge to the patient's ledger."""
+        refs = _refs(
+            provider=command.provider_id,
+            location=command.location_id,
+            encounter=command.encounter_id,
+        )
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.create_charge(command)
+
         return await self._run(
-            principal,
-            "create_charge",
-            key,
-            request,
-            patients=[command.patient_id],
-            refs=_refs(
-                provider=command.provider_id,
-                location=command.location_id,
-                encounter=command.encounter_id,
-            ),
-            call=lambda up: up.create_charge(command),
+            principal, "create_charge", key, request, command.patient_id, call, refs
         )
 
     async def submit_claim(
-        self,
-        principal: Principal,
-        command: NewClaim,
-        *,
-        key: str | None,
-        request: Mapping[str, Any],
+        self, principal: Principal, command: NewClaim, *, key: Key, request: Sent
     ) -> WriteOutcome:
         """Scrub and submit a claim from unbilled charges (:class:`ClaimRejected` names every
         field the scrubber refused)."""
         principal.require(_scope("submit_claim"))
         await self._prime_charges(principal, command.patient_id)
+        refs = [("charge", c) for c in command.charge_ids]
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.submit_claim(command)
+
         return await self._run(
-            principal,
-            "submit_claim",
-            key,
-            request,
-            patients=[command.patient_id],
-            refs=[("charge", c) for c in command.charge_ids],
-            call=lambda up: up.submit_claim(command),
+            principal, "submit_claim", key, request, command.patient_id, call, refs
         )
 
     # --- what a verb needs the connection to know -------------------------------------------
 
+    async def _on_appointment(
+        self,
+        principal: Principal,
+        operation: str,
+        appointment_id: str,
+        key: Key,
+        request: Sent,
+        verb: AppointmentCall,
+    ) -> WriteOutcome:
+        """Run a verb on a stored appointment, once the connection knows it."""
+        patient = await self._appointment_patient(principal, appointment_id)
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await verb(up, AppointmentId(appointment_id))
+
+        return await self._run(principal, operation, key, request, patient, call)
+
+    async def _stored(self, principal: Principal, kind: str, entity_id: str) -> dict[str, Any]:
+        """A stored record of the caller's tenant (:class:`NotFound` when there is none)."""
+        record = await self.reads.records.get(principal.tenant_id, kind, entity_id)
+        if record is None:
+            raise NotFound(f"no {kind} {entity_id}")
+        return record
+
     async def _appointment_patient(self, principal: Principal, appointment_id: str) -> str:
         """The appointment's patient, once the connection knows the appointment."""
         principal.require(KINDS["appointment"].write_scope)
-        record = await self.reads.records.get(principal.tenant_id, "appointment", appointment_id)
-        if record is None:
-            raise NotFound(f"no appointment {appointment_id}")
+        record = await self._stored(principal, "appointment", appointment_id)
         await self._prime_appointment(principal, record)
         return str(record["patient_id"])
 
@@ -390,19 +358,19 @@ class Writes:
         self,
         principal: Principal,
         operation: str,
-        key: str | None,
-        request: Mapping[str, Any],
-        *,
-        patients: Sequence[str],
+        key: Key,
+        request: Sent,
+        patient: str,
         call: Call,
         refs: Sequence[tuple[str, str]] = (),
     ) -> WriteOutcome:
         """Run one write under its idempotency key, ledger entry, read-back and audit.
 
-        ``patients`` and ``refs`` (kind, id) are every id the request names: each must be the
+        ``patient`` and ``refs`` (kind, id) are every id the request names: each must be the
         caller's tenant's, or the write is refused with :class:`NotFound` before anything is
         recorded.
         """
+        patients = [patient]
         write = kind_writes()[operation]
         principal.require(write.scope)
         if key is not None and not KEY_PATTERN.match(key):
