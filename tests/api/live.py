@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import stamina
-from tests.connectors.harness import FakeTime
+from tests.support.clock import FakeTime
 
 from carebridge.api.main import build
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig

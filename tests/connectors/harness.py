@@ -3,7 +3,7 @@
 - :class:`Sandbox`: a small tenant behind ``httpx.ASGITransport`` with a practice-1 token, for
   fetching raw v2 payloads;
 - :class:`InProcess` and :func:`open_tenant`: a ``LiveTenant`` whose sync clients reach the app
-  in process, so the sandbox conftest's portal and SMART helpers work unchanged.
+  in process, so the portal and SMART helpers of ``tests.support.sandbox`` work unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tests.sandbox.conftest import LiveTenant
+from tests.support.sandbox import LiveTenant
 
 from carebridge.connectors.carecloud.paging import v2_next
 from carebridge.domain import LocationId, PatientId, ProviderId, ResourceId, VisitReasonId
@@ -114,7 +114,7 @@ class InProcess(httpx.BaseTransport):
 
 @dataclass
 class InProcessTenant(LiveTenant):
-    """A ``LiveTenant`` whose clients reach the app in process (the conftest helpers work)."""
+    """A ``LiveTenant`` whose clients reach the app in process (the support helpers work)."""
 
     transport: InProcess | None = None
 
@@ -126,7 +126,7 @@ class InProcessTenant(LiveTenant):
 
 
 def open_tenant(config: SandboxConfig) -> tuple[InProcessTenant, InProcess]:
-    """Generate a tenant on the conftest's manual clock and wire it in process."""
+    """Generate a tenant on a manual clock and wire it in process."""
     clock = ManualClock(START)
     tenant = Tenant.open(config, clock=clock)
     transport = InProcess(build_app(tenant))
@@ -169,16 +169,3 @@ def assert_appointment_matches(a: Any, r: Any, key: Callable[[str, object], str]
             r["reason_name"],
         )
         assert a.cancellation.comments == (r["cancellation_comments"] or "")
-
-
-class FakeTime:
-    """The throttle's clock: sleeping moves it, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds

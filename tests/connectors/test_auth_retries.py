@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import stamina
-from tests.connectors.harness import FakeTime
+from tests.support.clock import FakeTime
 
 from carebridge.connectors.carecloud.mfa import TotpSource
 from carebridge.connectors.carecloud.surfaces import (

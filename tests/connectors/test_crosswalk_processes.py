@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
-from tests.sandbox.conftest import LiveTenant, start_live
 from tests.store.conftest import pg_url as pg_url
+from tests.support.sandbox import LiveTenant, start_live
 
 from carebridge.store import migrate
 from carebridge.store.schema import crosswalk, tenants

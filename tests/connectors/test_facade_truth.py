@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import stamina
-from tests.connectors.harness import FakeTime, assert_appointment_matches
+from tests.connectors.harness import assert_appointment_matches
+from tests.support.clock import FakeTime
 
 from carebridge.connectors.carecloud.facade import CareCloudTenant
 from carebridge.connectors.carecloud.mfa import TotpSource

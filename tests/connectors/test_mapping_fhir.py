@@ -21,11 +21,10 @@ import httpx
 import orjson
 import pytest
 from tests.connectors.harness import InProcessTenant, open_tenant
-from tests.sandbox.conftest import (
+from tests.support.sandbox import (
     ANCHOR,
     LiveTenant,
     fhir_base,
-    personas,
     portal_login,
     portal_persona,
     smart_token,
@@ -53,6 +52,7 @@ from carebridge.domain import (
     VitalsId,
 )
 from carebridge.errors import UnexpectedPayload
+from carecloud_sandbox import personas
 from carecloud_sandbox.config import SandboxConfig
 
 TENANT = "tnt_fhir"

@@ -19,14 +19,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 from tests.connectors.harness import InProcessTenant, open_tenant
-from tests.sandbox.conftest import (
-    ANCHOR,
-    LiveTenant,
-    personas,
-    portal_login,
-    portal_persona,
-    portal_totp,
-)
+from tests.support.sandbox import ANCHOR, LiveTenant, portal_login, portal_persona, portal_totp
 
 from carebridge.connectors.carecloud.mapping import portal as m
 from carebridge.connectors.carecloud.mapping.common import Context, Mapped
@@ -46,6 +39,7 @@ from carebridge.domain import (
     money_sum,
 )
 from carebridge.errors import UnexpectedPayload
+from carecloud_sandbox import personas
 from carecloud_sandbox.config import SandboxConfig
 
 API = "/portal/api"

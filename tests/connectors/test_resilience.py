@@ -20,8 +20,8 @@ import pytest
 import stamina
 from tests.connectors import conformance
 from tests.connectors.conformance import Target
-from tests.connectors.harness import FakeTime
-from tests.sandbox.conftest import start_live
+from tests.support.clock import FakeTime
+from tests.support.sandbox import start_live
 
 from carebridge.connectors.carecloud.auth import NeedCode
 from carebridge.connectors.carecloud.mfa import OutboxSource, TotpSource

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.connectors.harness import FakeTime
+from tests.support.clock import FakeTime
 
 from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import stamina
-from tests.connectors.harness import FakeTime
-from tests.sandbox.conftest import LiveTenant, start_live
+from tests.support.clock import FakeTime
+from tests.support.sandbox import LiveTenant, start_live
 
 from carebridge.connectors.carecloud import scheduling, writes
 from carebridge.connectors.carecloud.mfa import TotpSource

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.sandbox.conftest import (
+from tests.support.sandbox import (
     ANCHOR,
     START,
     LiveTenant,

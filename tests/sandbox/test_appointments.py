@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from tests.sandbox.conftest import LiveTenant
+from tests.support.sandbox import LiveTenant
 
 from carecloud_sandbox import personas
 

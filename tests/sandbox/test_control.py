@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import orjson
 import pytest
-from tests.sandbox.conftest import ANCHOR, LiveTenant, start_live
+from tests.support.sandbox import ANCHOR, LiveTenant, start_live
 
 from carecloud_sandbox import personas
 from carecloud_sandbox.config import SandboxConfig

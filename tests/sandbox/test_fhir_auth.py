@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fhir.resources.R4B import get_fhir_model_class
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from tests.sandbox.conftest import (
+from tests.support.sandbox import (
     LiveTenant,
     fhir_base,
     smart_assertion,

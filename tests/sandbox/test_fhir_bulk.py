@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.sandbox.conftest import LiveTenant, fhir_base, smart_credentials, smart_token
+from tests.support.sandbox import LiveTenant, fhir_base, smart_credentials, smart_token
 
 
 @pytest.fixture(scope="module")

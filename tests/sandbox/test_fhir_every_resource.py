@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
-from tests.sandbox.conftest import ANCHOR, LiveTenant, fhir_base, smart_token, start_live
+from tests.support.sandbox import ANCHOR, LiveTenant, fhir_base, smart_token, start_live
 
 from carecloud_sandbox.config import SandboxConfig
 from carecloud_sandbox.fhir.catalog import TYPES

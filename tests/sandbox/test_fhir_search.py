@@ -13,8 +13,9 @@ from fhirclient.models.observation import (  # type: ignore[import-untyped]
 from fhirclient.models.patient import Patient as FcPatient  # type: ignore[import-untyped]
 from fhirclient.server import FHIRServer  # type: ignore[import-untyped]
 from fhirpy import SyncFHIRClient
-from tests.sandbox.conftest import LiveTenant, fhir_base, personas, smart_token
+from tests.support.sandbox import LiveTenant, fhir_base, smart_token
 
+from carecloud_sandbox import personas
 from carecloud_sandbox.fhir.ids import derived_id
 
 

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
-from tests.sandbox.conftest import LiveTenant, fhir_base, smart_credentials, smart_token
+from tests.support.sandbox import LiveTenant, fhir_base, smart_credentials, smart_token
 
 from carecloud_sandbox.fhir.catalog import TYPES
 from carecloud_sandbox.fhir.resources import VITAL_SIGNS

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from tests.sandbox.conftest import ANCHOR, LiveTenant, start_live
+from tests.support.sandbox import ANCHOR, LiveTenant, start_live
 
 from carecloud_sandbox import personas
 from carecloud_sandbox.config import SandboxConfig

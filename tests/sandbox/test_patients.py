@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-from tests.sandbox.conftest import LiveTenant
+from tests.support.sandbox import LiveTenant
 
 from carecloud_sandbox import personas
 

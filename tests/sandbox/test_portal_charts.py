@@ -8,13 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.sandbox.conftest import (
-    LiveTenant,
-    add_portal_user,
-    personas,
-    portal_login,
-    portal_persona,
-)
+from tests.support.sandbox import LiveTenant, add_portal_user, portal_login, portal_persona
+
+from carecloud_sandbox import personas
 
 API = "/portal/api"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.sandbox.conftest import ANCHOR, LiveTenant, personas, portal_login, portal_persona
+from tests.support.sandbox import ANCHOR, LiveTenant, portal_login, portal_persona
 
-from carecloud_sandbox import billing, statements
+from carecloud_sandbox import billing, personas, statements
 
 API = "/portal/api"
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pyotp
 import pytest
-from tests.sandbox.conftest import (
+from tests.support.sandbox import (
     ANCHOR,
     LiveTenant,
     PortalUser,

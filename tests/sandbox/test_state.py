@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.sandbox.conftest import ANCHOR, start_live
+from tests.support.sandbox import ANCHOR, start_live
 
 from carecloud_sandbox.config import SandboxConfig
 

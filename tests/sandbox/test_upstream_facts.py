@@ -9,7 +9,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from tests.sandbox.conftest import LiveTenant
+from tests.support.sandbox import LiveTenant
 
 from carecloud_sandbox import personas
 
