@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.domain import factories
+from tests.support import factories
 
 from carebridge.api.app import create_app
 from carebridge.domain import PatientId

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.domain.factories import (
+from tests.support.factories import (
     CHARGE_1,
     DAY,
     PROPERTY,

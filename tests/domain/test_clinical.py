@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from tests.domain.factories import (
+from tests.support.factories import (
     PROVIDER,
     T0,
     allergy,

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.domain.factories import (
+from tests.support.factories import (
     T0,
     assert_invalid,
     assert_round_trips,

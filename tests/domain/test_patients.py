@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.domain.factories import (
+from tests.support.factories import (
     PATIENT,
     address,
     assert_invalid,

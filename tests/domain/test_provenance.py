@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 import pytest
 from pydantic import ValidationError
-from tests.domain.factories import T0, assert_invalid, assert_round_trips, patient, source
+from tests.support.factories import T0, assert_invalid, assert_round_trips, patient, source
 
 from carebridge.domain import Patient, Provenance
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.domain.factories import (
+from tests.support.factories import (
     T0,
     VISIT_REASON,
     appointment,

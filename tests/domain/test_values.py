@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from tests.domain.factories import PROPERTY
+from tests.support.factories import PROPERTY
 
 from carebridge.domain import (
     CARC,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.domain import factories
+from tests.support import factories
 
 from carebridge.domain import Appointment, PatientId
 from carebridge.store import entities

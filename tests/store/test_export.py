@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.domain import factories
+from tests.support import factories
 from typer.testing import CliRunner
 
 from carebridge.cli.export import export_command
