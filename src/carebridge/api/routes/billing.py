@@ -20,13 +20,12 @@ from carebridge.api.routes.common import (
     Since,
     WriteAnswer,
     freshness,
-    json_response,
-    page_response,
-    rate_headers,
+    list_response,
+    one_response,
     write_response,
 )
 from carebridge.domain.values import ClaimId, PatientId
-from carebridge.services.reads import ListQuery, Reads, given
+from carebridge.services.reads import Reads, given
 from carebridge.services.writes import Writes
 
 LEDGER = (
@@ -53,16 +52,11 @@ def router(reads: Reads) -> APIRouter:
         updated_since: Since = None,
     ) -> Response:
         """Claims with their lines and 277 status history."""
-        query = ListQuery(
-            "claim",
-            "GET /claims",
-            given(patient_id=patient_id, status=status),
-            updated_since=updated_since,
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
+        filters = given(patient_id=patient_id, status=status)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, "claim", "/claims", paging, filters, updated_since=updated_since
         )
-        return page_response(await reads.page(principal, query), reads, principal)
 
     @routes.get("/claims/{claim_id}")
     async def get_claim(
@@ -72,14 +66,8 @@ def router(reads: Reads) -> APIRouter:
         cache_control: CacheControl = None,
     ) -> Response:
         """One claim."""
-        found = await reads.one(
-            principal,
-            "claim",
-            "GET /claims/{id}",
-            claim_id,
-            freshness=freshness(max_age, cache_control),
-        )
-        return json_response(found.record, age=found.age, headers=rate_headers(reads, principal))
+        fresh = freshness(max_age, cache_control)
+        return await one_response(reads, principal, "claim", "GET /claims/{id}", claim_id, fresh)
 
     for kind, path in LEDGER:
         routes.add_api_route(
@@ -103,16 +91,11 @@ def _billing_route(reads: Reads, kind: str, path: str) -> Any:
         status: Annotated[str | None, Query(max_length=32)] = None,
         updated_since: Since = None,
     ) -> Response:
-        query = ListQuery(
-            kind,
-            f"GET {path}",
-            given(patient_id=patient_id, status=status),
-            updated_since=updated_since,
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
+        filters = given(patient_id=patient_id, status=status)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, kind, path, paging, filters, updated_since=updated_since
         )
-        return page_response(await reads.page(principal, query), reads, principal)
 
     route.__doc__ = f"The tenant's {path[1:]}, refreshed incrementally when stale."
     return route
@@ -128,11 +111,8 @@ def write_router(writes: Writes) -> APIRouter:
         principal: Caller, body: bodies.CreateCharge, key: IdemKey = None
     ) -> Response:
         """Post a CPT/HCPCS charge to the patient's ledger."""
-        return await write_response(
-            reads,
-            principal,
-            writes.create_charge(principal, body.command(), key=key, request=body.sent()),
-        )
+        write = writes.create_charge(principal, body.command(), key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     @routes.post("/submit_claim", status_code=201, response_model=WriteAnswer)
     async def submit_claim(
@@ -142,10 +122,7 @@ def write_router(writes: Writes) -> APIRouter:
     ) -> Response:
         """Scrub and submit a claim from unbilled charges; answers the claim and its status.
         A scrubber rejection is a 422 naming every field."""
-        return await write_response(
-            reads,
-            principal,
-            writes.submit_claim(principal, body.command(), key=key, request=body.sent()),
-        )
+        write = writes.submit_claim(principal, body.command(), key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     return routes

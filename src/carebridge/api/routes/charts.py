@@ -20,12 +20,11 @@ from carebridge.api.routes.common import (
     Since,
     Until,
     WriteAnswer,
-    freshness,
-    page_response,
+    list_response,
     write_response,
 )
 from carebridge.domain.values import PatientId, ProviderId
-from carebridge.services.reads import ListQuery, Reads, given
+from carebridge.services.reads import Reads, given
 from carebridge.services.writes import Writes
 
 CHART = (
@@ -55,18 +54,19 @@ def router(reads: Reads) -> APIRouter:
     ) -> Response:
         """Encounters with their note, diagnoses, procedures, vitals, addenda and signature.
         With ``patient_id``, the patient's chart is read through when stale."""
-        query = ListQuery(
+        filters = given(patient_id=patient_id, provider_id=provider_id, status=status)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads,
+            principal,
             "encounter",
-            "GET /encounters",
-            given(patient_id=patient_id, provider_id=provider_id, status=status),
+            "/encounters",
+            paging,
+            filters,
             updated_since=updated_since,
-            starts_from=start,
-            starts_before=end,
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
+            start=start,
+            end=end,
         )
-        return page_response(await reads.page(principal, query), reads, principal)
 
     for kind, path in CHART:
         routes.add_api_route(
@@ -89,15 +89,9 @@ def _chart_route(reads: Reads, kind: str, path: str) -> Any:
         max_age: MaxAge = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> Response:
-        query = ListQuery(
-            kind,
-            f"GET {path}",
-            given(patient_id=patient_id, status=status),
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
-        )
-        return page_response(await reads.page(principal, query), reads, principal)
+        filters = given(patient_id=patient_id, status=status)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(reads, principal, kind, path, paging, filters)
 
     route.__doc__ = f"A patient's {path[1:]}, read through the chart when stale."
     return route
@@ -113,21 +107,15 @@ def write_router(writes: Writes) -> APIRouter:
         principal: Caller, body: bodies.CreateEncounter, key: IdemKey = None
     ) -> Response:
         """Push an encounter (note, diagnoses, procedures) to the EHR; it starts open."""
-        return await write_response(
-            reads,
-            principal,
-            writes.create_encounter(principal, body.command(), key=key, request=body.sent()),
-        )
+        write = writes.create_encounter(principal, body.command(), key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     @routes.post("/sign_encounter", response_model=WriteAnswer)
     async def sign_encounter(
         principal: Caller, body: bodies.EncounterRef, key: IdemKey = None
     ) -> Response:
         """Sign an open encounter (it locks; its charges post)."""
-        return await write_response(
-            reads,
-            principal,
-            writes.sign_encounter(principal, body.encounter_id, key=key, request=body.sent()),
-        )
+        write = writes.sign_encounter(principal, body.encounter_id, key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     return routes

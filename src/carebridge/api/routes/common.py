@@ -4,8 +4,8 @@ the response models, and how answers are rendered (JSON, ``Age``, ``RateLimit`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from carebridge.api import problems
 from carebridge.domain.values import RequestBound, RequestInstant
 from carebridge.errors import DomainError
-from carebridge.services.reads import Freshness, Reads, Served
+from carebridge.services.reads import Freshness, ListQuery, Reads, Served
 from carebridge.services.records import Principal, Unauthorized, authenticate
 from carebridge.services.writes import WriteOutcome
 
@@ -171,6 +171,52 @@ def page_response(served: Served, service: Reads, principal: Principal) -> Respo
         )
     )
     return raw_response(body, age=served.age, headers=rate_headers(service, principal))
+
+
+Paging = tuple[int, str | None, int | None, str | None]
+"""A list route's ``limit``, ``cursor``, ``max_age`` and ``Cache-Control``, as given."""
+
+
+async def list_response(
+    reads: Reads,
+    principal: Principal,
+    kind: str,
+    path: str,
+    paging: Paging,
+    filters: Mapping[str, str] | None = None,
+    *,
+    updated_since: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Response:
+    """A page of one kind's records (``GET path`` in the audit log), read through when stale,
+    and its answer."""
+    limit, cursor, max_age, cache_control = paging
+    query = ListQuery(
+        kind,
+        f"GET {path}",
+        dict(filters or {}),
+        updated_since=updated_since,
+        starts_from=start,
+        starts_before=end,
+        limit=limit,
+        cursor=cursor,
+        freshness=freshness(max_age, cache_control),
+    )
+    return page_response(await reads.page(principal, query), reads, principal)
+
+
+async def one_response(
+    reads: Reads, principal: Principal, kind: str, route: str, entity_id: str, fresh: Freshness
+) -> Response:
+    """One record (``route`` in the audit log), read through when stale, and its answer."""
+    found = await reads.one(principal, kind, route, entity_id, freshness=fresh)
+    return json_response(found.record, age=found.age, headers=rate_headers(reads, principal))
+
+
+def live_response(reads: Reads, principal: Principal, body: Any) -> Response:
+    """An answer read in real time (``Age: 0``), with the upstream budget's headers."""
+    return json_response(body, age=timedelta(0), headers=rate_headers(reads, principal))
 
 
 async def write_response(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -18,12 +17,12 @@ from carebridge.api.routes.common import (
     Page,
     Since,
     freshness,
-    json_response,
-    page_response,
-    rate_headers,
+    list_response,
+    live_response,
+    one_response,
 )
 from carebridge.domain.values import LocationId, PatientId, ProviderId, RequestDay
-from carebridge.services.reads import ListQuery, Reads, patient_filters
+from carebridge.services.reads import Reads, patient_filters
 
 
 def router(reads: Reads) -> APIRouter:
@@ -48,16 +47,10 @@ def router(reads: Reads) -> APIRouter:
         filters = patient_filters(
             name=name, dob=dob, provider_id=provider_id, location_id=location_id, status=status
         )
-        query = ListQuery(
-            "patient",
-            "GET /patients",
-            filters,
-            updated_since=updated_since,
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, "patient", "/patients", paging, filters, updated_since=updated_since
         )
-        return page_response(await reads.page(principal, query), reads, principal)
 
     @routes.get("/patients/{patient_id}", tags=["patients"])
     async def get_patient(
@@ -67,14 +60,10 @@ def router(reads: Reads) -> APIRouter:
         cache_control: CacheControl = None,
     ) -> Response:
         """One patient."""
-        found = await reads.one(
-            principal,
-            "patient",
-            "GET /patients/{id}",
-            patient_id,
-            freshness=freshness(max_age, cache_control),
+        fresh = freshness(max_age, cache_control)
+        return await one_response(
+            reads, principal, "patient", "GET /patients/{id}", patient_id, fresh
         )
-        return json_response(found.record, age=found.age, headers=rate_headers(reads, principal))
 
     @routes.get("/eligibility", tags=["patients"])
     async def eligibility(
@@ -93,18 +82,12 @@ def router(reads: Reads) -> APIRouter:
             service_date=service_date,
             service_types=service_type or (),
         )
-        return json_response(
-            check.model_dump(mode="json"), age=timedelta(0), headers=rate_headers(reads, principal)
-        )
+        return live_response(reads, principal, check.model_dump(mode="json"))
 
     @routes.get("/balances", tags=["billing"], response_model=Items)
     async def balances(principal: Caller, patient_id: PatientId) -> Response:
         """A patient's balances (patient and insurance responsibility), read in real time."""
         rows = await reads.balances(principal, "GET /balances", patient_id)
-        return json_response(
-            {"data": [r.model_dump(mode="json") for r in rows]},
-            age=timedelta(0),
-            headers=rate_headers(reads, principal),
-        )
+        return live_response(reads, principal, {"data": [r.model_dump(mode="json") for r in rows]})
 
     return routes

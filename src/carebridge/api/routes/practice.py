@@ -13,10 +13,9 @@ from carebridge.api.routes.common import (
     Limit,
     MaxAge,
     Page,
-    freshness,
-    page_response,
+    list_response,
 )
-from carebridge.services.reads import ListQuery, Reads
+from carebridge.services.reads import Reads
 
 LISTS = (
     ("provider", "/providers"),
@@ -49,14 +48,8 @@ def _practice_route(reads: Reads, kind: str, path: str) -> Any:
         cursor: Cursor = None,
         max_age: MaxAge = None,
     ) -> Response:
-        query = ListQuery(
-            kind,
-            f"GET {path}",
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
-        )
-        return page_response(await reads.page(principal, query), reads, principal)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(reads, principal, kind, path, paging)
 
     route.__doc__ = f"The practice's {path[1:]} (refreshed daily unless ``max_age`` says less)."
     return route

@@ -3,7 +3,6 @@ appointment writes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -21,10 +20,8 @@ from carebridge.api.routes.common import (
     Page,
     Until,
     WriteAnswer,
-    freshness,
-    json_response,
-    page_response,
-    rate_headers,
+    list_response,
+    live_response,
     write_response,
 )
 from carebridge.domain.values import (
@@ -35,7 +32,7 @@ from carebridge.domain.values import (
     ResourceId,
     VisitReasonId,
 )
-from carebridge.services.reads import ListQuery, Reads, given
+from carebridge.services.reads import Reads, given
 from carebridge.services.writes import Writes
 
 
@@ -61,11 +58,7 @@ def router(reads: Reads) -> APIRouter:
             location_ids=location_id or (),
             resource_ids=resource_id or (),
         )
-        return json_response(
-            {"data": [s.model_dump(mode="json") for s in slots]},
-            age=timedelta(0),
-            headers=rate_headers(reads, principal),
-        )
+        return live_response(reads, principal, {"data": [s.model_dump(mode="json") for s in slots]})
 
     @routes.get("/appointments", response_model=Page)
     async def list_appointments(
@@ -82,22 +75,13 @@ def router(reads: Reads) -> APIRouter:
         location_id: LocationId | None = None,
     ) -> Response:
         """Appointments in a window (default: a week back to 30 days ahead)."""
-        query = ListQuery(
-            "appointment",
-            "GET /appointments",
-            given(
-                status=status,
-                patient_id=patient_id,
-                provider_id=provider_id,
-                location_id=location_id,
-            ),
-            starts_from=start,
-            starts_before=end,
-            limit=limit,
-            cursor=cursor,
-            freshness=freshness(max_age, cache_control),
+        filters = given(
+            status=status, patient_id=patient_id, provider_id=provider_id, location_id=location_id
         )
-        return page_response(await reads.page(principal, query), reads, principal)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, "appointment", "/appointments", paging, filters, start=start, end=end
+        )
 
     return routes
 
@@ -112,63 +96,48 @@ def write_router(writes: Writes) -> APIRouter:
         principal: Caller, body: bodies.CreateAppointment, key: IdemKey = None
     ) -> Response:
         """Book a visit in a free slot (``GET /availability``); 409 when the slot is taken."""
-        return await write_response(
-            reads,
-            principal,
-            writes.create_appointment(principal, body.command(), key=key, request=body.sent()),
-        )
+        write = writes.create_appointment(principal, body.command(), key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     @routes.post("/reschedule_appointment", response_model=WriteAnswer)
     async def reschedule_appointment(
         principal: Caller, body: bodies.Reschedule, key: IdemKey = None
     ) -> Response:
         """Move an appointment to another free slot."""
-        return await write_response(
-            reads,
-            principal,
-            writes.reschedule_appointment(
-                principal, body.appointment_id, body.command(), key=key, request=body.sent()
-            ),
+        write = writes.reschedule_appointment(
+            principal, body.appointment_id, body.command(), key=key, request=body.sent()
         )
+        return await write_response(reads, principal, write)
 
     @routes.post("/cancel_appointment", response_model=WriteAnswer)
     async def cancel_appointment(
         principal: Caller, body: bodies.Cancel, key: IdemKey = None
     ) -> Response:
         """Cancel an appointment, with a cancellation reason code (default: the practice's)."""
-        return await write_response(
-            reads,
+        write = writes.cancel_appointment(
             principal,
-            writes.cancel_appointment(
-                principal,
-                body.appointment_id,
-                reason_code=body.reason_code,
-                comments=body.comments,
-                key=key,
-                request=body.sent(),
-            ),
+            body.appointment_id,
+            reason_code=body.reason_code,
+            comments=body.comments,
+            key=key,
+            request=body.sent(),
         )
+        return await write_response(reads, principal, write)
 
     @routes.post("/check_in", response_model=WriteAnswer)
     async def check_in(
         principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
     ) -> Response:
         """Mark the patient arrived."""
-        return await write_response(
-            reads,
-            principal,
-            writes.check_in(principal, body.appointment_id, key=key, request=body.sent()),
-        )
+        write = writes.check_in(principal, body.appointment_id, key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     @routes.post("/check_out", response_model=WriteAnswer)
     async def check_out(
         principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
     ) -> Response:
         """Mark the visit done (the upstream opens its encounter)."""
-        return await write_response(
-            reads,
-            principal,
-            writes.check_out(principal, body.appointment_id, key=key, request=body.sent()),
-        )
+        write = writes.check_out(principal, body.appointment_id, key=key, request=body.sent())
+        return await write_response(reads, principal, write)
 
     return routes
