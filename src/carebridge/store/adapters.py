@@ -17,6 +17,7 @@ from carebridge.store import entities, idempotency
 from carebridge.store import events as event_log
 from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
+from carebridge.store.engine import commit_one, read_all, read_first
 from carebridge.store.schema import audit_log, freshness, write_ledger
 from carebridge.store.schema import entities as entity_table
 from carebridge.store.vault import Vault
@@ -58,17 +59,15 @@ class SqlRecords:
         return RecordPage(found.raw, found.patient_ids, found.next_cursor)
 
     async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(entity_table.c.data).where(
-                        entity_table.c.tenant_id == tenant_id,
-                        entity_table.c.kind == kind,
-                        entity_table.c.id == entity_id,
-                        entity_table.c.deleted.is_(False),
-                    )
-                )
-            ).first()
+        row = await read_first(
+            self.engine,
+            select(entity_table.c.data).where(
+                entity_table.c.tenant_id == tenant_id,
+                entity_table.c.kind == kind,
+                entity_table.c.id == entity_id,
+                entity_table.c.deleted.is_(False),
+            ),
+        )
         return None if row is None else dict(row[0])
 
     async def put(
@@ -82,16 +81,14 @@ class SqlRecords:
         return len(changes)
 
     async def refreshed_at(self, tenant_id: str, kind: str, scope: str) -> datetime | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(freshness.c.refreshed_at).where(
-                        freshness.c.tenant_id == tenant_id,
-                        freshness.c.kind == kind,
-                        freshness.c.scope == scope,
-                    )
-                )
-            ).first()
+        row = await read_first(
+            self.engine,
+            select(freshness.c.refreshed_at).where(
+                freshness.c.tenant_id == tenant_id,
+                freshness.c.kind == kind,
+                freshness.c.scope == scope,
+            ),
+        )
         return None if row is None else _aware(row[0])
 
     async def mark_refreshed(self, tenant_id: str, kind: str, scope: str, at: datetime) -> None:
@@ -180,23 +177,21 @@ class SqlLedger:
         diverged: Sequence[str],
         now: datetime,
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(write_ledger)
-                .where(write_ledger.c.id == entry)
-                .values(state=state, entity_id=entity_id, diverged=list(diverged), updated_at=now)
-            )
+        await commit_one(
+            self.engine,
+            update(write_ledger)
+            .where(write_ledger.c.id == entry)
+            .values(state=state, entity_id=entity_id, diverged=list(diverged), updated_at=now),
+        )
 
     async def entries(self, tenant_id: str) -> list[dict[str, Any]]:
         """A tenant's ledger, oldest first (tests and operators)."""
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(write_ledger)
-                    .where(write_ledger.c.tenant_id == tenant_id)
-                    .order_by(write_ledger.c.id)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(write_ledger)
+            .where(write_ledger.c.tenant_id == tenant_id)
+            .order_by(write_ledger.c.id),
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -222,15 +217,13 @@ class SqlAudit:
         self.log = AuditLog(engine, vault)
 
     async def events(self, tenant_id: str, *, after: int, limit: int) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(audit_log)
-                    .where(audit_log.c.tenant_id == tenant_id, audit_log.c.seq > after)
-                    .order_by(audit_log.c.seq)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(audit_log)
+            .where(audit_log.c.tenant_id == tenant_id, audit_log.c.seq > after)
+            .order_by(audit_log.c.seq)
+            .limit(limit),
+        )
         return [
             {
                 "seq": int(r.seq),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVarTuple
 
 import orjson
-from sqlalchemy import event, make_url
+from sqlalchemy import CursorResult, Executable, Row, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.selectable import TypedReturnsRows
+
+_Columns = TypeVarTuple("_Columns")
 
 
 def async_url(url: str) -> str:
@@ -48,3 +52,25 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+async def read_first(
+    engine: AsyncEngine, statement: TypedReturnsRows[*_Columns]
+) -> Row[*_Columns] | None:
+    """The first row a query answers (None: no row), read on a connection of its own."""
+    async with engine.connect() as conn:
+        return (await conn.execute(statement)).first()
+
+
+async def read_all(
+    engine: AsyncEngine, statement: TypedReturnsRows[*_Columns]
+) -> Sequence[Row[*_Columns]]:
+    """Every row a query answers, read on a connection of its own."""
+    async with engine.connect() as conn:
+        return (await conn.execute(statement)).all()
+
+
+async def commit_one(engine: AsyncEngine, statement: Executable) -> CursorResult[Any]:
+    """Run one statement in a transaction of its own; its (buffered) result, for ``rowcount``."""
+    async with engine.begin() as conn:
+        return await conn.execute(statement)

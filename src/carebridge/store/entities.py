@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from carebridge.domain.events import content, keep_sticky
 from carebridge.domain.kinds import KINDS
 from carebridge.errors import BadCursor as BadCursor
+from carebridge.store.engine import read_all
 from carebridge.store.schema import entities
 
 MAX_LIMIT = 500
@@ -180,8 +181,7 @@ async def query(
     if cursor:
         statement = statement.where(entities.c.id > _after(cursor))
     statement = statement.order_by(entities.c.id).limit(limit + 1)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(statement)).all()
+    rows = await read_all(engine, statement)
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.events import classify, content, diff, matches
 from carebridge.ports.events import Announcement
+from carebridge.store.engine import read_all
 from carebridge.store.entities import Change
 from carebridge.store.schema import counters, deliveries, events, webhooks
 
@@ -251,8 +252,7 @@ async def read(
         wanted += [events.c.type.like(f"{t[:-1]}%") for t in types if t.endswith(".*")]
         statement = statement.where(or_(*wanted))
     statement = statement.order_by(events.c.seq).limit(limit)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(statement)).all()
+    rows = await read_all(engine, statement)
     return [as_json(r) for r in rows]
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.ports.writes import LEASE, InFlight, Mismatch, Outcome, Replay, Start
+from carebridge.store.engine import commit_one
 from carebridge.store.schema import idempotency
 
 TTL = timedelta(hours=24)
@@ -53,18 +54,18 @@ async def begin(
     resumed = False
     for _ in range(2):  # a second pass after clearing an expired record
         try:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    idempotency.insert().values(
-                        tenant_id=tenant_id,
-                        principal=principal,
-                        key=key,
-                        request_hash=fingerprint,
-                        state="in_flight",
-                        created_at=now,
-                        expires_at=now + LEASE,
-                    )
-                )
+            await commit_one(
+                engine,
+                idempotency.insert().values(
+                    tenant_id=tenant_id,
+                    principal=principal,
+                    key=key,
+                    request_hash=fingerprint,
+                    state="in_flight",
+                    created_at=now,
+                    expires_at=now + LEASE,
+                ),
+            )
             return Start(resumed=resumed)
         except IntegrityError:
             pass
@@ -123,26 +124,25 @@ async def renew(
     engine: AsyncEngine, *, tenant_id: str, principal: str, key: str, now: datetime
 ) -> None:
     """Extend a running request's claim on its key by a lease from ``now``."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(idempotency)
-            .where(_key(tenant_id, principal, key), idempotency.c.state == "in_flight")
-            .values(expires_at=now + LEASE)
-        )
+    await commit_one(
+        engine,
+        update(idempotency)
+        .where(_key(tenant_id, principal, key), idempotency.c.state == "in_flight")
+        .values(expires_at=now + LEASE),
+    )
 
 
 async def abandon(engine: AsyncEngine, *, tenant_id: str, principal: str, key: str) -> None:
     """Release an in-flight key whose request died without an answer."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            delete(idempotency).where(
-                _key(tenant_id, principal, key), idempotency.c.state == "in_flight"
-            )
-        )
+    await commit_one(
+        engine,
+        delete(idempotency).where(
+            _key(tenant_id, principal, key), idempotency.c.state == "in_flight"
+        ),
+    )
 
 
 async def purge(engine: AsyncEngine, now: datetime) -> int:
     """Delete expired records; returns how many."""
-    async with engine.begin() as conn:
-        result = await conn.execute(delete(idempotency).where(idempotency.c.expires_at <= now))
+    result = await commit_one(engine, delete(idempotency).where(idempotency.c.expires_at <= now))
     return int(result.rowcount or 0)

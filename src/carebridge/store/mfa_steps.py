@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.ports.upstream import MfaAccountState, StepClaim
+from carebridge.store.engine import commit_one, read_first
 from carebridge.store.schema import upstream_mfa
 
 T = upstream_mfa.c
@@ -40,8 +41,7 @@ class SqlMfaSteps:
         await conn.execute(insert(upstream_mfa).values(**values).on_conflict_do_nothing())
 
     async def state(self, account: str) -> MfaAccountState:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(upstream_mfa).where(T.account == account))).first()
+        row = await read_first(self.engine, select(upstream_mfa).where(T.account == account))
         if row is None:
             return MfaAccountState()
         return MfaAccountState(
@@ -88,12 +88,12 @@ class SqlMfaSteps:
         return int(count)
 
     async def succeeded(self, account: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(upstream_mfa)
-                .where(and_(T.account == account, T.failures != 0))
-                .values(failures=0)
-            )
+        await commit_one(
+            self.engine,
+            update(upstream_mfa)
+            .where(and_(T.account == account, T.failures != 0))
+            .values(failures=0),
+        )
 
     async def locked(self, account: str, until: datetime) -> None:
         until = until.astimezone(UTC)
@@ -111,9 +111,7 @@ class SqlMfaSteps:
             )
 
     async def reset(self, account: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(upstream_mfa)
-                .where(T.account == account)
-                .values(failures=0, locked_until=None)
-            )
+        await commit_one(
+            self.engine,
+            update(upstream_mfa).where(T.account == account).values(failures=0, locked_until=None),
+        )

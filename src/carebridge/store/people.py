@@ -38,6 +38,7 @@ from carebridge.ports.people import (
     UserRecord,
     hash_password,
 )
+from carebridge.store.engine import commit_one, read_all, read_first
 from carebridge.store.schema import (
     Instant,
     auth_challenges,
@@ -154,10 +155,9 @@ async def add_user(
         try:
             await put_secret(engine, vault, tenant_id, totp_slot(user_id), totp_seed, now=now)
         except BaseException:
-            async with engine.begin() as conn:
-                await conn.execute(
-                    delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-                )
+            await commit_one(
+                engine, delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+            )
             raise
     return user_id
 
@@ -165,14 +165,12 @@ async def add_user(
 async def totp_seed(engine: AsyncEngine, vault: Vault, tenant_id: str, user_id: str) -> str | None:
     """A user's TOTP seed, opened; None when the user has none."""
     slot = totp_slot(user_id)
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(vault_secrets.c.sealed).where(
-                    vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot
-                )
-            )
-        ).first()
+    row = await read_first(
+        engine,
+        select(vault_secrets.c.sealed).where(
+            vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == slot
+        ),
+    )
     return None if row is None else vault.open_text(tenant_id, slot, Sealed.from_text(row[0]))
 
 
@@ -194,36 +192,29 @@ class SqlPeople:
     # --- users ---------------------------------------------------------------------------------
 
     async def user_by_username(self, tenant_id: str, username: str) -> UserRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(users).where(
-                        users.c.tenant_id == tenant_id, users.c.username == username
-                    )
-                )
-            ).first()
+        row = await read_first(
+            self.engine,
+            select(users).where(users.c.tenant_id == tenant_id, users.c.username == username),
+        )
         return None if row is None else _user(row)
 
     async def user(self, tenant_id: str, user_id: str) -> UserRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
-                )
-            ).first()
+        row = await read_first(
+            self.engine, select(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+        )
         return None if row is None else _user(row)
 
     async def claim_totp_step(self, tenant_id: str, user_id: str, step: int) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(users)
-                .where(
-                    users.c.tenant_id == tenant_id,
-                    users.c.id == user_id,
-                    or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
-                )
-                .values(totp_last_step=step)
+        result = await commit_one(
+            self.engine,
+            update(users)
+            .where(
+                users.c.tenant_id == tenant_id,
+                users.c.id == user_id,
+                or_(users.c.totp_last_step.is_(None), users.c.totp_last_step < step),
             )
+            .values(totp_last_step=step),
+        )
         return bool(result.rowcount)
 
     # --- sign-in attempts, by (tenant, username) -----------------------------------------------
@@ -273,25 +264,25 @@ class SqlPeople:
         values: dict[str, Any] = {"failures": t.failures - 1}
         if unlock:
             values["locked_until"] = None
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(sign_in_attempts)
-                .where(
-                    t.tenant_id == tenant_id,
-                    t.username_key == username_key(username),
-                    t.failures > 0,
-                )
-                .values(values)
+        await commit_one(
+            self.engine,
+            update(sign_in_attempts)
+            .where(
+                t.tenant_id == tenant_id,
+                t.username_key == username_key(username),
+                t.failures > 0,
             )
+            .values(values),
+        )
 
     async def clear_attempts(self, tenant_id: str, username: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(sign_in_attempts).where(
-                    sign_in_attempts.c.tenant_id == tenant_id,
-                    sign_in_attempts.c.username_key == username_key(username),
-                )
-            )
+        await commit_one(
+            self.engine,
+            delete(sign_in_attempts).where(
+                sign_in_attempts.c.tenant_id == tenant_id,
+                sign_in_attempts.c.username_key == username_key(username),
+            ),
+        )
 
     # --- challenges ----------------------------------------------------------------------------
 
@@ -304,25 +295,22 @@ class SqlPeople:
         now: datetime,
         expires_at: datetime,
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                auth_challenges.insert().values(
-                    id=challenge_id,
-                    tenant_id=tenant_id,
-                    user_id=user_id,
-                    attempts=0,
-                    created_at=_utc(now),
-                    expires_at=_utc(expires_at),
-                )
-            )
+        await commit_one(
+            self.engine,
+            auth_challenges.insert().values(
+                id=challenge_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                attempts=0,
+                created_at=_utc(now),
+                expires_at=_utc(expires_at),
+            ),
+        )
 
     async def challenge(self, challenge_id: str) -> ChallengeRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(auth_challenges).where(auth_challenges.c.id == challenge_id)
-                )
-            ).first()
+        row = await read_first(
+            self.engine, select(auth_challenges).where(auth_challenges.c.id == challenge_id)
+        )
         if row is None:
             return None
         return ChallengeRecord(
@@ -340,16 +328,16 @@ class SqlPeople:
     async def choose_method(
         self, tenant_id: str, challenge_id: str, method: str, code_hash: str | None
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(auth_challenges)
-                .where(
-                    auth_challenges.c.tenant_id == tenant_id,
-                    auth_challenges.c.id == challenge_id,
-                    auth_challenges.c.used_at.is_(None),
-                )
-                .values(method=method, code_hash=code_hash)
+        await commit_one(
+            self.engine,
+            update(auth_challenges)
+            .where(
+                auth_challenges.c.tenant_id == tenant_id,
+                auth_challenges.c.id == challenge_id,
+                auth_challenges.c.used_at.is_(None),
             )
+            .values(method=method, code_hash=code_hash),
+        )
 
     async def reserve_code_attempt(
         self, tenant_id: str, challenge_id: str, *, now: datetime, limit: int
@@ -373,40 +361,39 @@ class SqlPeople:
         return None if row is None else int(row[0])
 
     async def consume_challenge(self, tenant_id: str, challenge_id: str, now: datetime) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(auth_challenges)
-                .where(
-                    auth_challenges.c.tenant_id == tenant_id,
-                    auth_challenges.c.id == challenge_id,
-                    auth_challenges.c.used_at.is_(None),
-                )
-                .values(used_at=now)
+        result = await commit_one(
+            self.engine,
+            update(auth_challenges)
+            .where(
+                auth_challenges.c.tenant_id == tenant_id,
+                auth_challenges.c.id == challenge_id,
+                auth_challenges.c.used_at.is_(None),
             )
+            .values(used_at=now),
+        )
         return bool(result.rowcount)
 
     # --- sessions ------------------------------------------------------------------------------
 
     async def create_session(self, session: SessionRecord) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                user_sessions.insert().values(
-                    id=session.id,
-                    tenant_id=session.tenant_id,
-                    user_id=session.user_id,
-                    prefix=session.prefix,
-                    token_hash=session.token_hash,
-                    scopes=sorted(session.scopes),
-                    created_at=session.created_at,
-                    expires_at=session.expires_at,
-                )
-            )
+        await commit_one(
+            self.engine,
+            user_sessions.insert().values(
+                id=session.id,
+                tenant_id=session.tenant_id,
+                user_id=session.user_id,
+                prefix=session.prefix,
+                token_hash=session.token_hash,
+                scopes=sorted(session.scopes),
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+            ),
+        )
 
     async def session_by_prefix(self, prefix: str) -> SessionRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(user_sessions).where(user_sessions.c.prefix == prefix))
-            ).first()
+        row = await read_first(
+            self.engine, select(user_sessions).where(user_sessions.c.prefix == prefix)
+        )
         if row is None:
             return None
         return SessionRecord(
@@ -422,16 +409,16 @@ class SqlPeople:
         )
 
     async def revoke_session(self, tenant_id: str, session_id: str, now: datetime) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(user_sessions)
-                .where(
-                    user_sessions.c.tenant_id == tenant_id,
-                    user_sessions.c.id == session_id,
-                    user_sessions.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
+        result = await commit_one(
+            self.engine,
+            update(user_sessions)
+            .where(
+                user_sessions.c.tenant_id == tenant_id,
+                user_sessions.c.id == session_id,
+                user_sessions.c.revoked_at.is_(None),
             )
+            .values(revoked_at=now),
+        )
         return bool(result.rowcount)
 
     # --- the code outbox -----------------------------------------------------------------------
@@ -439,29 +426,27 @@ class SqlPeople:
     async def add_notification(
         self, tenant_id: str, channel: str, destination: str, body: str, now: datetime
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                notifications.insert().values(
-                    tenant_id=tenant_id,
-                    channel=channel,
-                    destination=destination,
-                    body=body,
-                    created_at=now,
-                )
-            )
+        await commit_one(
+            self.engine,
+            notifications.insert().values(
+                tenant_id=tenant_id,
+                channel=channel,
+                destination=destination,
+                body=body,
+                created_at=now,
+            ),
+        )
 
     async def notifications(
         self, tenant_id: str, *, after: int = 0, limit: int = 100
     ) -> list[NotificationRecord]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(notifications)
-                    .where(notifications.c.tenant_id == tenant_id, notifications.c.id > after)
-                    .order_by(notifications.c.id)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(notifications)
+            .where(notifications.c.tenant_id == tenant_id, notifications.c.id > after)
+            .order_by(notifications.c.id)
+            .limit(limit),
+        )
         return [
             NotificationRecord(
                 id=int(r.id),
@@ -517,12 +502,10 @@ class SqlUsers:
         )
 
     async def users(self, tenant_id: str) -> list[UserRecord]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(users).where(users.c.tenant_id == tenant_id).order_by(users.c.username)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(users).where(users.c.tenant_id == tenant_id).order_by(users.c.username),
+        )
         return [_user(row) for row in rows]
 
     async def remove_user(self, tenant_id: str, user_id: str) -> bool:

@@ -20,6 +20,7 @@ from carebridge.domain.provenance import DomainModel
 from carebridge.ports.sync import BeforeCommit, Claim, Hold, LeaseLost
 from carebridge.store import entities
 from carebridge.store import events as event_log
+from carebridge.store.engine import commit_one, read_first
 from carebridge.store.schema import entities as entity_table
 from carebridge.store.schema import freshness, sync_leases, sync_marks
 
@@ -96,15 +97,13 @@ class SqlSyncStore:
         self.engine = engine
 
     async def cursor(self, tenant_id: str, stream: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(freshness.c.cursor).where(
-                        freshness.c.tenant_id == tenant_id,
-                        freshness.c.scope == scope_of(stream),
-                    )
-                )
-            ).first()
+        row = await read_first(
+            self.engine,
+            select(freshness.c.cursor).where(
+                freshness.c.tenant_id == tenant_id,
+                freshness.c.scope == scope_of(stream),
+            ),
+        )
         return None if row is None or row[0] is None else dict(row[0])
 
     async def save_page(
@@ -187,14 +186,14 @@ class SqlSyncStore:
             return await _renew(conn, tenant_id, stream, hold, now)
 
     async def release(self, tenant_id: str, stream: str, holder: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(sync_leases).where(
-                    sync_leases.c.tenant_id == tenant_id,
-                    sync_leases.c.stream == stream,
-                    sync_leases.c.holder == holder,
-                )
-            )
+        await commit_one(
+            self.engine,
+            delete(sync_leases).where(
+                sync_leases.c.tenant_id == tenant_id,
+                sync_leases.c.stream == stream,
+                sync_leases.c.holder == holder,
+            ),
+        )
 
     async def ids(
         self,

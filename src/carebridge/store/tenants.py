@@ -23,6 +23,7 @@ from carebridge.errors import TenantExists as TenantExists
 from carebridge.errors import UnknownTenant as UnknownTenant
 from carebridge.ports.keys import KeyInfo
 from carebridge.ports.tenants import TenantRecord
+from carebridge.store.engine import commit_one, read_all, read_first
 from carebridge.store.schema import api_keys, tenants, vault_secrets
 from carebridge.store.vault import Sealed, Vault, needs_vault
 
@@ -80,10 +81,7 @@ async def tenant_ids(engine: AsyncEngine) -> list[str]:
 
 async def tenant_settings(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:
     """A tenant's settings (no secrets)."""
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(select(tenants.c.settings).where(tenants.c.id == tenant_id))
-        ).first()
+    row = await read_first(engine, select(tenants.c.settings).where(tenants.c.id == tenant_id))
     if row is None:
         raise UnknownTenant(f"no tenant {tenant_id!r}")
     return dict(row[0])
@@ -127,14 +125,12 @@ async def put_secret_in(
 
 async def secrets_of(engine: AsyncEngine, vault: Vault, tenant_id: str) -> dict[str, str]:
     """Every secret of a tenant, opened (for building its upstream connection)."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(vault_secrets.c.name, vault_secrets.c.sealed).where(
-                    vault_secrets.c.tenant_id == tenant_id
-                )
-            )
-        ).all()
+    rows = await read_all(
+        engine,
+        select(vault_secrets.c.name, vault_secrets.c.sealed).where(
+            vault_secrets.c.tenant_id == tenant_id
+        ),
+    )
     return {
         name: vault.open_text(tenant_id, name, Sealed.from_text(sealed)) for name, sealed in rows
     }
@@ -146,22 +142,20 @@ async def rotate_vault(engine: AsyncEngine, vault: Vault, *, now: datetime) -> i
     Each row is re-wrapped in its own short transaction, so the API keeps reading secrets while
     a rotation runs (old and new key ids both open until the old key is dropped).
     """
-    async with engine.connect() as conn:
-        stale = (
-            await conn.execute(
-                select(
-                    vault_secrets.c.tenant_id, vault_secrets.c.name, vault_secrets.c.sealed
-                ).where(vault_secrets.c.kid != vault.ring.primary)
-            )
-        ).all()
+    stale = await read_all(
+        engine,
+        select(vault_secrets.c.tenant_id, vault_secrets.c.name, vault_secrets.c.sealed).where(
+            vault_secrets.c.kid != vault.ring.primary
+        ),
+    )
     for tenant_id, name, text in stale:
         rewrapped = vault.rewrap(Sealed.from_text(text))
-        async with engine.begin() as conn:
-            await conn.execute(
-                update(vault_secrets)
-                .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == name)
-                .values(sealed=rewrapped.to_text(), kid=rewrapped.kid, updated_at=now)
-            )
+        await commit_one(
+            engine,
+            update(vault_secrets)
+            .where(vault_secrets.c.tenant_id == tenant_id, vault_secrets.c.name == name)
+            .values(sealed=rewrapped.to_text(), kid=rewrapped.kid, updated_at=now),
+        )
     return len(stale)
 
 
@@ -196,8 +190,7 @@ async def add_key(
 
 async def key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredKey | None:
     """The key with this prefix (the caller verifies the secret against the hash)."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(select(api_keys).where(api_keys.c.prefix == prefix))).first()
+    row = await read_first(engine, select(api_keys).where(api_keys.c.prefix == prefix))
     if row is None:
         return None
     return StoredKey(
@@ -213,16 +206,16 @@ async def key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredKey | None:
 
 async def revoke_key(engine: AsyncEngine, tenant_id: str, key_id: str, *, now: datetime) -> bool:
     """Revoke a tenant's key; False when the tenant has no such key."""
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(api_keys)
-            .where(
-                api_keys.c.tenant_id == tenant_id,
-                api_keys.c.id == key_id,
-                api_keys.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
+    result = await commit_one(
+        engine,
+        update(api_keys)
+        .where(
+            api_keys.c.tenant_id == tenant_id,
+            api_keys.c.id == key_id,
+            api_keys.c.revoked_at.is_(None),
         )
+        .values(revoked_at=now),
+    )
     return bool(result.rowcount)
 
 
@@ -331,14 +324,12 @@ class SqlKeyAdmin:
         )
 
     async def keys(self, tenant_id: str) -> list[KeyInfo]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(api_keys)
-                    .where(api_keys.c.tenant_id == tenant_id)
-                    .order_by(api_keys.c.created_at, api_keys.c.id)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(api_keys)
+            .where(api_keys.c.tenant_id == tenant_id)
+            .order_by(api_keys.c.created_at, api_keys.c.id),
+        )
         return [
             KeyInfo(
                 id=row.id,

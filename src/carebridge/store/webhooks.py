@@ -29,6 +29,7 @@ from carebridge.ports.webhooks import (
     Subscription,
 )
 from carebridge.store import events as event_log
+from carebridge.store.engine import read_all, read_first
 from carebridge.store.schema import deliveries, events, vault_secrets, webhooks
 from carebridge.store.tenants import put_secret_in
 from carebridge.store.vault import Sealed, Vault
@@ -137,25 +138,19 @@ class SqlWebhooks:
         )
 
     async def subscriptions(self, tenant_id: str) -> list[Subscription]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(webhooks)
-                    .where(webhooks.c.tenant_id == tenant_id)
-                    .order_by(webhooks.c.created_at, webhooks.c.id)
-                )
-            ).all()
+        rows = await read_all(
+            self.engine,
+            select(webhooks)
+            .where(webhooks.c.tenant_id == tenant_id)
+            .order_by(webhooks.c.created_at, webhooks.c.id),
+        )
         return [_subscription(r) for r in rows]
 
     async def get(self, tenant_id: str, webhook_id: str) -> Subscription | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(webhooks).where(
-                        webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id
-                    )
-                )
-            ).first()
+        row = await read_first(
+            self.engine,
+            select(webhooks).where(webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id),
+        )
         return None if row is None else _subscription(row)
 
     async def delete(self, tenant_id: str, webhook_id: str) -> bool:
@@ -428,8 +423,7 @@ class SqlWebhooks:
         )
         if before is not None:
             statement = statement.where(deliveries.c.id < before)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
+        rows = await read_all(self.engine, statement)
         return [
             DeliveryRecord(
                 id=int(r.id),
