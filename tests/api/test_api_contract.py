@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.api.live import START, Live, running
+from tests.support.api import START, Live, running
 
 from carebridge.services.keys import SCOPES
 from carebridge.store.people import add_user

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.api.live import API, Live, running
+from tests.support.api import API, Live, running
 
 from carebridge.api.main import build, max_body_bytes, shell
 from carebridge.errors import ConfigError

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.api.live import Live, running
+from tests.support.api import Live, running
 
 from carebridge.domain.event_scopes import KIND_SCOPES
 from carebridge.events.webhooks import Deliverer, DeliveryPolicy

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
-from tests.api.live import ADMIN_TOKEN, running
+from tests.support.api import ADMIN_TOKEN, running
 
 from carebridge.api.main import build, shell
 

@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.api.live import ADMIN_TOKEN, SANDBOX, Live, running
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+from tests.support.api import ADMIN_TOKEN, SANDBOX, Live, book_body, running
 
 from carebridge.store.audit import verify
 from carebridge.store.schema import freshness
@@ -151,31 +151,9 @@ async def test_rate_limit_headers_and_upstream_health(live: Live) -> None:
         assert secret not in text
 
 
-async def _book_body(live: Live, patient: str, nth: int = 0) -> dict[str, Any]:
-    resource = (await live.get("/resources")).json()["data"][0]
-    reason = resource["visit_reason_ids"][1]
-    slots = (
-        await live.get(
-            "/availability",
-            visit_reason_id=reason,
-            start="2026-11-25",
-            end="2026-11-27",
-            resource_id=resource["id"],
-        )
-    ).json()["data"]
-    slot = slots[nth]
-    return {
-        "patient_id": patient,
-        "resource_id": slot["resource_id"],
-        "location_id": slot["location_id"],
-        "visit_reason_id": reason,
-        "start": slot["start"],
-    }
-
-
 async def _flow(live: Live) -> None:
     patient = (await live.get("/patients", limit=1)).json()["data"][0]["id"]
-    body = await _book_body(live, patient)
+    body = await book_body(live, patient)
     writes = live.upstream.writes()
 
     created = await live.post("/create_appointment", body, idem="book-1")
@@ -280,7 +258,7 @@ async def test_the_flow_on_postgresql(pg_url: str) -> None:  # noqa: F811
 
 async def test_200_concurrent_duplicates_make_one_upstream_write(live: Live) -> None:
     patient = (await live.get("/patients", limit=1)).json()["data"][0]["id"]
-    body = await _book_body(live, patient, nth=3)
+    body = await book_body(live, patient, nth=3)
     before = live.upstream.seen["POST /v2/appointments"]
     answers: list[httpx.Response] = []
 
@@ -381,7 +359,7 @@ async def test_every_change_becomes_one_ordered_event(live: Live) -> None:
     assert (await live.get("/events", after=first[-1]["seq"])).json()["data"] == []
 
     patient = patients[0]["entity_id"]
-    body = await _book_body(live, patient, nth=5)
+    body = await book_body(live, patient, nth=5)
     booked = await live.post("/create_appointment", body, idem="evt-1")
     appointment = booked.json()["data"]["id"]
     await live.post("/check_in", {"appointment_id": appointment})

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from tests.api.live import Live, running
-from tests.api.test_live_api import _book_body
+from tests.support.api import Live, book_body, running
 
 from carebridge.ports.writes import LEASE
 from carebridge.store import idempotency as idem
@@ -33,7 +32,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
 
 async def test_a_retry_after_a_killed_write_answers_the_booking_it_made(live: Live) -> None:
     patient = (await live.get("/patients", limit=1)).json()["data"][0]["id"]
-    body = await _book_body(live, patient, nth=4)
+    body = await book_body(live, patient, nth=4)
     # the "dead" attempt: it booked upstream under another key, then its process was killed
     # while a second request, with the key the client retries, was in flight
     first = await live.post("/create_appointment", body, idem="landed")

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.api.live import running
 from tests.chaos.conftest import Figures
 from tests.chaos.truth import against_truth, duplicate_events, records, reference, wrong
+from tests.support.api import running
 from tests.sync.test_sync import TENANT, _control, _events
 
 pytestmark = pytest.mark.anyio

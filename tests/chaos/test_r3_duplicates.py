@@ -19,10 +19,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.api.live import Live, running
-from tests.api.test_live_api import _book_body
 from tests.chaos.conftest import Figures
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+from tests.support.api import Live, book_body, running
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +51,7 @@ def _in_slot(live: Live, body: dict[str, Any]) -> set[str]:
 
 async def _race(live: Live, figures: Figures, each: int) -> None:
     patient = (await live.get("/patients", limit=1)).json()["data"][0]["id"]
-    body = await _book_body(live, patient, nth=2)
+    body = await book_body(live, patient, nth=2)
     posts_before = live.upstream.seen["POST /v2/appointments"]
     before = _in_slot(live, body)
     same: list[httpx.Response] = []

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.api.live import Live
+from tests.support.api import Live
 from tests.sync.test_sync import TENANT, store_ids, truth_ids
 
 from carebridge.store.schema import entities

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.live import API, Live, running
+from tests.support.api import API, Live, running
 
 from carebridge.api.app import create_app
 from carebridge.api.routes import webhooks as webhook_routes

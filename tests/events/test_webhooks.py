@@ -36,8 +36,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.api.live import API, Live, running
 from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+from tests.support.api import API, Live, running
 
 from carebridge.api.app import create_app
 from carebridge.api.routes import auth as auth_routes

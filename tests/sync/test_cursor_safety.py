@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.api.live import Live, running
+from tests.support.api import Live, running
 from tests.sync.test_sync import TENANT, _advance, _sync, store_ids, truth_ids
 
 from carebridge.errors import UpstreamStatusError

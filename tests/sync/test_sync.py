@@ -23,7 +23,7 @@ import orjson
 import pytest
 import typer
 from sqlalchemy import func, select
-from tests.api.live import ANCHOR, SANDBOX, START, Counting, FakeTime, Live, running
+from tests.support.api import ANCHOR, SANDBOX, START, Counting, FakeTime, Live, running
 from typer.testing import CliRunner
 
 from carebridge.api.app import create_app

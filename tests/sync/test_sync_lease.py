@@ -19,8 +19,8 @@ import anyio
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.api.live import Live, running
 from tests.jobs.test_worker import sandbox  # noqa: F401 - the sandbox served over HTTP
+from tests.support.api import Live, running
 from tests.sync.test_sync import TENANT, _sync
 
 from carebridge.events.webhooks import new_secret

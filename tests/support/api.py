@@ -1,4 +1,5 @@
-"""The live API harness: carebridge over a SQLite store, reaching an in-process sandbox.
+"""The live API harness: carebridge over a SQLite store (or a database URL), reaching an
+in-process sandbox.
 
 Two tenants come from the two practices of one emulated CareCloud tenant, each onboarded from
 the sandbox's credentials document. The sandbox and carebridge share one manual clock; the
@@ -144,3 +145,27 @@ async def running(db_path: str, *, patients: int = 30, seed: int = 11) -> AsyncI
         await client.aclose()
         await deployment.aclose()
         sandbox.db.close()
+
+
+async def book_body(live: Live, patient: str, nth: int = 0) -> dict[str, Any]:
+    """A booking of ``patient`` into the ``nth`` open slot of the first resource's second visit
+    reason, 2026-11-25 to 2026-11-27 (the body ``POST /create_appointment`` takes)."""
+    resource = (await live.get("/resources")).json()["data"][0]
+    reason = resource["visit_reason_ids"][1]
+    slots = (
+        await live.get(
+            "/availability",
+            visit_reason_id=reason,
+            start="2026-11-25",
+            end="2026-11-27",
+            resource_id=resource["id"],
+        )
+    ).json()["data"]
+    slot = slots[nth]
+    return {
+        "patient_id": patient,
+        "resource_id": slot["resource_id"],
+        "location_id": slot["location_id"],
+        "visit_reason_id": reason,
+        "start": slot["start"],
+    }
