@@ -50,7 +50,7 @@ chaos: $(STAMP)
 chaos-short: $(STAMP)
 	$(BIN)/python -m pytest -q tests/chaos -m 'postgres and not chaos'
 
-## test-slow: the tests marked slow (the full-size forms of default tests), which CI also runs
+## test-slow: the tests marked slow (the full-size forms of default tests; about 7 minutes, not in CI)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'slow and not postgres and not redis and not live and not chaos'
 
