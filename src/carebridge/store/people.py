@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
 
 from carebridge.errors import InvalidUser as InvalidUser
 from carebridge.errors import UserExists as UserExists
@@ -330,13 +331,7 @@ class SqlPeople:
     ) -> None:
         await commit_one(
             self.engine,
-            update(auth_challenges)
-            .where(
-                auth_challenges.c.tenant_id == tenant_id,
-                auth_challenges.c.id == challenge_id,
-                auth_challenges.c.used_at.is_(None),
-            )
-            .values(method=method, code_hash=code_hash),
+            _open_challenge(tenant_id, challenge_id).values(method=method, code_hash=code_hash),
         )
 
     async def reserve_code_attempt(
@@ -346,14 +341,8 @@ class SqlPeople:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    update(auth_challenges)
-                    .where(
-                        c.tenant_id == tenant_id,
-                        c.id == challenge_id,
-                        c.used_at.is_(None),
-                        c.expires_at > _utc(now),
-                        c.attempts < limit,
-                    )
+                    _open_challenge(tenant_id, challenge_id)
+                    .where(c.expires_at > _utc(now), c.attempts < limit)
                     .values(attempts=c.attempts + 1)
                     .returning(c.attempts)
                 )
@@ -363,13 +352,7 @@ class SqlPeople:
     async def consume_challenge(self, tenant_id: str, challenge_id: str, now: datetime) -> bool:
         result = await commit_one(
             self.engine,
-            update(auth_challenges)
-            .where(
-                auth_challenges.c.tenant_id == tenant_id,
-                auth_challenges.c.id == challenge_id,
-                auth_challenges.c.used_at.is_(None),
-            )
-            .values(used_at=now),
+            _open_challenge(tenant_id, challenge_id).values(used_at=now),
         )
         return bool(result.rowcount)
 
@@ -555,6 +538,14 @@ class SqlUsers:
                 .values(revoked_at=now)
             )
         return True
+
+
+def _open_challenge(tenant_id: str, challenge_id: str) -> Update:
+    """An UPDATE of one of a tenant's challenges that is not used yet."""
+    c = auth_challenges.c
+    return update(auth_challenges).where(
+        c.tenant_id == tenant_id, c.id == challenge_id, c.used_at.is_(None)
+    )
 
 
 def _insert(engine: AsyncEngine) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.delivery import disabled_event, streak_start
@@ -67,6 +67,11 @@ def _subscription(row: Any) -> Subscription:
         created_at=_aware(row.created_at),
         disabled_at=_maybe(row.disabled_at),
     )
+
+
+def _webhook(tenant_id: str, webhook_id: str) -> ColumnElement[bool]:
+    """The condition naming one of a tenant's webhooks."""
+    return and_(webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id)
 
 
 class SqlWebhooks:
@@ -149,7 +154,7 @@ class SqlWebhooks:
     async def get(self, tenant_id: str, webhook_id: str) -> Subscription | None:
         row = await read_first(
             self.engine,
-            select(webhooks).where(webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id),
+            select(webhooks).where(_webhook(tenant_id, webhook_id)),
         )
         return None if row is None else _subscription(row)
 
@@ -160,11 +165,7 @@ class SqlWebhooks:
                     deliveries.c.tenant_id == tenant_id, deliveries.c.webhook_id == webhook_id
                 )
             )
-            gone = await conn.execute(
-                delete(webhooks).where(
-                    webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id
-                )
-            )
+            gone = await conn.execute(delete(webhooks).where(_webhook(tenant_id, webhook_id)))
             if not gone.rowcount:
                 return False
             await conn.execute(
@@ -189,7 +190,7 @@ class SqlWebhooks:
         async with self.engine.begin() as conn:
             found = await conn.execute(
                 update(webhooks)
-                .where(webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id)
+                .where(_webhook(tenant_id, webhook_id))
                 .values(previous_secret_expires_at=overlap_until)
             )
             if not found.rowcount:
@@ -213,7 +214,7 @@ class SqlWebhooks:
             row = (
                 await conn.execute(
                     select(webhooks.c.previous_secret_expires_at).where(
-                        webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id
+                        _webhook(tenant_id, webhook_id)
                     )
                 )
             ).first()
@@ -233,8 +234,7 @@ class SqlWebhooks:
             changed = await conn.execute(
                 update(webhooks)
                 .where(
-                    webhooks.c.tenant_id == tenant_id,
-                    webhooks.c.id == webhook_id,
+                    _webhook(tenant_id, webhook_id),
                     webhooks.c.state == "enabled",
                 )
                 .values(state="disabled", disabled_at=now)
@@ -347,9 +347,7 @@ class SqlWebhooks:
             ).scalar_one_or_none()
             if hook is not None:
                 await conn.execute(
-                    update(webhooks)
-                    .where(webhooks.c.tenant_id == tenant_id, webhooks.c.id == hook)
-                    .values(consecutive_failures=0)
+                    update(webhooks).where(_webhook(tenant_id, hook)).values(consecutive_failures=0)
                 )
 
     async def failed(
@@ -382,7 +380,7 @@ class SqlWebhooks:
             count = (
                 await conn.execute(
                     update(webhooks)
-                    .where(webhooks.c.tenant_id == tenant_id, webhooks.c.id == hook)
+                    .where(_webhook(tenant_id, hook))
                     .values(consecutive_failures=webhooks.c.consecutive_failures + 1)
                     .returning(webhooks.c.consecutive_failures)
                 )
@@ -449,9 +447,7 @@ class SqlWebhooks:
         async with self.engine.begin() as conn:
             hook = (
                 await conn.execute(
-                    select(webhooks.c.event_types).where(
-                        webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id
-                    )
+                    select(webhooks.c.event_types).where(_webhook(tenant_id, webhook_id))
                 )
             ).first()
             if hook is None:
