@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 from tests.support.api import ADMIN_TOKEN, SANDBOX, Live, book_body, running
 
 from carebridge.store.audit import verify
@@ -251,7 +250,7 @@ async def test_writes_are_idempotent_ledgered_and_read_back(live: Live) -> None:
 
 
 @pytest.mark.postgres
-async def test_the_flow_on_postgresql(pg_url: str) -> None:  # noqa: F811
+async def test_the_flow_on_postgresql(pg_url: str) -> None:
     async with running(pg_url) as on_postgres:
         await _flow(on_postgres)
 

@@ -32,20 +32,9 @@ import psycopg
 import pytest
 from sqlalchemy import select
 from tests.chaos.conftest import Figures
-from tests.chaos.processes import (
-    Receiver,
-    Sandbox,
-    carebridge,
-    env,
-    free_port,
-    kill9,
-    sandbox,
-    serving,
-    stop,
-    wait_for,
-)
+from tests.chaos.processes import Receiver, Sandbox, carebridge, env, kill9, sandbox, serving, stop
 from tests.chaos.truth import duplicate_events
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+from tests.support.processes import free_port, wait_for
 from tests.sync.test_sync import TENANT, store_ids, truth_ids
 
 from carebridge.cli.worker import conninfo
@@ -373,7 +362,7 @@ def _stuck(url: str) -> int:
 def test_kill9_of_workers_on_postgresql_loses_duplicates_and_jams_nothing(
     seed: int,
     kills: int,
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
     figures: Figures,
 ) -> None:

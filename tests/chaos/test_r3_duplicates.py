@@ -20,7 +20,6 @@ import anyio
 import httpx
 import pytest
 from tests.chaos.conftest import Figures
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 from tests.support.api import Live, book_body, running
 
 pytestmark = pytest.mark.anyio
@@ -110,7 +109,7 @@ async def test_a_thousand_concurrent_duplicates_book_one_appointment(
 
 @pytest.mark.postgres
 async def test_concurrent_duplicates_book_one_appointment_on_postgresql(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     figures: Figures,
 ) -> None:
     async with running(pg_url) as live:

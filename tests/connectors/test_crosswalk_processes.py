@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
-from tests.store.conftest import pg_url as pg_url
 from tests.support.sandbox import LiveTenant, start_live
 
 from carebridge.store import migrate

@@ -36,7 +36,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 from tests.support.api import API, Live, running
 
 from carebridge.api.app import create_app
@@ -323,7 +322,7 @@ async def test_down_then_up_delivers_each_event_once_in_order_with_stable_ids(
 
 
 @pytest.mark.postgres
-async def test_delivery_on_postgresql(pg_url: str) -> None:  # noqa: F811
+async def test_delivery_on_postgresql(pg_url: str) -> None:
     async with hooked(pg_url) as on_postgres:
         await _down_then_up(on_postgres)
         await _disabled_after_persistent_failure(on_postgres)

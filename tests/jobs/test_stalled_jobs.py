@@ -14,8 +14,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.jobs.test_worker import sandbox  # noqa: F401 - the sandbox served over HTTP
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.cli.worker import conninfo
 from carebridge.jobs.queue import build_app, nudge_sync
@@ -79,8 +77,8 @@ def _until(what: str, check: Any, seconds: float = 120) -> Any:
 
 
 async def test_a_killed_workers_sync_job_is_retried_and_the_tenant_syncs(
-    pg_url: str,  # noqa: F811
-    sandbox: str,  # noqa: F811
+    pg_url: str,
+    sandbox: str,
 ) -> None:
     ring = KeyRing.generate()
     deployment = await open_deployment(pg_url, ring)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
+from tests.support.processes import free_port
 
 from carebridge.cli.worker import conninfo
 from carebridge.domain.urls import ALLOW_ENV
@@ -42,49 +41,6 @@ STREAMS = ("providers", "patients", "appointments")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
-
-
-@pytest.fixture
-def sandbox() -> Iterator[str]:
-    port = _port()
-    child = subprocess.Popen(  # noqa: S603 - our own CLI
-        [
-            sys.executable,
-            "-m",
-            "carebridge",
-            "sandbox",
-            "serve",
-            f"--port={port}",
-            "--patients=40",
-            "--practices=1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(f"{base}/_sandbox/credentials")
-        yield base
-    finally:
-        child.terminate()
-        child.wait(timeout=30)
 
 
 class Receiver:
@@ -116,7 +72,7 @@ class Receiver:
 def receiver() -> Iterator[tuple[Receiver, str]]:
     target = Receiver()
     app = Starlette(routes=[Route("/hook", target.hook, methods=["POST"])])
-    port = _port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -134,7 +90,7 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     sandbox: str,
     receiver: tuple[Receiver, str],
 ) -> None:
@@ -235,7 +191,7 @@ async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
     assert stored == 40
 
 
-async def test_a_nudge_already_waiting_is_not_queued_twice(pg_url: str) -> None:  # noqa: F811
+async def test_a_nudge_already_waiting_is_not_queued_twice(pg_url: str) -> None:
     queue = build_app(conninfo(pg_url))
     await ensure_schema(queue)
     async with queue.open_async():

@@ -23,7 +23,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.store.conftest import pg_url  # noqa: F401 - the PostgreSQL fixture
 
 from carebridge.api import problems
 from carebridge.api.routes.auth import router

@@ -1,13 +1,12 @@
-"""Shared fixtures of the store tests: a migrated store on SQLite, and on PostgreSQL in CI."""
+"""Shared fixtures of the store tests: a migrated store on SQLite, and on PostgreSQL in CI (over
+the root conftest's ``pg_url``)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,24 +14,12 @@ from carebridge.store import migrate
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import tenants
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 CREATED = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
-    name = f"cb_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

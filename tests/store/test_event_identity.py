@@ -11,7 +11,6 @@ import anyio
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.store.conftest import pg_url, seeded, sqlite_url  # noqa: F401 - fixtures
 
 from carebridge.store import events as event_log
 from carebridge.store.entities import Change
@@ -65,7 +64,7 @@ async def _delivery_ids(engine: AsyncEngine) -> list[str]:
 
 
 async def test_a_change_recorded_twice_is_one_event_and_one_delivery(
-    seeded: AsyncEngine,  # noqa: F811
+    seeded: AsyncEngine,
 ) -> None:
     await _subscribe(seeded)
     created = Change("appointment", "apt_1", None, V0)
@@ -97,7 +96,7 @@ async def test_a_change_recorded_twice_is_one_event_and_one_delivery(
 
 
 async def test_the_webhook_id_names_the_change_not_the_writer(
-    seeded: AsyncEngine,  # noqa: F811
+    seeded: AsyncEngine,
 ) -> None:
     """The identity depends on the tenant, the type, the entity and its content, never on the
     seq a writer happened to get, nor on provenance."""
@@ -118,7 +117,7 @@ async def test_the_webhook_id_names_the_change_not_the_writer(
     assert [m for _, _, m in await _logged(seeded)][1:] == [one]
 
 
-async def test_an_announcement_repeated_is_one_event(seeded: AsyncEngine) -> None:  # noqa: F811
+async def test_an_announcement_repeated_is_one_event(seeded: AsyncEngine) -> None:
     await _subscribe(seeded)
     details = {"stream": "claims", "error": "UpstreamStatusError"}
     seqs = []
@@ -151,7 +150,7 @@ async def test_an_announcement_repeated_is_one_event(seeded: AsyncEngine) -> Non
 
 
 async def test_two_transactions_recording_one_change_at_once_make_one_event(
-    seeded: AsyncEngine,  # noqa: F811
+    seeded: AsyncEngine,
 ) -> None:
     """The second writer waits for the tenant's counter, then sees the first one's event."""
     await _subscribe(seeded)

@@ -19,7 +19,6 @@ import anyio
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.jobs.test_worker import sandbox  # noqa: F401 - the sandbox served over HTTP
 from tests.support.api import Live, running
 from tests.sync.test_sync import TENANT, _sync
 
@@ -127,7 +126,7 @@ async def _child_sync(url: str, ring: str, go: Any) -> dict[str, Any]:
 
 async def test_processes_syncing_appointments_at_once_announce_each_once(
     tmp_path: Path,
-    sandbox: str,  # noqa: F811
+    sandbox: str,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ring = KeyRing.generate()
