@@ -10,20 +10,19 @@ from carebridge.connectors.carecloud.client import WriteUnconfirmed
 from carebridge.connectors.carecloud.drift import check, check_list
 from carebridge.connectors.carecloud.mapping import portal as pm
 from carebridge.connectors.carecloud.mapping import v2 as vm
-from carebridge.connectors.carecloud.portal_errors import _portal_error, _portal_failure
 from carebridge.connectors.carecloud.wire import portal as pw
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.connectors.carecloud.write_context import (
-    MAX_SENDS,
     PatientKeys,
     WriteContext,
     _diff,
     _need,
+    _on_portal,
     _parse,
-    _verdict,
+    _read_back,
+    _resend,
 )
 from carebridge.domain import Charge, Claim
-from carebridge.errors import UpstreamStatusError
 from carebridge.ports.upstream import NewCharge, NewClaim, WriteResult
 
 # --- charges ----------------------------------------------------------------------------------------
@@ -97,30 +96,28 @@ async def create_charge(wctx: WriteContext, command: NewCharge) -> WriteResult[C
         charge["location_id"] = _need(wctx.index.locations, command.location_id, "location")
     if command.encounter_id is not None:
         charge["encounter_id"] = _need(wctx.index.encounters, command.encounter_id, "encounter")
-    created: int | None = None
-    sends = 0
-    while created is None:
-        sends += 1
-        try:
-            r = await wctx.v2.request(
-                "POST",
-                f"{wctx.v2_url}/patients/{keys.guid}/charge",
-                json={"charge": charge},
-                endpoint="POST /v2/patients/{id}/charge",
-            )
-            (first, *_) = check_list(
-                r.json(), vw.ChargeCreatedPayload, "POST /v2/patients/{id}/charge", wctx.drift
-            )
-            created = first.id
-        except WriteUnconfirmed:
-            landed = [
-                cid
-                for cid, wire in await _charges(wctx, keys)
-                if cid not in before and _matches_charge(wire, command)
-            ]
-            created = landed[0] if landed else None
-            if created is None and sends >= MAX_SENDS:
-                raise
+
+    async def send() -> int:
+        r = await wctx.v2.request(
+            "POST",
+            f"{wctx.v2_url}/patients/{keys.guid}/charge",
+            json={"charge": charge},
+            endpoint="POST /v2/patients/{id}/charge",
+        )
+        (first, *_) = check_list(
+            r.json(), vw.ChargeCreatedPayload, "POST /v2/patients/{id}/charge", wctx.drift
+        )
+        return first.id
+
+    async def find() -> int | None:
+        landed = [
+            cid
+            for cid, wire in await _charges(wctx, keys)
+            if cid not in before and _matches_charge(wire, command)
+        ]
+        return landed[0] if landed else None
+
+    created, sends = await _resend(send, find)
     found = dict(await _charges(wctx, keys))
     if created not in found:
         raise WriteUnconfirmed(f"charge {created} was not found on read-back")
@@ -135,9 +132,7 @@ async def create_charge(wctx: WriteContext, command: NewCharge) -> WriteResult[C
             ("provider_id", command.provider_id, value.provider_id),
         ]
     )
-    return WriteResult(
-        value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(value, diverged, sends)
 
 
 # --- claims and encounters (portal) -----------------------------------------------------------------
@@ -177,24 +172,17 @@ async def submit_claim(wctx: WriteContext, command: NewClaim) -> WriteResult[Cla
         "chargeIds": charge_ids,
         "attachments": [{"documentId": int(d), "type": t} for d, t in command.attachments],
     }
-    number: str | None = None
-    sends = 0
-    while number is None:
-        sends += 1
-        _portal_error.set(None)
-        try:
-            r = await wctx.portal.request("POST", f"{wctx.portal_url}/claims", json=body)
-            number = _parse(r, pw.ClaimDetailPayload, "POST /portal/api/claims", wctx).claim_number
-        except UpstreamStatusError as err:
-            raise _portal_failure(err, "submit claim") from None
-        except WriteUnconfirmed:
-            number = await _claim_with(wctx, keys.chart_number, set(charge_ids))
-            if number is None and sends >= MAX_SENDS:
-                raise
+
+    async def send() -> str:
+        r = await wctx.portal.request("POST", f"{wctx.portal_url}/claims", json=body)
+        return _parse(r, pw.ClaimDetailPayload, "POST /portal/api/claims", wctx).claim_number
+
+    async def find() -> str | None:
+        return await _claim_with(wctx, keys.chart_number, set(charge_ids))
+
+    number, sends = await _resend(_on_portal(send, "submit claim"), find)
     claim = await _claim(wctx, number)
     asked = {wctx.index.charges[c] for c in command.charge_ids}
     got = {wctx.index.charges.get(line.charge_id) for line in claim.lines}
     diverged = () if asked == got else ("lines",)
-    return WriteResult(
-        value=claim, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(claim, diverged, sends)

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from carebridge.connectors.carecloud.client import WriteUnconfirmed
 from carebridge.connectors.carecloud.drift import check
 from carebridge.connectors.carecloud.mapping import portal as pm
-from carebridge.connectors.carecloud.portal_errors import _portal_error, _portal_failure
 from carebridge.connectors.carecloud.wire import portal as pw
 from carebridge.connectors.carecloud.write_context import (
-    MAX_SENDS,
     WriteContext,
     _diff,
     _need,
+    _on_portal,
     _parse,
-    _verdict,
+    _read_back,
+    _resend,
+    _resend_verb,
 )
 from carebridge.domain import Encounter
 from carebridge.domain.values import EncounterId
 from carebridge.errors import AuthError, UpstreamStatusError
 from carebridge.ports.upstream import NewEncounter, WriteResult
+
+_REFUSALS = (UpstreamStatusError, AuthError)
+"""What the portal answers when it refuses a chart verb."""
 
 
 async def _encounter(wctx: WriteContext, number: int) -> Encounter:
@@ -67,21 +70,16 @@ async def push_encounter(wctx: WriteContext, command: NewEncounter) -> WriteResu
     if command.start is not None:
         body["startTime"] = command.start.isoformat()
     before = await _encounter_ids(wctx, keys.chart_number)
-    number: int | None = None
-    sends = 0
-    while number is None:
-        sends += 1
-        _portal_error.set(None)
-        try:
-            r = await wctx.portal.request("POST", f"{wctx.portal_url}/encounters", json=body)
-            number = _parse(r, pw.EncounterDetailPayload, "POST /portal/api/encounters", wctx).id
-        except UpstreamStatusError as err:
-            raise _portal_failure(err, "push encounter") from None
-        except WriteUnconfirmed:
-            new = sorted((await _encounter_ids(wctx, keys.chart_number)) - before)
-            number = new[-1] if new else None
-            if number is None and sends >= MAX_SENDS:
-                raise
+
+    async def send() -> int:
+        r = await wctx.portal.request("POST", f"{wctx.portal_url}/encounters", json=body)
+        return _parse(r, pw.EncounterDetailPayload, "POST /portal/api/encounters", wctx).id
+
+    async def find() -> int | None:
+        new = sorted((await _encounter_ids(wctx, keys.chart_number)) - before)
+        return new[-1] if new else None
+
+    number, sends = await _resend(_on_portal(send, "push encounter"), find)
     value = await _encounter(wctx, number)
     note = value.note.model_dump()
     diverged = _diff(
@@ -100,9 +98,7 @@ async def push_encounter(wctx: WriteContext, command: NewEncounter) -> WriteResu
             ),
         ]
     )
-    return WriteResult(
-        value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(value, diverged, sends)
 
 
 async def add_addendum(
@@ -115,31 +111,23 @@ async def add_addendum(
     """
     number = _need(wctx.index.encounters, encounter_id, "encounter")
     before = len((await _encounter(wctx, number)).addenda)
-    sends = 0
-    while True:
-        sends += 1
-        _portal_error.set(None)
-        try:
-            await wctx.portal.request(
-                "POST",
-                f"{wctx.portal_url}/encounters/{number}/addenda",
-                json={"text": text},
-                endpoint="POST /portal/api/encounters/{id}/addenda",
-            )
-            break
-        except (UpstreamStatusError, AuthError) as err:
-            raise _portal_failure(err, "add addendum") from None
-        except WriteUnconfirmed:
-            now = await _encounter(wctx, number)
-            if any(a.text == text for a in now.addenda[before:]):
-                break
-            if sends >= MAX_SENDS:
-                raise
+
+    async def send() -> object:
+        return await wctx.portal.request(
+            "POST",
+            f"{wctx.portal_url}/encounters/{number}/addenda",
+            json={"text": text},
+            endpoint="POST /portal/api/encounters/{id}/addenda",
+        )
+
+    async def took() -> bool:
+        now = await _encounter(wctx, number)
+        return any(a.text == text for a in now.addenda[before:])
+
+    sends = await _resend_verb(_on_portal(send, "add addendum", _REFUSALS), took)
     value = await _encounter(wctx, number)
     diverged = () if any(a.text == text for a in value.addenda[before:]) else ("addenda",)
-    return WriteResult(
-        value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(value, diverged, sends)
 
 
 async def sign_encounter(wctx: WriteContext, encounter_id: EncounterId) -> WriteResult[Encounter]:
@@ -149,26 +137,18 @@ async def sign_encounter(wctx: WriteContext, encounter_id: EncounterId) -> Write
         InvalidTransition: already signed (409). EncounterLocked: the portal's 423.
     """
     number = _need(wctx.index.encounters, encounter_id, "encounter")
-    sends = 0
-    while True:
-        sends += 1
-        _portal_error.set(None)
-        try:
-            await wctx.portal.request(
-                "POST",
-                f"{wctx.portal_url}/encounters/{number}/sign",
-                endpoint="POST /portal/api/encounters/{id}/sign",
-            )
-            break
-        except (UpstreamStatusError, AuthError) as err:
-            raise _portal_failure(err, "sign encounter") from None
-        except WriteUnconfirmed:
-            if (await _encounter(wctx, number)).signed_at is not None:
-                break
-            if sends >= MAX_SENDS:
-                raise
+
+    async def send() -> object:
+        return await wctx.portal.request(
+            "POST",
+            f"{wctx.portal_url}/encounters/{number}/sign",
+            endpoint="POST /portal/api/encounters/{id}/sign",
+        )
+
+    async def took() -> bool:
+        return (await _encounter(wctx, number)).signed_at is not None
+
+    sends = await _resend_verb(_on_portal(send, "sign encounter", _REFUSALS), took)
     value = await _encounter(wctx, number)
     diverged = () if value.signed_at is not None else ("signed_at",)
-    return WriteResult(
-        value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(value, diverged, sends)

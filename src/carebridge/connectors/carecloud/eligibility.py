@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from carebridge.connectors.carecloud.client import WriteUnconfirmed
 from carebridge.connectors.carecloud.mapping import v2 as vm
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.connectors.carecloud.write_context import (
-    MAX_SENDS,
     WriteContext,
     _diff,
+    _nothing,
     _parse,
-    _verdict,
+    _read_back,
+    _resend,
 )
 from carebridge.domain import EligibilityCheck, EligibilityRequest
 from carebridge.domain.values import PatientId
@@ -30,23 +30,17 @@ async def check_eligibility(
     keys = wctx.index.patient(patient_id)
     endpoint = "POST /v2/patients/{id}/eligibility_request"
     asked_at = wctx.clock()
-    sends = 0
-    request_id: int | None = None
-    while request_id is None:
-        sends += 1
-        try:
-            r = await wctx.v2.request(
-                "POST",
-                f"{wctx.v2_url}/patients/{keys.guid}/eligibility_request",
-                json={"eligibility_date": request.service_date.isoformat()},
-                endpoint=endpoint,
-            )
-            request_id = _parse(
-                r, vw.EligibilityCreatedResponse, endpoint, wctx
-            ).eligibility_request.id
-        except WriteUnconfirmed:
-            if sends >= MAX_SENDS:
-                raise
+
+    async def send() -> int:
+        r = await wctx.v2.request(
+            "POST",
+            f"{wctx.v2_url}/patients/{keys.guid}/eligibility_request",
+            json={"eligibility_date": request.service_date.isoformat()},
+            endpoint=endpoint,
+        )
+        return _parse(r, vw.EligibilityCreatedResponse, endpoint, wctx).eligibility_request.id
+
+    request_id, sends = await _resend(send, _nothing)
     poll = "GET /v2/patients/{id}/eligibility_request/{request_id}"
     ref = vm.PatientRef(keys.guid, keys.chart_number)
     for n in range(wctx.poll_attempts):
@@ -63,7 +57,5 @@ async def check_eligibility(
         ).value
         if value.status != "pending":
             diverged = _diff([("service_date", request.service_date, wire.eligibility_date)])
-            return WriteResult(
-                value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-            )
+            return _read_back(value, diverged, sends)
     return WriteResult(value=value, confirmation="pending", attempts=sends)

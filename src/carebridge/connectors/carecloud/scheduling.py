@@ -6,18 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from carebridge.connectors.carecloud.client import WriteUnconfirmed
 from carebridge.connectors.carecloud.drift import check_list
 from carebridge.connectors.carecloud.mapping import v2 as vm
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.connectors.carecloud.write_context import (
-    MAX_SENDS,
     PatientKeys,
     WriteContext,
     _diff,
     _need,
     _parse,
-    _verdict,
+    _read_back,
+    _resend,
+    _resend_verb,
 )
 from carebridge.domain import Appointment, AppointmentStatus
 from carebridge.domain.values import AppointmentId
@@ -172,27 +172,24 @@ async def create_appointment(
     }
     if b.end is not None:
         body["end_time"] = b.end.isoformat()
-    guid: str | None = None
-    sends = 0
-    while guid is None:
-        sends += 1
+
+    async def send() -> str:
         try:
             r = await wctx.v2.request(
                 "POST", f"{wctx.v2_url}/appointments", json={"appointment": body}
             )
-            guid = _parse(
-                r, vw.AppointmentCreatedResponse, "POST /v2/appointments", wctx
-            ).appointment
         except UpstreamStatusError as err:
             if err.status == 409:
                 raise SlotTaken(
                     "the upstream refused the slot", resource=b.resource, start=b.start
                 ) from None
             raise
-        except WriteUnconfirmed:
-            guid = await _find_booking(wctx, b)  # did the attempt land?
-            if guid is None and sends >= MAX_SENDS:
-                raise
+        return _parse(r, vw.AppointmentCreatedResponse, "POST /v2/appointments", wctx).appointment
+
+    async def find() -> str | None:
+        return await _find_booking(wctx, b)  # did the attempt land?
+
+    guid, sends = await _resend(send, find)
     return await _booked(wctx, command, guid, sends=sends)
 
 
@@ -214,9 +211,7 @@ async def _booked(
             ("comments", command.comments, appointment.comments),
         ]
     )
-    return WriteResult(
-        value=appointment, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(appointment, diverged, sends)
 
 
 async def _verb(
@@ -229,32 +224,27 @@ async def _verb(
     """One state verb (``cancel``, ``check_in``, ``check_out``), read back."""
     guid = _need(wctx.index.appointments, appointment_id, "appointment")
     endpoint = f"PUT /v2/appointments/{{id}}/{verb}"
-    sends = 0
-    while True:
-        sends += 1
+
+    async def send() -> object:
         try:
-            await wctx.v2.request(
+            return await wctx.v2.request(
                 "PUT",
                 f"{wctx.v2_url}/appointments/{guid}/{verb}",
                 json=body or {},
                 endpoint=endpoint,
             )
-            break
         except UpstreamStatusError as err:
             if err.status in (409, 422):
                 raise InvalidTransition(f"{verb}: not allowed in the appointment's state") from None
             raise
-        except WriteUnconfirmed:
-            current = await _show_appointment(wctx, guid)
-            if current.status == target or sends >= MAX_SENDS:
-                if current.status != target:
-                    raise
-                break
+
+    async def took() -> bool:
+        return (await _show_appointment(wctx, guid)).status == target
+
+    sends = await _resend_verb(send, took)
     appointment = await _show_appointment(wctx, guid)
     diverged = () if appointment.status == target else ("status",)
-    return WriteResult(
-        value=appointment, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
-    )
+    return _read_back(appointment, diverged, sends)
 
 
 async def _reason_id(wctx: WriteContext, code: str | None) -> int:

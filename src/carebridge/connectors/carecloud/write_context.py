@@ -14,11 +14,15 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from carebridge.connectors.carecloud.client import SurfaceClient
+from carebridge.connectors.carecloud.client import SurfaceClient, WriteUnconfirmed
 from carebridge.connectors.carecloud.drift import DriftReport, check, check_list
 from carebridge.connectors.carecloud.mapping import v2 as vm
 from carebridge.connectors.carecloud.mapping.common import Context
-from carebridge.connectors.carecloud.portal_errors import _capture_errors
+from carebridge.connectors.carecloud.portal_errors import (
+    _capture_errors,
+    _portal_error,
+    _portal_failure,
+)
 from carebridge.connectors.carecloud.surfaces import Connection
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.domain.provenance import Surface
@@ -32,12 +36,13 @@ from carebridge.domain.values import (
     ResourceId,
     VisitReasonId,
 )
-from carebridge.errors import ConfigError, UnknownId
-from carebridge.ports.upstream import Confirmation
+from carebridge.errors import AuthError, ConfigError, UnknownId, UpstreamStatusError
+from carebridge.ports.upstream import Confirmation, WriteResult
 
 M = TypeVar("M", bound=BaseModel)
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 MAX_SENDS = 3
@@ -202,3 +207,73 @@ def _diff(pairs: Iterable[tuple[str, Any, Any]]) -> tuple[str, ...]:
 
 def _verdict(diverged: tuple[str, ...]) -> Confirmation:
     return "diverged" if diverged else "confirmed"
+
+
+def _read_back(value: T, diverged: tuple[str, ...], sends: int) -> WriteResult[T]:
+    """A write's record as read back, confirmed unless a field ``diverged``."""
+    return WriteResult(
+        value=value, confirmation=_verdict(diverged), diverged=diverged, attempts=sends
+    )
+
+
+# --- sending a write once ---------------------------------------------------------------------------
+
+
+async def _resend(
+    send: Callable[[], Awaitable[T]], find: Callable[[], Awaitable[T | None]]
+) -> tuple[T, int]:
+    """Send a write until it is answered, at most :data:`MAX_SENDS` times: when an answer is
+    lost (:class:`WriteUnconfirmed`), ``find`` looks for what the send made, and the write is
+    sent again only when it finds nothing. What the write made (answered or found) and the
+    sends it took."""
+    sends = 0
+    while True:
+        sends += 1
+        try:
+            return await send(), sends
+        except WriteUnconfirmed:
+            found = await find()
+            if found is not None:
+                return found, sends
+            if sends >= MAX_SENDS:
+                raise
+
+
+async def _resend_verb(
+    send: Callable[[], Awaitable[object]], took: Callable[[], Awaitable[bool]]
+) -> int:
+    """:func:`_resend` for a verb that makes no record: ``took`` says whether a send whose
+    answer was lost took effect. The sends it took."""
+
+    async def sent() -> bool:
+        await send()
+        return True
+
+    async def found() -> bool | None:
+        return True if await took() else None
+
+    _, sends = await _resend(sent, found)
+    return sends
+
+
+async def _nothing() -> None:
+    """What a lost send made, for a write that may simply be sent again."""
+    return None
+
+
+def _on_portal(
+    send: Callable[[], Awaitable[T]],
+    what: str,
+    refusals: tuple[type[UpstreamStatusError | AuthError], ...] = (UpstreamStatusError,),
+) -> Callable[[], Awaitable[T]]:
+    """``send`` as one send of a portal write: its error body is captured afresh, and a refusal
+    is raised as its typed error (:func:`_portal_failure`)."""
+
+    async def once() -> T:
+        _portal_error.set(None)
+        try:
+            return await send()
+        except refusals as err:
+            raise _portal_failure(err, what) from None
+
+    return once
