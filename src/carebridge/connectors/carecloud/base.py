@@ -163,6 +163,20 @@ class TenantBase:
         fetch.done()
         return body
 
+    async def _v2_read(
+        self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
+    ) -> M:
+        """One v2 object, checked for drift."""
+        body = await self._v2_get(endpoint, path, params)
+        return drift.check(body, model, endpoint, self.drift)
+
+    async def _v2_read_list(
+        self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
+    ) -> list[M]:
+        """A v2 array answered whole (not paged), each item checked for drift."""
+        body = await self._v2_get(endpoint, path, params)
+        return drift.check_list(body, model, endpoint, self.drift)
+
     async def _v2_list(
         self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
     ) -> list[M]:

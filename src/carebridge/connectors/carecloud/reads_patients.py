@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.identity import Identity
 from carebridge.connectors.carecloud.mapping import v2 as vmap
 from carebridge.connectors.carecloud.wire import portal as pw
@@ -40,28 +39,21 @@ class PatientReads(Identity):
         ref = await self._v2_ref(patient_id, flush=flush)
         shown = "GET /v2/patients/{id}"
         balance = "GET /v2/patients/{id}/balance"
-        wire = drift.check(
-            await self._v2_get(shown, f"/v2/patients/{ref.v2_id}"),
-            vw.PatientShowResponse,
-            shown,
-            self.drift,
+        wire = (
+            await self._v2_read(shown, f"/v2/patients/{ref.v2_id}", vw.PatientShowResponse)
         ).patient
-        balances = drift.check_list(
-            await self._v2_get(balance, f"/v2/patients/{ref.v2_id}/balance"),
-            vw.BalancePayload,
-            balance,
-            self.drift,
+        balances = await self._v2_read_list(
+            balance, f"/v2/patients/{ref.v2_id}/balance", vw.BalancePayload
         )
         return self._keep(shown, vmap.map_patient(wire, self._ctx("v2", shown), balances=balances))
 
     async def coverages(self, patient_id: PatientId) -> list[Coverage]:
         ref = await self._v2_ref(patient_id)
         endpoint = "GET /v2/patients/{id}/insurances"
-        profiles = drift.check(
-            await self._v2_get(endpoint, f"/v2/patients/{ref.v2_id}/insurances"),
-            vw.InsurancesResponse,
-            endpoint,
-            self.drift,
+        profiles = (
+            await self._v2_read(
+                endpoint, f"/v2/patients/{ref.v2_id}/insurances", vw.InsurancesResponse
+            )
         ).insurance_profiles
         mapped = vmap.map_coverages(profiles, self._ctx("v2", endpoint), patient=ref)
         coverages: tuple[Coverage, ...] = self._keep(endpoint, mapped)
@@ -70,11 +62,8 @@ class PatientReads(Identity):
     async def balance(self, patient_id: PatientId) -> list[Balance]:
         ref = await self._v2_ref(patient_id)
         endpoint = "GET /v2/patients/{id}/balance"
-        rows = drift.check_list(
-            await self._v2_get(endpoint, f"/v2/patients/{ref.v2_id}/balance"),
-            vw.BalancePayload,
-            endpoint,
-            self.drift,
+        rows = await self._v2_read_list(
+            endpoint, f"/v2/patients/{ref.v2_id}/balance", vw.BalancePayload
         )
         ctx = self._ctx("v2", endpoint)
         return [self._keep(endpoint, vmap.map_balance(b, ctx, patient=ref)) for b in rows]

@@ -57,17 +57,13 @@ class PracticeReads(Identity):
         ctx = self._ctx("v2", shown)
         for envelope in envelopes:
             rid = envelope.resource.id
-            detail = drift.check(
-                await self._v2_get(shown, f"/v2/appointment_resources/{rid}"),
-                vw.ResourceDetailResponse,
-                shown,
-                self.drift,
+            detail = (
+                await self._v2_read(
+                    shown, f"/v2/appointment_resources/{rid}", vw.ResourceDetailResponse
+                )
             ).resource
-            visit_reasons = drift.check_list(
-                await self._v2_get(reasons, f"/v2/appointment_resources/{rid}/visit_reasons"),
-                vw.VisitReasonPayload,
-                reasons,
-                self.drift,
+            visit_reasons = await self._v2_read_list(
+                reasons, f"/v2/appointment_resources/{rid}/visit_reasons", vw.VisitReasonPayload
             )
             resource = self._keep(
                 shown, vmap.map_resource(detail, ctx, visit_reasons=visit_reasons)
@@ -82,19 +78,11 @@ class PracticeReads(Identity):
 
     async def visit_reasons(self) -> AsyncIterator[VisitReason]:
         endpoint = "GET /v2/visit_reasons"
-        wires = drift.check_list(
-            await self._v2_get(endpoint, "/v2/visit_reasons"),
-            vw.VisitReasonPayload,
-            endpoint,
-            self.drift,
-        )
+        wires = await self._v2_read_list(endpoint, "/v2/visit_reasons", vw.VisitReasonPayload)
         requestable = {
             w.id
-            for w in drift.check_list(
-                await self._v2_get(endpoint, "/v2/visit_reasons", {"request_types_only": "true"}),
-                vw.VisitReasonPayload,
-                endpoint,
-                self.drift,
+            for w in await self._v2_read_list(
+                endpoint, "/v2/visit_reasons", vw.VisitReasonPayload, {"request_types_only": "true"}
             )
         }
         ctx = self._ctx("v2", endpoint)

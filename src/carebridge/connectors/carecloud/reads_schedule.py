@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
-from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.identity import Identity
 from carebridge.connectors.carecloud.mapping import v2 as vmap
 from carebridge.connectors.carecloud.wire import v2 as vw
@@ -22,11 +21,8 @@ class ScheduleReads(Identity):
     async def _reasons(self) -> dict[int, vw.CancellationReasonPayload]:
         if self._cancellation_reasons is None:
             endpoint = "GET /v2/appointment_cancellation_reasons"
-            envelopes = drift.check_list(
-                await self._v2_get(endpoint, "/v2/appointment_cancellation_reasons"),
-                vw.CancellationReasonEnvelope,
-                endpoint,
-                self.drift,
+            envelopes = await self._v2_read_list(
+                endpoint, "/v2/appointment_cancellation_reasons", vw.CancellationReasonEnvelope
             )
             self._cancellation_reasons = {
                 e.appointment_cancellation_reason.id: e.appointment_cancellation_reason
@@ -86,21 +82,15 @@ class ScheduleReads(Identity):
                 "appointment not in the crosswalk", status=404, endpoint=endpoint
             )
         confirmations_endpoint = "GET /v2/appointments/{id}/confirmations"
-        wire = drift.check(
-            await self._v2_get(endpoint, f"/v2/appointments/{guid}"),
-            vw.AppointmentDetailResponse,
-            endpoint,
-            self.drift,
+        wire = (
+            await self._v2_read(endpoint, f"/v2/appointments/{guid}", vw.AppointmentDetailResponse)
         ).appointment
         confirmations = [
             e.appointment_confirmation
-            for e in drift.check_list(
-                await self._v2_get(
-                    confirmations_endpoint, f"/v2/appointments/{guid}/confirmations"
-                ),
-                vw.ConfirmationEnvelope,
+            for e in await self._v2_read_list(
                 confirmations_endpoint,
-                self.drift,
+                f"/v2/appointments/{guid}/confirmations",
+                vw.ConfirmationEnvelope,
             )
         ]
         mapped = vmap.map_appointment(
