@@ -85,7 +85,61 @@ async def _retrying(
         raise TransportError("no attempt was made")  # attempts >= 1
 
 
-class SurfaceClient(Generic[C]):
+class _Sender:
+    """What a surface's client and its auth runner share: the surface, the httpx client, the
+    throttle and the retry budget, one timed send in a throttle slot, and a 429's pause."""
+
+    def __init__(
+        self,
+        surface: Surface,
+        http: httpx.AsyncClient,
+        throttle: AimdThrottle,
+        *,
+        attempts: int,
+        deadline: float,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.surface: Surface = surface
+        self.http = http
+        self.throttle = throttle
+        self.attempts = attempts
+        self.deadline = deadline
+        self._monotonic = monotonic
+        self.sent = 0
+
+    async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
+        return await _retrying(once, self.throttle, attempts=self.attempts, deadline=self.deadline)
+
+    async def _timed(
+        self, build: Callable[[], httpx.Request]
+    ) -> tuple[httpx.Response | Exception, float]:
+        """Build and send one request in a throttle slot: the answer (read whole) or the error
+        that stopped it, and its latency."""
+        async with self.throttle.slot():
+            request = build()
+            started = self._monotonic()
+            outcome: httpx.Response | Exception
+            try:
+                outcome = await self.http.send(request)
+                await outcome.aread()
+            except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
+                outcome = err
+            self.sent += 1
+        return outcome, self._monotonic() - started
+
+    def _pause_if_limited(self, resolution: Resolution, label: str) -> None:
+        """A 429 pauses the tenant's requests (``Retry-After``) and is tried again."""
+        if resolution.action is Action.RATE_LIMITED:
+            self.throttle.on_congestion(resolution.retry_after or DEFAULT_RETRY_AFTER)
+            raise _Again(
+                resolution,
+                RateLimited(
+                    f"{label}: rate limited", retry_after=resolution.retry_after, endpoint=label
+                ),
+            )
+
+
+class SurfaceClient(_Sender, Generic[C]):
     """Requests to one surface of one tenant.
 
     Args:
@@ -109,15 +163,11 @@ class SurfaceClient(Generic[C]):
         deadline: float = 120.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.surface: Surface = surface
-        self.http = http
+        super().__init__(
+            surface, http, throttle, attempts=attempts, deadline=deadline, monotonic=monotonic
+        )
         self.broker = broker
         self.apply = apply
-        self.throttle = throttle
-        self.attempts = attempts
-        self.deadline = deadline
-        self._monotonic = monotonic
-        self.sent = 0
 
     async def request(
         self,
@@ -137,12 +187,7 @@ class SurfaceClient(Generic[C]):
         """
         safe = method.upper() in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
         label = endpoint or f"{method.upper()} {httpx.URL(url).path}"
-        return await _retrying(
-            lambda: self._once(method, url, safe, label, kwargs),
-            self.throttle,
-            attempts=self.attempts,
-            deadline=self.deadline,
-        )
+        return await self._retrying(lambda: self._once(method, url, safe, label, kwargs))
 
     async def _once(
         self, method: str, url: str, idempotent: bool, label: str, kwargs: dict[str, Any]
@@ -150,18 +195,13 @@ class SurfaceClient(Generic[C]):
         # The credential first: a renewal sends requests of its own through the throttle, and
         # must not wait for a slot this call already holds.
         credential = await self.broker.current()
-        async with self.throttle.slot():
+
+        def build() -> httpx.Request:
             request = self.http.build_request(method, url, **kwargs)
             self.apply(request, credential)
-            started = self._monotonic()
-            outcome: httpx.Response | Exception
-            try:
-                outcome = await self.http.send(request)
-                await outcome.aread()
-            except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
-                outcome = err
-            self.sent += 1
-        latency = self._monotonic() - started
+            return request
+
+        outcome, latency = await self._timed(build)
         resolution = classify(outcome, surface=self.surface, idempotent=idempotent)
         status = outcome.status_code if isinstance(outcome, httpx.Response) else None
         if resolution.action is Action.OK and isinstance(outcome, httpx.Response):
@@ -173,14 +213,7 @@ class SurfaceClient(Generic[C]):
                 resolution,
                 AuthError(f"{label}: refused after renewal ({resolution.reason})", endpoint=label),
             )
-        if resolution.action is Action.RATE_LIMITED:
-            self.throttle.on_congestion(resolution.retry_after or DEFAULT_RETRY_AFTER)
-            raise _Again(
-                resolution,
-                RateLimited(
-                    f"{label}: rate limited", retry_after=resolution.retry_after, endpoint=label
-                ),
-            )
+        self._pause_if_limited(resolution, label)
         if resolution.congestion:
             self.throttle.on_congestion(resolution.retry_after)
         if resolution.action is Action.RETRY:
@@ -235,7 +268,7 @@ class SurfaceClient(Generic[C]):
             page = portal_next(body)
 
 
-class AuthRunner:
+class AuthRunner(_Sender):
     """Runs a surface's auth flows (token grants, portal sign-in) under the same policy as every
     other request: each request waits for a throttle slot, its outcome is classified and fed
     back to the throttle, and a dropped connection, a 5xx or a 429 is retried with the same
@@ -256,47 +289,22 @@ class AuthRunner:
         deadline: float = 120.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.surface: Surface = surface
-        self.http = http
-        self.throttle = throttle
-        self.attempts = attempts
-        self.deadline = deadline
-        self._monotonic = monotonic
-        self.sent = 0
+        super().__init__(
+            surface, http, throttle, attempts=attempts, deadline=deadline, monotonic=monotonic
+        )
 
     async def run(self, flow: Callable[[], Flow[T]], codes: CodeSource | None = None) -> T:
         """Drive a fresh ``flow()`` until it returns, retrying it as a whole."""
-        return await _retrying(
-            lambda: drive(flow(), self.send, codes),
-            self.throttle,
-            attempts=self.attempts,
-            deadline=self.deadline,
-        )
+        return await self._retrying(lambda: drive(flow(), self.send, codes))
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send one request of a flow; a retryable outcome raises for :meth:`run` to retry."""
         label = f"{request.method} {request.url.path}"
-        async with self.throttle.slot():
-            started = self._monotonic()
-            outcome: httpx.Response | Exception
-            try:
-                outcome = await self.http.send(request)
-                await outcome.aread()
-            except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
-                outcome = err
-            self.sent += 1
-        latency = self._monotonic() - started
+        outcome, latency = await self._timed(lambda: request)
         # An auth request is safe to send again: it changes nothing but the credential it asks
         # for, and the MFA step of a retried sign-in is a new one.
         resolution = classify(outcome, surface=self.surface, idempotent=True)
-        if resolution.action is Action.RATE_LIMITED:
-            self.throttle.on_congestion(resolution.retry_after or DEFAULT_RETRY_AFTER)
-            raise _Again(
-                resolution,
-                RateLimited(
-                    f"{label}: rate limited", retry_after=resolution.retry_after, endpoint=label
-                ),
-            )
+        self._pause_if_limited(resolution, label)
         if resolution.congestion:
             self.throttle.on_congestion(resolution.retry_after)
         if isinstance(outcome, Exception):
