@@ -39,6 +39,7 @@ from carebridge.ports.people import UserAdmin, hash_password
 from carebridge.ports.tenants import TenantRecord, TenantStore
 from carebridge.ports.vault import AuditChain, SecretVault, Verification
 from carebridge.services import keys
+from carebridge.services.records import bearer
 
 ProfileCheck = Callable[[str, Mapping[str, Any], Mapping[str, str]], None]
 """Raises :class:`carebridge.errors.ConfigError` unless an upstream's profile is complete."""
@@ -72,8 +73,7 @@ class OperatorGate:
         Raises:
             Unauthorized: no operator token is configured, or this is not it.
         """
-        token = (authorization or "").strip()
-        token = token[7:].strip() if token.lower().startswith("bearer ") else token
+        token = bearer(authorization)
         given = hashlib.sha256(token.encode()).digest()
         if self._expected is None or not token or not hmac.compare_digest(given, self._expected):
             raise Unauthorized("the operator token is required (CAREBRIDGE_ADMIN_TOKEN)")

@@ -28,11 +28,15 @@ class Principal:
             raise Forbidden(f"this key lacks the scope {scope}")
 
 
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization`` header: what follows ``Bearer``, or the bare value."""
+    token = (authorization or "").strip()
+    return token[7:].strip() if token.lower().startswith("bearer ") else token
+
+
 async def authenticate(store: KeyStore, authorization: str | None) -> Principal:
     """The principal of an ``Authorization: Bearer cbk_...`` header."""
-    token = (authorization or "").strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
+    token = bearer(authorization)
     parts = keys.split(token)
     if parts is None:
         raise Unauthorized("an API key is required (Authorization: Bearer cbk_...)")

@@ -16,7 +16,7 @@ from carebridge.api import problems
 from carebridge.domain.values import RequestBound, RequestInstant
 from carebridge.errors import DomainError
 from carebridge.services.reads import Freshness, ListQuery, Reads, Served
-from carebridge.services.records import Principal, Unauthorized, authenticate
+from carebridge.services.records import Principal, Unauthorized, authenticate, bearer
 from carebridge.services.writes import WriteOutcome
 
 MAX_LIMIT = 500
@@ -112,8 +112,7 @@ async def caller(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     """The caller: a session token (``cbs_``) from ``POST /authenticate``, or an API key."""
-    token = (authorization or "").strip()
-    bare = token[7:].strip() if token.lower().startswith("bearer ") else token
+    bare = bearer(authorization)
     sessions: SessionCheck | None = request.app.state.sessions
     if sessions is not None and bare.startswith("cbs_"):
         principal = await sessions(bare)
