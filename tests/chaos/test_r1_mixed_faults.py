@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.chaos.conftest import Figures
+from tests.chaos.figures import Figures
 from tests.chaos.truth import against_truth, duplicate_events, records, reference, wrong
 from tests.support.api import running
-from tests.sync.test_sync import TENANT, _control, _events
+from tests.support.sync import TENANT, control, stored_events
 
 pytestmark = pytest.mark.anyio
 
@@ -51,17 +51,17 @@ async def test_mixed_faults_over_a_working_practice_converge_to_the_truth(
 ) -> None:
     figures.seeds.append(seed)
     async with running(str(tmp_path / "store.db"), patients=30, seed=seed) as live:
-        await _control(live, "PUT", "/_sandbox/settings", {"access_token_ttl": 300})
-        await _control(live, "POST", "/_sandbox/drift/releases/2026-12-additive")
+        await control(live, "PUT", "/_sandbox/settings", {"access_token_ttl": 300})
+        await control(live, "POST", "/_sandbox/drift/releases/2026-12-additive")
         installed = {}
         for rule in RULES:
-            made = await _control(live, "POST", "/_sandbox/faults", rule)
+            made = await control(live, "POST", "/_sandbox/faults", rule)
             installed[made["id"]] = rule["count"]
         passes = failed = 0
         for hours in (0, 9, 30):  # a fresh store first, then the practice works
             if hours:
-                await _control(live, "POST", "/_sandbox/clock/advance", {"minutes": hours * 60})
-            await _control(live, "POST", "/_sandbox/sessions/kill", {})
+                await control(live, "POST", "/_sandbox/clock/advance", {"minutes": hours * 60})
+            await control(live, "POST", "/_sandbox/sessions/kill", {})
             live.clock.advance(timedelta(seconds=31))
             for _ in range(6):
                 passes += 1
@@ -71,17 +71,17 @@ async def test_mixed_faults_over_a_working_practice_converge_to_the_truth(
                 failed += 1
             figures.runs += 1
         # a rule whose count ran out is gone from the list: all of it fired
-        left = {r["id"]: r["count"] for r in await _control(live, "GET", "/_sandbox/faults")}
+        left = {r["id"]: r["count"] for r in await control(live, "GET", "/_sandbox/faults")}
         hit = sum(count - left.get(rule_id, 0) for rule_id, count in installed.items())
-        await _control(live, "DELETE", "/_sandbox/faults")
-        await _control(live, "DELETE", "/_sandbox/drift")
+        await control(live, "DELETE", "/_sandbox/faults")
+        await control(live, "DELETE", "/_sandbox/drift")
         report = await live.deployment.sync_report(TENANT)
         assert report.ok, report.as_json()
 
         figures.compared, figures.lost, figures.duplicated = await against_truth(live)
         clean = await reference(live, tmp_path)
         figures.wrong, stale = wrong(await records(live.deployment.engine), clean)
-        figures.duplicates = duplicate_events(await _events(live))
+        figures.duplicates = duplicate_events(await stored_events(live))
         figures.notes = {
             "passes": passes,
             "failed_passes": failed,

@@ -31,11 +31,11 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import select
-from tests.chaos.conftest import Figures
+from tests.chaos.figures import Figures
 from tests.chaos.processes import Receiver, Sandbox, carebridge, env, kill9, sandbox, serving, stop
 from tests.chaos.truth import duplicate_events
 from tests.support.processes import free_port, wait_for
-from tests.sync.test_sync import TENANT, store_ids, truth_ids
+from tests.support.sync import TENANT, store_ids, truth_ids
 
 from carebridge.cli.worker import conninfo
 from carebridge.jobs.queue import build_app, nudge_delivery, nudge_sync

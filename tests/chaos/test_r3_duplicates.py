@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.chaos.conftest import Figures
+from tests.chaos.figures import Figures
 from tests.support.api import Live, book_body, running
 
 pytestmark = pytest.mark.anyio

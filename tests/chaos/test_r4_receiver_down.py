@@ -15,9 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.chaos.conftest import Figures
-from tests.events.test_webhooks import _book, hooked
-from tests.sync.test_sync import TENANT, _control
+from tests.chaos.figures import Figures
+from tests.support.sync import TENANT, control
+from tests.support.webhooks import book, hooked
 
 pytestmark = pytest.mark.anyio
 
@@ -40,8 +40,8 @@ async def test_a_receiver_down_for_an_hour_gets_every_event_once_in_order(
 
         await hooks.server.down()
         for n in range(bookings):
-            await _book(live, patients[n % len(patients)]["id"], nth=n + 1)
-        await _control(live, "POST", "/_sandbox/clock/advance", {"minutes": 120})
+            await book(live, patients[n % len(patients)]["id"], nth=n + 1)
+        await control(live, "POST", "/_sandbox/clock/advance", {"minutes": 120})
         report = await live.deployment.sync_report(TENANT, ["appointments", "patients"])
         assert report.ok, report.as_json()
         for _ in range(12):  # an hour, a try every five minutes

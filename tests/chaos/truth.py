@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.api import Live
-from tests.sync.test_sync import TENANT, store_ids, truth_ids
+from tests.support.sync import TENANT, store_ids, truth_ids
 
 from carebridge.store.schema import entities
 from carebridge.store.sync_state import SqlSyncStore

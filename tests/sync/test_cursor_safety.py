@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from tests.support.api import Live, running
-from tests.sync.test_sync import TENANT, _advance, _sync, store_ids, truth_ids
+from tests.support.sync import TENANT, store_ids, truth_ids
+from tests.sync.test_sync import _advance, _sync
 
 from carebridge.errors import UpstreamStatusError
 from carebridge.store.sync_state import SqlSyncStore

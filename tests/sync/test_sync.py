@@ -24,6 +24,17 @@ import pytest
 import typer
 from sqlalchemy import func, select
 from tests.support.api import ANCHOR, SANDBOX, START, Counting, FakeTime, Live, running
+from tests.support.sync import (
+    PRACTICE,
+    TENANT,
+    control,
+    id_key,
+    store_ids,
+    stored_events,
+    truth_ids,
+    window,
+    zulu,
+)
 from typer.testing import CliRunner
 
 from carebridge.api.app import create_app
@@ -35,27 +46,20 @@ from carebridge.domain import (
     ChargeId,
     ClaimId,
     EncounterId,
-    LocationId,
     PatientId,
     PaymentId,
-    ProviderId,
     RemittanceId,
-    ResourceId,
     StatementId,
-    VisitReasonId,
 )
 from carebridge.store.schema import events as event_table
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
 from carebridge.sync.engine import (
     STREAMS,
-    WINDOW_AHEAD,
-    WINDOW_BACK,
     Phase,
     SyncReport,
     UnknownStream,
     high_water,
-    interior,
     sync,
 )
 from carebridge.wiring.api import Deployment, open_deployment
@@ -67,9 +71,6 @@ from carecloud_sandbox.control import credentials
 from carecloud_sandbox.tenant import Tenant
 
 pytestmark = pytest.mark.anyio
-
-TENANT = "ten_a"
-PRACTICE = 1
 
 
 @pytest.fixture
@@ -97,128 +98,18 @@ async def _sync(live: Live, **kwargs: Any) -> SyncReport:
     )
 
 
-async def _control(live: Live, method: str, path: str, body: Any = None) -> Any:
-    async with httpx.AsyncClient(transport=live.upstream.inner, base_url=SANDBOX) as sandbox:
-        r = await sandbox.request(method, path, json=body)
-    assert r.is_success, r.text
-    return r.json() if r.content else None
-
-
 async def _advance(live: Live, hours: int) -> None:
-    await _control(live, "POST", "/_sandbox/clock/advance", {"minutes": hours * 60})
+    await control(live, "POST", "/_sandbox/clock/advance", {"minutes": hours * 60})
 
 
 async def _changes(live: Live, after: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     while True:
-        page: list[dict[str, Any]] = await _control(live, "GET", f"/_sandbox/changes?after={after}")
+        page: list[dict[str, Any]] = await control(live, "GET", f"/_sandbox/changes?after={after}")
         if not page:
             return out
         out.extend(page)
         after = page[-1]["seq"]
-
-
-def _key(kind: str, upstream_key: object) -> str:
-    return f"{TENANT}:{kind}:{upstream_key}"
-
-
-def _window(live: Live) -> tuple[datetime, datetime]:
-    today = live.clock.now().astimezone(UTC).date()
-    return interior(today - WINDOW_BACK, today + WINDOW_AHEAD)
-
-
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def truth_ids(live: Live) -> dict[str, set[str]]:
-    """Every synced kind's ids in the sandbox's tables (practice 1), appointments only in the
-    window's interior."""
-    p = (PRACTICE,)
-    lo, hi = _window(live)
-    return {
-        "provider": {
-            ProviderId.new(_key("provider", r["id"]))
-            for r in live.truth(
-                "SELECT id FROM providers WHERE practice_id = ? AND status = 'A'", p
-            )
-        },
-        "location": {
-            LocationId.new(_key("location", r["id"]))
-            for r in live.truth(
-                "SELECT id FROM locations WHERE practice_id = ? AND status = 'A'", p
-            )
-        },
-        "resource": {
-            ResourceId.new(_key("resource", r["id"]))
-            for r in live.truth(
-                "SELECT id FROM resources WHERE practice_id = ? AND status = 'A'", p
-            )
-        },
-        "visit_reason": {
-            VisitReasonId.new(_key("visit_reason", r["id"]))
-            for r in live.truth(
-                "SELECT id FROM visit_reasons WHERE practice_id = ? AND status = 'A'", p
-            )
-        },
-        "patient": {
-            PatientId.new(_key("patient", r["chart_number"].strip()))
-            for r in live.truth("SELECT chart_number FROM patients WHERE practice_id = ?", p)
-        },
-        "appointment": {
-            AppointmentId.new(_key("appointment", r["id"].lower()))
-            for r in live.truth(
-                "SELECT id FROM appointments WHERE practice_id = ? "
-                "AND start_time >= ? AND start_time < ?",
-                (PRACTICE, _z(lo), _z(hi)),
-            )
-        },
-        "encounter": {
-            EncounterId.new(_key("encounter", r["id"]))
-            for r in live.truth("SELECT id FROM encounters WHERE practice_id = ?", p)
-        },
-        "charge": {
-            ChargeId.new(_key("transaction", r["id"]))
-            for r in live.truth(
-                "SELECT id FROM transactions WHERE practice_id = ? AND transaction_type = 'charge'",
-                p,
-            )
-        },
-        "claim": {
-            ClaimId.new(_key("claim", r["claim_number"]))
-            for r in live.truth("SELECT claim_number FROM claims WHERE practice_id = ?", p)
-        },
-        "payment": {
-            PaymentId.new(_key("payment", r["id"]))
-            for r in live.truth("SELECT id FROM payments WHERE practice_id = ?", p)
-        },
-        "remittance": {
-            RemittanceId.new(_key("remittance", f"{r['payment_id']}/{r['claim_number']}"))
-            for r in live.truth(
-                "SELECT r.payment_id, c.claim_number FROM remittances r "
-                "JOIN claims c ON c.id = r.claim_id WHERE r.practice_id = ?",
-                p,
-            )
-        },
-        "statement": {
-            StatementId.new(_key("statement", r["statement_number"]))
-            for r in live.truth("SELECT statement_number FROM statements WHERE practice_id = ?", p)
-        },
-    }
-
-
-async def store_ids(live: Live) -> dict[str, set[str]]:
-    store = SqlSyncStore(live.deployment.engine)
-    lo, hi = _window(live)
-    out = {}
-    for stream in STREAMS.values():
-        if stream.kind == "appointment":
-            out[stream.kind] = await store.ids(
-                TENANT, "appointment", starts_from=lo, starts_before=hi
-            )
-        else:
-            out[stream.kind] = await store.ids(TENANT, stream.kind)
-    return out
 
 
 async def assert_store_equals_truth(live: Live) -> None:
@@ -230,16 +121,6 @@ async def assert_store_equals_truth(live: Live) -> None:
             len(stored[kind] - expected),
             len(expected - stored[kind]),
         )
-
-
-async def _events(live: Live, after: int = 0) -> list[dict[str, Any]]:
-    async with live.deployment.engine.connect() as conn:
-        rows = await conn.execute(
-            select(event_table)
-            .where(event_table.c.tenant_id == TENANT, event_table.c.seq > after)
-            .order_by(event_table.c.seq)
-        )
-        return [dict(r._mapping) for r in rows]
 
 
 async def _last_seq(live: Live) -> int:
@@ -292,17 +173,17 @@ def _named(live: Live, changes: list[dict[str, Any]]) -> dict[tuple[str, str], l
     for c in changes:
         entity, key, action = c["entity"], str(c["entity_id"]), c["action"]
         if entity == "appointment":
-            add("appointment", AppointmentId.new(_key("appointment", key.lower())), action)
+            add("appointment", AppointmentId.new(id_key("appointment", key.lower())), action)
         elif entity == "encounter":
-            add("encounter", EncounterId.new(_key("encounter", key)), action)
+            add("encounter", EncounterId.new(id_key("encounter", key)), action)
         elif entity == "charge":
-            add("charge", ChargeId.new(_key("transaction", key)), action)
+            add("charge", ChargeId.new(id_key("transaction", key)), action)
         elif entity == "claim":
-            add("claim", ClaimId.new(_key("claim", claims[key])), action)
+            add("claim", ClaimId.new(id_key("claim", claims[key])), action)
         elif entity == "statement":
-            add("statement", StatementId.new(_key("statement", statements[key])), action)
+            add("statement", StatementId.new(id_key("statement", statements[key])), action)
         elif entity == "payment":
-            add("payment", PaymentId.new(_key("payment", key)), action)
+            add("payment", PaymentId.new(id_key("payment", key)), action)
             for r in live.truth(
                 "SELECT c.claim_number FROM remittances r JOIN claims c ON c.id = r.claim_id "
                 "WHERE r.payment_id = ?",
@@ -310,11 +191,11 @@ def _named(live: Live, changes: list[dict[str, Any]]) -> dict[tuple[str, str], l
             ):
                 add(
                     "remittance",
-                    RemittanceId.new(_key("remittance", f"{key}/{r['claim_number']}")),
+                    RemittanceId.new(id_key("remittance", f"{key}/{r['claim_number']}")),
                     action,
                 )
         elif entity in ("patient", "eligibility"):
-            add("patient", PatientId.new(_key("patient", charts[key])), action)
+            add("patient", PatientId.new(id_key("patient", charts[key])), action)
     return named
 
 
@@ -325,7 +206,7 @@ async def test_a_full_sync_equals_the_truth_and_a_rerun_makes_no_event(live: Liv
     report = await _sync(live)
     assert report.ok, report.as_json()
     await assert_store_equals_truth(live)
-    events = await _events(live)
+    events = await stored_events(live)
     assert_no_duplicate_events(events)
     created = Counter(e["type"] for e in events if e["type"].endswith(".created"))
     truth = truth_ids(live)
@@ -365,7 +246,7 @@ def assert_events_match_the_change_log(
     """Every entity the change log names (of a kind that has events) has an event, and every
     event names an entity of the change log (provenance-only diffs aside)."""
     named = _named(live, changes)
-    lo, hi = _window(live)
+    lo, hi = window(live)
     in_window = truth_ids(live)["appointment"]
     evented = {(e["kind"], e["entity_id"]) for e in events}
     missing = [
@@ -408,13 +289,13 @@ async def test_an_incremental_sync_after_a_working_practice_matches_the_change_l
         report = await _sync(live)
         assert report.ok, report.as_json()
         await assert_store_equals_truth(live)
-        new = await _events(live, seq)
+        new = await stored_events(live, seq)
         assert_no_duplicate_events(new)
         assert_events_match_the_change_log(live, changes, new)
         # incremental: only what changed was read
         assert report.streams["claims"].read < len(truth_ids(live)["claim"])
         types.update(e["type"] for e in new)
-    assert_no_duplicate_events(await _events(live))
+    assert_no_duplicate_events(await stored_events(live))
     assert (await store.cursor(TENANT, "claims") or {})["high_water"] > high
     assert min(types["appointment.created"], types["claim.submitted"], types["payment.posted"])
 
@@ -437,7 +318,7 @@ async def test_a_later_rerun_with_no_upstream_change_makes_no_event(live: Live) 
     live.clock.advance(timedelta(minutes=1))  # less than a sandbox tick: the practice is idle
     report = await _sync(live, streams=["encounters", "patients", "claims", "appointments"])
     assert report.ok
-    assert await _events(live, seq) == []
+    assert await stored_events(live, seq) == []
 
 
 @pytest.mark.parametrize("phase", ["before_commit", "after_commit"])
@@ -467,7 +348,7 @@ async def test_a_crash_at_a_checkpoint_loses_and_repeats_nothing(
     assert report.ok, report.as_json()
     assert "pass" not in (await store.cursor(TENANT, stream) or {})
     await assert_store_equals_truth(live)
-    new = await _events(live, seq)
+    new = await stored_events(live, seq)
     assert_no_duplicate_events(new)
     assert_events_match_the_change_log(live, changes, new)
 
@@ -477,7 +358,7 @@ async def test_chaos_converges_to_the_truth(live: Live) -> None:
     upstream = await live.deployment.upstreams.of(TENANT)
     renewals = upstream.health()["brokers"]["portal"]["renewals"]
     changes, seq = await _practice_works(live, 24)
-    await _control(live, "POST", "/_sandbox/sessions/kill", {})
+    await control(live, "POST", "/_sandbox/sessions/kill", {})
     live.clock.advance(timedelta(seconds=31))  # a fresh TOTP step for the re-login
     many = 1_000_000
     rules = [
@@ -489,20 +370,20 @@ async def test_chaos_converges_to_the_truth(live: Live) -> None:
         {"pattern": "/portal/api/*", "drop_rate": 0.05, "count": many},
     ]
     for rule in rules:
-        await _control(live, "POST", "/_sandbox/faults", rule)
+        await control(live, "POST", "/_sandbox/faults", rule)
     reports = []
     for _ in range(4):
         reports.append(await _sync(live))
         if reports[-1].ok:
             break
-    hit = sum(many - r["count"] for r in await _control(live, "GET", "/_sandbox/faults"))
-    await _control(live, "DELETE", "/_sandbox/faults")
+    hit = sum(many - r["count"] for r in await control(live, "GET", "/_sandbox/faults"))
+    await control(live, "DELETE", "/_sandbox/faults")
     assert reports[-1].ok, [r.as_json() for r in reports]
     assert max(r.streams["claims"].attempts for r in reports) >= 2
     assert hit > 100
     assert upstream.health()["brokers"]["portal"]["renewals"] > renewals
     await assert_store_equals_truth(live)
-    new = await _events(live, seq)
+    new = await stored_events(live, seq)
     assert_no_duplicate_events(new)
     assert_events_match_the_change_log(live, changes, new)
 
@@ -552,11 +433,11 @@ async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Li
 
 async def test_what_vanished_upstream_becomes_a_tombstone_without_an_event(live: Live) -> None:
     assert (await _sync(live)).ok
-    lo, hi = _window(live)
+    lo, hi = window(live)
     gone = live.truth(
         "SELECT id FROM appointments WHERE practice_id = ? AND start_time >= ? "
         "AND start_time < ? ORDER BY id LIMIT 1",
-        (PRACTICE, _z(lo), _z(hi)),
+        (PRACTICE, zulu(lo), zulu(hi)),
     )[0]["id"]
     provider = live.truth(
         "SELECT id FROM providers WHERE practice_id = ? AND status = 'A' ORDER BY id DESC LIMIT 1",
@@ -571,7 +452,7 @@ async def test_what_vanished_upstream_becomes_a_tombstone_without_an_event(live:
     assert report.streams["appointments"].tombstoned == 1
     assert report.streams["providers"].tombstoned == 1
     await assert_store_equals_truth(live)
-    assert await _events(live, seq) == []
+    assert await stored_events(live, seq) == []
     assert (await _sync(live, streams=["appointments"])).streams["appointments"].tombstoned == 0
 
 

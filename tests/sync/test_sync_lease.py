@@ -20,7 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 from tests.support.api import Live, running
-from tests.sync.test_sync import TENANT, _sync
+from tests.support.sync import TENANT
+from tests.sync.test_sync import _sync
 
 from carebridge.events.webhooks import new_secret
 from carebridge.store.schema import deliveries, events
