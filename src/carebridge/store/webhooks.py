@@ -74,6 +74,21 @@ def _webhook(tenant_id: str, webhook_id: str) -> ColumnElement[bool]:
     return and_(webhooks.c.tenant_id == tenant_id, webhooks.c.id == webhook_id)
 
 
+async def _attempted(
+    conn: AsyncConnection, tenant_id: str, delivery_id: int, **outcome: Any
+) -> Any:
+    """Count one more attempt of a delivery and keep its ``outcome``; the delivery's webhook
+    (None when the delivery is gone)."""
+    return (
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
+            .values(attempts=deliveries.c.attempts + 1, **outcome)
+            .returning(deliveries.c.webhook_id)
+        )
+    ).scalar_one_or_none()
+
+
 class SqlWebhooks:
     """``WebhookStore`` over the webhooks, deliveries, events and vault_secrets tables."""
 
@@ -331,20 +346,15 @@ class SqlWebhooks:
         self, tenant_id: str, delivery_id: int, *, status: int, now: datetime
     ) -> None:
         async with self.engine.begin() as conn:
-            hook = (
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
-                    .values(
-                        state="delivered",
-                        attempts=deliveries.c.attempts + 1,
-                        last_status=status,
-                        last_error=None,
-                        delivered_at=now,
-                    )
-                    .returning(deliveries.c.webhook_id)
-                )
-            ).scalar_one_or_none()
+            hook = await _attempted(
+                conn,
+                tenant_id,
+                delivery_id,
+                state="delivered",
+                last_status=status,
+                last_error=None,
+                delivered_at=now,
+            )
             if hook is not None:
                 await conn.execute(
                     update(webhooks).where(_webhook(tenant_id, hook)).values(consecutive_failures=0)
@@ -361,20 +371,15 @@ class SqlWebhooks:
         now: datetime,
     ) -> FailureStreak:
         async with self.engine.begin() as conn:
-            hook = (
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
-                    .values(
-                        state="pending" if retry_at is not None else "dead",
-                        attempts=deliveries.c.attempts + 1,
-                        last_status=status,
-                        last_error=error[:200],
-                        next_attempt_at=retry_at if retry_at is not None else now,
-                    )
-                    .returning(deliveries.c.webhook_id)
-                )
-            ).scalar_one_or_none()
+            hook = await _attempted(
+                conn,
+                tenant_id,
+                delivery_id,
+                state="pending" if retry_at is not None else "dead",
+                last_status=status,
+                last_error=error[:200],
+                next_attempt_at=retry_at if retry_at is not None else now,
+            )
             if hook is None:
                 return FailureStreak(0, now)
             count = (

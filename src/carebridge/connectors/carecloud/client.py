@@ -95,9 +95,9 @@ class _Sender:
         http: httpx.AsyncClient,
         throttle: AimdThrottle,
         *,
-        attempts: int,
-        deadline: float,
-        monotonic: Callable[[], float],
+        attempts: int = 8,
+        deadline: float = 120.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.surface: Surface = surface
         self.http = http
@@ -278,20 +278,6 @@ class AuthRunner(_Sender):
     :class:`RateLimited`, never an httpx exception; a refusal (a wrong password or code, a
     revoked grant) is the flow's own typed error and is not retried.
     """
-
-    def __init__(
-        self,
-        surface: Surface,
-        http: httpx.AsyncClient,
-        throttle: AimdThrottle,
-        *,
-        attempts: int = 8,
-        deadline: float = 120.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            surface, http, throttle, attempts=attempts, deadline=deadline, monotonic=monotonic
-        )
 
     async def run(self, flow: Callable[[], Flow[T]], codes: CodeSource | None = None) -> T:
         """Drive a fresh ``flow()`` until it returns, retrying it as a whole."""
