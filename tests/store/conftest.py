@@ -42,3 +42,9 @@ async def seeded(request: pytest.FixtureRequest) -> AsyncIterator[AsyncEngine]:
             )
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def engine(seeded: AsyncEngine) -> AsyncEngine:
+    """The seeded store, by the name the store's tests give it (a module may define its own)."""
+    return seeded

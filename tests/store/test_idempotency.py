@@ -15,11 +15,6 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 BODY = {"patient_id": "pat_1", "start": "2026-11-26T15:00:00Z"}
 
 
-@pytest.fixture
-def engine(seeded: AsyncEngine) -> AsyncEngine:
-    return seeded
-
-
 def fp(body: object = BODY) -> str:
     return request_hash("POST", "/create_appointment", body)
 

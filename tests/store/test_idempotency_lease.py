@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.store.test_idempotency import NOW, _begin
-from tests.store.test_idempotency import engine as engine
 
 from carebridge.ports.writes import LEASE, InFlight, Start
 from carebridge.store import idempotency as idem
