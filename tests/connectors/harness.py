@@ -3,7 +3,8 @@
 - :class:`Sandbox`: a small tenant behind ``httpx.ASGITransport`` with a practice-1 token, for
   fetching raw v2 payloads;
 - :class:`InProcess` and :func:`open_tenant`: a ``LiveTenant`` whose sync clients reach the app
-  in process, so the portal and SMART helpers of ``tests.support.sandbox`` work unchanged.
+  in process, so the portal and SMART helpers of ``tests.support.sandbox`` work unchanged;
+- :func:`search_all` and :func:`of`: every FHIR resource a search finds, and those of one type.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from tests.support.sandbox import LiveTenant
 
 from carebridge.connectors.carecloud.paging import v2_next
+from carebridge.connectors.carecloud.wire import fhir as w
 from carebridge.domain import LocationId, PatientId, ProviderId, ResourceId, VisitReasonId
 from carecloud_sandbox.app import build_app
 from carecloud_sandbox.clock import ManualClock
@@ -28,6 +30,7 @@ from carecloud_sandbox.tenant import Tenant
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)
 BASE = "http://sandbox.test"
+R = TypeVar("R", bound=w.Resource)
 
 
 class Sandbox:
@@ -169,3 +172,24 @@ def assert_appointment_matches(a: Any, r: Any, key: Callable[[str, object], str]
             r["reason_name"],
         )
         assert a.cancellation.comments == (r["cancellation_comments"] or "")
+
+
+def search_all(client: httpx.Client, resource_type: str, **params: Any) -> list[w.Resource]:
+    """Every match of a search, following ``link[next]``."""
+    found: list[w.Resource] = []
+    url: str | None = f"{str(client.base_url).rstrip('/')}/{resource_type}"
+    query: dict[str, Any] | None = {"_count": 1000, **params}
+    while url is not None:
+        r = client.get(url, params=query)
+        assert r.status_code == 200, r.text
+        bundle = w.Bundle.model_validate(r.json())
+        assert bundle.type == "searchset"
+        found.extend(w.parse_resource(e.resource) for e in bundle.entry if e.resource)
+        url, query = bundle.next_url(), None
+    return found
+
+
+def of(resources: dict[str, list[w.Resource]], model: type[R]) -> list[R]:
+    items = resources[model.__name__]
+    assert all(isinstance(item, model) for item in items)
+    return items  # type: ignore[return-value]

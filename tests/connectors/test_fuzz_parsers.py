@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from tests.connectors.harness import Sandbox
-from tests.connectors.test_mapping_fhir import fhir, index, live, resources  # noqa: F401 - fixtures
 
 from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.mapping import fhir as f
@@ -241,8 +240,8 @@ def fhir_ctx(resource_type: str) -> Context:
 @FUZZ
 @given(data=st.data())
 def test_a_fhir_resource_with_one_part_replaced_maps_or_is_drift(
-    resources: dict[str, list[fw.Resource]],  # noqa: F811 - the fixture
-    index: f.PatientIndex,  # noqa: F811 - the fixture
+    resources: dict[str, list[fw.Resource]],
+    index: f.PatientIndex,
     resource_type: str,
     data: Any,
 ) -> None:

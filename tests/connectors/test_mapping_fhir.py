@@ -20,14 +20,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
-from tests.connectors.harness import InProcessTenant, open_tenant
+from tests.connectors.harness import of
 from tests.support.sandbox import (
-    ANCHOR,
     LiveTenant,
-    fhir_base,
     portal_login,
     portal_persona,
-    smart_token,
 )
 
 from carebridge.connectors.carecloud.mapping import fhir as f
@@ -53,66 +50,13 @@ from carebridge.domain import (
 )
 from carebridge.errors import UnexpectedPayload
 from carecloud_sandbox import personas
-from carecloud_sandbox.config import SandboxConfig
 
 TENANT = "tnt_fhir"
 TZ = ZoneInfo(personas.PRACTICE_TZ)
-R = TypeVar("R", bound=w.Resource)
 T = TypeVar("T", bound=pw.TracedModel)
 
 
-# --- an in-process tenant: the real ASGI app behind httpx, no sockets ----------------------------
-
-
 # --- fixtures and helpers -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[InProcessTenant]:
-    tenant, transport = open_tenant(SandboxConfig(seed=1, patients=40, practices=1, anchor=ANCHOR))
-    yield tenant
-    transport.shut()
-    tenant.tenant.db.close()
-
-
-@pytest.fixture(scope="module")
-def fhir(live: InProcessTenant) -> Iterator[httpx.Client]:
-    """A Connector client with a SMART backend-services token."""
-    headers = {"Authorization": f"Bearer {smart_token(live)}"}
-    with httpx.Client(base_url=fhir_base(live), headers=headers, transport=live.transport) as c:
-        yield c
-
-
-def search_all(client: httpx.Client, resource_type: str, **params: Any) -> list[w.Resource]:
-    """Every match of a search, following ``link[next]``."""
-    found: list[w.Resource] = []
-    url: str | None = f"{str(client.base_url).rstrip('/')}/{resource_type}"
-    query: dict[str, Any] | None = {"_count": 1000, **params}
-    while url is not None:
-        r = client.get(url, params=query)
-        assert r.status_code == 200, r.text
-        bundle = w.Bundle.model_validate(r.json())
-        assert bundle.type == "searchset"
-        found.extend(w.parse_resource(e.resource) for e in bundle.entry if e.resource)
-        url, query = bundle.next_url(), None
-    return found
-
-
-@pytest.fixture(scope="module")
-def resources(fhir: httpx.Client) -> dict[str, list[w.Resource]]:
-    """Every resource of every type the mappers read, searched once."""
-    return {name: search_all(fhir, name) for name in w.RESOURCE_TYPES}
-
-
-def of(resources: dict[str, list[w.Resource]], model: type[R]) -> list[R]:
-    items = resources[model.__name__]
-    assert all(isinstance(item, model) for item in items)
-    return items  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="module")
-def index(resources: dict[str, list[w.Resource]]) -> f.PatientIndex:
-    return f.PatientIndex.from_patients(of(resources, w.Patient))
 
 
 @pytest.fixture(scope="module")
