@@ -7,6 +7,7 @@ and mapped to their sync twins for the migration run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -49,28 +50,26 @@ def _config() -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database up to ``revision``."""
+def _migrate(url: str, step: Callable[[Config], None]) -> None:
+    """Run one Alembic command over the database, in one transaction."""
     engine = engine_for(url)
     try:
         with engine.begin() as connection:
             config = _config()
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config)
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database up to ``revision``."""
+    _migrate(url, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database down to ``revision``."""
-    engine = engine_for(url)
-    try:
-        with engine.begin() as connection:
-            config = _config()
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
+    _migrate(url, lambda config: command.downgrade(config, revision))
 
 
 def current(url: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,6 +26,8 @@ from carebridge.connectors.carecloud.policy import Surface
 from carebridge.connectors.carecloud.session import Broker
 from carebridge.connectors.carecloud.throttle import AimdThrottle
 from carebridge.errors import AccountLocked
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -231,31 +234,17 @@ def connect(
     def runner(surface: Surface) -> AuthRunner:
         return AuthRunner(surface, http, gate, attempts=attempts)
 
+    def client(
+        surface: Surface, broker: Broker[C, Any], apply: Callable[[httpx.Request, C], None]
+    ) -> SurfaceClient[C]:
+        return SurfaceClient(surface, http, broker, apply, gate, attempts=attempts)
+
     if v2 is not None:
-        conn.v2 = SurfaceClient(
-            "v2",
-            http,
-            v2_broker(runner("v2"), v2, clock, on_rotate=on_rotate),
-            bearer,
-            gate,
-            attempts=attempts,
-        )
+        conn.v2 = client("v2", v2_broker(runner("v2"), v2, clock, on_rotate=on_rotate), bearer)
     if portal is not None:
-        conn.portal = SurfaceClient(
-            "portal",
-            http,
-            portal_broker(runner("portal"), portal, clock),
-            portal_cookies,
-            gate,
-            attempts=attempts,
+        conn.portal = client(
+            "portal", portal_broker(runner("portal"), portal, clock), portal_cookies
         )
     if fhir is not None:
-        conn.fhir = SurfaceClient(
-            "fhir",
-            http,
-            smart_broker(runner("fhir"), fhir, clock),
-            fhir_bearer,
-            gate,
-            attempts=attempts,
-        )
+        conn.fhir = client("fhir", smart_broker(runner("fhir"), fhir, clock), fhir_bearer)
     return conn
