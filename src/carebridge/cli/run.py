@@ -256,7 +256,9 @@ async def _prepare(client: httpx.AsyncClient, key: str, home: Path) -> None:
             "patient_id": patient,
             "procedure_code": "99213",
             "diagnosis_codes": ["J06.9"],
-            "service_date": datetime.now(UTC).date().isoformat(),
+            # Yesterday in UTC is not in the future in any practice's time zone; today in UTC
+            # is tomorrow for a US practice between midnight UTC and its own midnight.
+            "service_date": (datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
             "provider_id": providers[0]["id"],
         },
         headers=auth | {"Idempotency-Key": f"run-charge-{secrets.token_hex(4)}"},
