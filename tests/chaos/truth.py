@@ -1,7 +1,7 @@
 """Oracles for the chaos suite, independent of the code under test where they can be.
 
 - **Ids against the ground truth**: the sandbox's own tables name every record a sync should
-  hold (``tests/sync/test_sync.py``'s ``truth_ids``, which spells ids out from upstream keys
+  hold (``tests/support/sync.py``'s ``truth_ids``, which spells ids out from upstream keys
   without the mappers). A missing id is *lost*; an id the truth does not name is *duplicated*
   (a second carebridge id for one upstream record is the only way a sync can duplicate, since
   the store's key is the id).

@@ -40,7 +40,7 @@ PRACTICE = 1
 
 
 async def control(live: Live, method: str, path: str, body: Any = None) -> Any:
-    """Call one of the sandbox's control routes (``/_sandbox/...``) past the request count."""
+    """Call one of the sandbox's control routes (``/_sandbox/...``), not counted as upstream."""
     async with httpx.AsyncClient(transport=live.upstream.inner, base_url=SANDBOX) as sandbox:
         r = await sandbox.request(method, path, json=body)
     assert r.is_success, r.text
