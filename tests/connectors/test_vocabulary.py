@@ -344,7 +344,7 @@ def test_every_adjustment_group_of_the_remittances_is_a_domain_group(value: str)
     + [(RARC, c) for c in sorted(codes.RARC)]
     + [(CARC, carc) for _, carc, _ in codes.DENIALS]
     + [(RARC, rarc) for _, _, rarc in codes.DENIALS if rarc],
-    ids=str,
+    ids=lambda v: "CARC" if v is CARC else "RARC" if v is RARC else str(v),
 )
 def test_every_adjustment_reason_of_the_remittances_is_a_valid_code(
     annotation: Any, value: str
