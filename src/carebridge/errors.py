@@ -38,7 +38,10 @@ and ``retryable`` are what jobs, the sync and the health report read.
     │   ├── InvalidMfaStep                domain        no         422   method not enrolled
     │   ├── InvalidScopes                 domain        no         422   also a ValueError
     │   ├── UrlRefused                    domain        no         422   webhook URL policy
-    │   └── RefusedReplay                 domain        no         first  a refusal, replayed
+    │   ├── RefusedReplay                 domain        no         first  a refusal, replayed
+    │   ├── ConfirmationRefused           domain        no         409   an agent's write token:
+    │   │                                                                 used, expired, other args
+    │   └── AgentLimitExceeded            domain        no         429   an agent's calls or patients
     ├── StoreError                        internal      no         500
     │   ├── BadCursor                                              400   a cursor we did not issue
     │   ├── TenantExists                                           409   the id is onboarded already
@@ -305,6 +308,25 @@ class RefusedReplay(DomainError):
         self.code = code
         self.answered = answered
         self.fields = fields
+
+
+class ConfirmationRefused(DomainError):
+    """A write's confirmation token (the MCP server's two-phase writes) cannot be used: it was
+    used already, has expired, was issued for other arguments, another caller or tool, or
+    waits for a person's approval (409)."""
+
+    status = 409
+
+
+class AgentLimitExceeded(DomainError):
+    """An agent's per-principal limit (tool calls per minute, patients read per call or per
+    hour) refuses the call (429); ``retry_after`` is in seconds (None: narrow the call)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreError(CarebridgeError):
