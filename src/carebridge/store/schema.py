@@ -389,3 +389,18 @@ entries no longer goes unnoticed, and appenders in any process lock this row to 
 
 webhooks.append_column(Column("scopes", Json))
 """The creating key's scopes (null before 0007: none); deliveries are filtered by them."""
+
+# --- issue 13: generations and the audit log's index (migration 0008) --------------------------
+
+Index("ix_audit_log_tenant_seq", audit_log.c.tenant_id, audit_log.c.seq)
+"""A tenant's audit entries in chain order (the verifier's walk, the replay cursor)."""
+
+GENERATION_KEYS = "api_keys"
+"""The ``counters`` row (per tenant) that migration 0008's triggers bump whenever one of the
+tenant's API keys changes or goes: an in-process key cache compares it before trusting itself."""
+
+
+def entities_generation(kind: str) -> str:
+    """The ``counters`` row (per tenant) that migration 0008's triggers bump whenever a record
+    of ``kind`` is inserted, updated or deleted, by any writer in any process."""
+    return f"entities:{kind}"
