@@ -14,6 +14,7 @@ and ``retryable`` are what jobs, the sync and the health report read.
     ├── Forbidden                         internal      no         403   scope missing
     ├── NotFound                          internal      no         404   absent, or another tenant's
     ├── BadRequest                        internal      no         400   field names the culprit
+    ├── TooManyRequests                   internal      no         429   the caller's own limit
     ├── KeyReused                         internal      no         422   Idempotency-Key, other body
     ├── KeyInFlight                       internal      no         409   Idempotency-Key still running
     ├── UpstreamError                                              502   request_id and endpoint
@@ -115,6 +116,14 @@ class BadRequest(CarebridgeError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TooManyRequests(CarebridgeError):
+    """The caller's own rate limit (per API key) is spent (429); ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class KeyReused(CarebridgeError):
