@@ -404,3 +404,35 @@ def entities_generation(kind: str) -> str:
     """The ``counters`` row (per tenant) that migration 0008's triggers bump whenever a record
     of ``kind`` is inserted, updated or deleted, by any writer in any process."""
     return f"entities:{kind}"
+
+# --- issue 15: the MCP server's confirmation tokens and approval policy (migration 0009) -------
+
+mcp_confirmations = Table(
+    "mcp_confirmations",
+    metadata,
+    Column("id", String(40), primary_key=True),  # mct_...
+    _tenant(),
+    Column("principal", String(64), nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("args_hash", String(64), nullable=False),  # SHA-256 of the canonical arguments
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the token's secret
+    Column("issued_at", Instant, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("needs_person", Boolean, nullable=False),
+    Column("approved_by", String(64)),
+    Column("approved_at", Instant),
+    Column("used_at", Instant),  # set once, by one conditional UPDATE
+    Index("ix_mcp_confirmations_tenant_id_expires_at", "tenant_id", "expires_at"),
+)
+"""A write preview's confirmation token: bound to its principal, tool and arguments, used once."""
+
+mcp_policies = Table(
+    "mcp_policies",
+    metadata,
+    _tenant(),
+    Column("principal", String(64), nullable=False),
+    Column("needs_person", Boolean, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "principal"),
+)
+"""Per key (or user): whether its agents' writes wait for a person's approval."""
