@@ -25,11 +25,13 @@ from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
 from carebridge.api.routes import admin as admin_routes
 from carebridge.api.routes import auth as auth_routes
+from carebridge.api.routes import mcp as mcp_routes
 from carebridge.api.routes import sync as sync_routes
 from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.errors import ConfigError
 from carebridge.wiring.admin import database_url, key_ring
 from carebridge.wiring.api import Deployment, open_deployment
+from carebridge.wiring.mcp import agent_services
 from carebridge.wiring.jobs import in_process_runner
 
 
@@ -51,6 +53,7 @@ def build(
             admin_routes.router(deployment.admin, admin_token),
             sync_routes.router(deployment.syncs.sync_now),
             webhook_routes.router(deployment.subscriptions),
+            mcp_routes.router(agent_services(deployment)),
         ],
         max_body_bytes=max_body_bytes,
     )

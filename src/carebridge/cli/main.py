@@ -6,6 +6,7 @@ import typer
 
 from carebridge.cli.admin import audit_app, keys_app, tenants_app, vault_app
 from carebridge.cli.export import export_command
+from carebridge.cli.mcp import mcp_command
 from carebridge.cli.run import run_command, serve_command
 from carebridge.cli.sandbox import sandbox_app
 from carebridge.cli.sync import sync_command
@@ -26,6 +27,7 @@ app.command("serve")(serve_command)
 app.command("export")(export_command)
 app.command("sync")(sync_command)
 app.command("worker")(worker_command)
+app.command("mcp")(mcp_command)
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""The MCP server's HTTP surface: the streamable HTTP endpoint at ``/mcp``, its
+protected-resource metadata, a person's approval of an agent's pending write, and the per-key
+approval policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel
+
+from carebridge.api.routes.common import Caller, json_response
+from carebridge.mcp.http import METADATA_PATH, McpEndpoint, base_url, resource_metadata
+from carebridge.services.keys import SCOPES
+from carebridge.wiring.mcp import AgentServices
+
+TokenId = Annotated[str, Path(pattern=r"^mct_[0-9a-f]{24}$")]
+
+
+class Approved(BaseModel):
+    """An approved confirmation: the agent's confirmed call may now run the write."""
+
+    token_id: str
+    operation: str
+    requested_by: str
+    approved_by: str
+    expires_at: str
+
+
+class Policy(BaseModel):
+    """Whether a key's (or user's) agent writes wait for a person's approval."""
+
+    needs_person: bool
+
+
+def router(services: AgentServices) -> APIRouter:
+    """The ``/mcp`` endpoint and its companion routes."""
+    routes = APIRouter(tags=["mcp"])
+    endpoint = McpEndpoint(services)
+    routes.add_route("/mcp", endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+
+    async def metadata(request: Request) -> Response:
+        """The MCP endpoint's protected-resource metadata (RFC 9728)."""
+        return json_response(resource_metadata(base_url(request.scope), sorted(SCOPES)))
+
+    for path in (METADATA_PATH, f"{METADATA_PATH}/mcp"):
+        routes.add_api_route(path, metadata, methods=["GET"], include_in_schema=False)
+
+    @routes.post("/mcp/confirmations/{token_id}/approve", response_model=Approved)
+    async def approve(principal: Caller, token_id: TokenId) -> Response:
+        """Approve an agent's pending write (its key's policy asks for a person): the
+        write's scope is needed, and nobody approves their own."""
+        found = await services.confirmations.approve(principal, token_id)
+        body: dict[str, Any] = {
+            "token_id": found.id,
+            "operation": found.tool,
+            "requested_by": found.principal,
+            "approved_by": found.approved_by,
+            "expires_at": found.expires_at.isoformat(),
+        }
+        return json_response(body)
+
+    @routes.put("/mcp/policies/{principal_id}", response_model=Policy)
+    async def set_policy(
+        principal: Caller,
+        principal_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        body: Policy,
+    ) -> Response:
+        """Whether a key's agent writes wait for a person's approval (``admin``)."""
+        await services.confirmations.set_policy(principal, principal_id, body.needs_person)
+        return json_response(body.model_dump())
+
+    return routes
