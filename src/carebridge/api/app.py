@@ -7,32 +7,51 @@ business rules (scopes, tenant checks, freshness, idempotency) live in the servi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from carebridge.api import problems
+from carebridge.api.edge import Edge, install_log_ids
 from carebridge.api.middleware import DEFAULT_MAX_BODY, BodyLimit, SecureHeaders
+from carebridge.api.ratelimit import Limiter, from_environment
 from carebridge.api.routes import audit as audit_routes
 from carebridge.api.routes import billing, charts, health, patients, practice, scheduling
 from carebridge.api.routes import events as event_routes
 from carebridge.api.routes.common import Caller as Caller
 from carebridge.api.routes.common import SessionCheck, caller
+from carebridge.contract import VERSION
+from carebridge.contract.problems import Problem
 from carebridge.services.reads import Reads
 from carebridge.services.records import AuditReader, EventReader, KeyStore
 from carebridge.services.writes import Writes
 
 DESCRIPTION = """\
-The carebridge API: the seven seed endpoints and the rest of the surface.
+carebridge puts one API in front of a practice's CareCloud tenant: patients, the schedule,
+charts and the revenue cycle, read from a local store that stays in step with the upstream,
+and written through to it with idempotency keys.
 
-Every route authenticates a bearer credential (an API key, or a session token from
-``POST /authenticate``), checks its scope, scopes the query to the caller's tenant (another
-tenant's ids are 404), audits PHI access before answering, and answers errors as RFC 9457
-problems. Reads say how old their data is (``Age``) and accept ``max_age`` (or
-``Cache-Control: max-age=N`` / ``no-cache``); writes take an ``Idempotency-Key`` and answer
-their ledger state. ``RateLimit`` headers carry the tenant's upstream budget."""
+**Authenticate** every call with `Authorization: Bearer <API key>` (or a session token from
+`POST /authenticate`); the Authorize button takes an API key. Each route needs a scope
+(`patient.read`, `appointment.write`...). Another tenant's ids answer 404.
+
+**Conventions** (docs/api-conventions.md): ids are a prefix and an opaque body (`pat_...`);
+instants are RFC 3339 UTC (`2026-11-24T15:00:00Z`); lists answer `{data, has_more,
+next_cursor}`; amounts are decimal strings with a `currency`; errors are RFC 9457 problems
+(`application/problem+json`) naming each refused field and its rule, with the answer's
+`X-Request-Id`. `RateLimit` headers are your key's own quota (429 + `Retry-After` over it);
+`X-Upstream-RateLimit-*` is the tenant's upstream budget. Reads answer `Age` and accept
+`max_age`; writes take an `Idempotency-Key`.
+
+**Versions**: this is contract v1, on these paths and identically under `/v1`;
+`Carebridge-Version: 0` asks for the few shapes before v1 (ADR 0015)."""
 """The OpenAPI document's description of the API."""
 
 
@@ -70,7 +89,7 @@ async def _declared_query(request: Request) -> None:
         )
 
 
-PUBLIC = frozenset({"/health", "/authenticate", "/tenants"})
+PUBLIC = frozenset({"/health", "/authenticate", "/tenants", "/docs", "/redoc", "/openapi.json"})
 
 
 async def _credential(request: Request) -> None:
@@ -85,7 +104,7 @@ class Api(FastAPI):
     OpenAPI document says how it authenticates and which problems each operation answers."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecureHeaders(super().build_middleware_stack())
+        return Edge(SecureHeaders(super().build_middleware_stack()))
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -93,25 +112,9 @@ class Api(FastAPI):
         return self.openapi_schema
 
 
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "An RFC 9457 problem; ``errors`` names each refused field.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
+PROBLEM_SCHEMA: dict[str, Any] = Problem.model_json_schema(
+    ref_template="#/components/schemas/{model}"
+)
 BEARER = {
     "type": "http",
     "scheme": "bearer",
@@ -119,16 +122,39 @@ BEARER = {
     "`POST /authenticate`; the operator token on `/tenants`.",
 }
 _METHODS = frozenset({"get", "post", "put", "patch", "delete"})
+_UNUSED = ("HTTPValidationError", "ValidationError")
+"""FastAPI's default 422 schemas: the API answers problems instead."""
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed: the body is not JSON, the cursor was not issued by the API, or a header "
+    "is malformed.",
+    401: "No credential, or one that is not valid.",
+    403: "The credential lacks the scope this route needs.",
+    404: "No such object for your tenant.",
+    409: "A conflict: the slot is taken, the object exists, or the Idempotency-Key is in flight.",
+    413: "The body is over the size limit.",
+    422: "A field breaks a rule; `errors` names each field and rule.",
+    429: "Your key's rate limit is spent; retry after `Retry-After` seconds.",
+    502: "The upstream failed or refused carebridge's credentials.",
+    503: "The upstream is rate limiting carebridge or is not configured; see `Retry-After`.",
+    504: "The upstream did not answer in time.",
+}
 
 
 def _document_problems(doc: dict[str, Any]) -> dict[str, Any]:
-    """Every operation's problem answers (``application/problem+json``), and the bearer
-    credential as a security scheme rather than an ``Authorization`` header parameter."""
+    """Every operation's problem answers (``application/problem+json``, per status it can
+    answer), the bearer credential as a security scheme rather than an ``Authorization``
+    header parameter, and none of FastAPI's default 422 schemas."""
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schemas = components.setdefault("schemas", {})
+    for name in _UNUSED:
+        schemas.pop(name, None)
+    for name, schema in PROBLEM_SCHEMA.pop("$defs", {}).items():
+        schemas[name] = schema
+    schemas["Problem"] = PROBLEM_SCHEMA
     components.setdefault("securitySchemes", {})["bearer"] = BEARER
     problem_content = {problems.MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for item in doc.get("paths", {}).values():
+    for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:
                 continue
@@ -143,18 +169,54 @@ def _document_problems(doc: dict[str, Any]) -> dict[str, Any]:
                 operation["parameters"] = kept
             else:
                 operation.pop("parameters", None)
-            statuses = {400, 404, 422}
+            statuses = {400, 422}
             if authenticated:
                 operation["security"] = [{"bearer": []}]
-                statuses |= {401, 403, 502, 503, 504}
+                statuses |= {401, 403, 404, 429, 502, 503, 504}
             if "requestBody" in operation:
                 statuses |= {409, 413}
+            if path == "/authenticate":
+                statuses |= {401, 423}
             responses = operation.setdefault("responses", {})
             for status in sorted(statuses):
                 entry = responses.setdefault(str(status), {})
-                entry.setdefault("description", problems.TITLES.get(status, "Error"))
+                entry["description"] = _PROBLEM_DESCRIPTIONS.get(
+                    status, entry.get("description") or problems.TITLES.get(status, "Error")
+                )
                 entry["content"] = problem_content
     return doc
+
+
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI's and ReDoc's files, as the fastapi-offline package ships them."""
+_ASSETS_URL = "/docs-assets"
+
+
+def _self_hosted_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI, whose Authorize button takes an API key) and ``/redoc``, from the
+    package's own files: no CDN, so they render on an air-gapped network."""
+    app.mount(_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="openapi.json",
+            title="carebridge API",
+            swagger_js_url=f"{_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{_ASSETS_URL}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="openapi.json",
+            title="carebridge API",
+            redoc_js_url=f"{_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app(
@@ -167,19 +229,26 @@ def create_app(
     writes: Writes | None = None,
     extra_routers: list[Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    limiter: Limiter | None = None,
 ) -> FastAPI:
     """The API over the read use cases (without a backend, they serve the store only) and the
     write use cases (by default, over the same reads).
 
-    Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed."""
+    Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed. Each
+    key's own rate limit is ``limiter``'s (default: ``CAREBRIDGE_RATE_LIMIT``, 600 a minute)."""
     writing = writes if writes is not None else Writes(reads)
     app = Api(
         dependencies=[Depends(_declared_query)],
         title="carebridge",
-        version="0.1.0",
+        version=f"{VERSION}.0.0",
         openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
         description=DESCRIPTION,
     )
+    install_log_ids()
+    _self_hosted_docs(app)
+    app.state.limiter = limiter if limiter is not None else from_environment()
     problems.install(app, credential=_credential)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.keys = keys

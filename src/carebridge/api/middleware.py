@@ -41,7 +41,7 @@ class BodyTooLarge(HTTPException, CarebridgeError):
 def _problem(limit: int) -> bytes:
     return orjson.dumps(
         {
-            "type": "about:blank",
+            "type": "https://carebridge.dev/problems/content-too-large",
             "title": "Content Too Large",
             "status": 413,
             "detail": _detail(limit),

@@ -4,7 +4,11 @@
 do the write routes: a refusal replayed under its idempotency key
 (:class:`~carebridge.errors.RefusedReplay`) renders as the refusal first did.
 Problem bodies never carry request values (they may be PHI): only messages the code wrote,
-field names and codes.
+field names, rules and codes. Every problem has a type (``TYPES`` + a slug documented in
+``docs/problems/``); :class:`~carebridge.api.edge.Edge` adds its ``request_id``.
+
+400 is for malformed syntax (a body that is not JSON, a cursor the API did not issue, a malformed
+``Idempotency-Key``); 422 for a well-formed request whose values break a rule.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from carebridge.contract import TYPES_BASE
 from carebridge.errors import (
     AuthError,
     BadCursor,
@@ -36,6 +41,7 @@ from carebridge.errors import (
     RateLimited,
     RefusedReplay,
     TenantExists,
+    TooManyRequests,
     TransportError,
     Unauthorized,
     UnknownTenant,
@@ -44,7 +50,7 @@ from carebridge.errors import (
 )
 
 MEDIA = "application/problem+json"
-TYPES = "https://carebridge.dev/problems/"
+TYPES = TYPES_BASE
 logger = logging.getLogger("carebridge.api")
 
 TITLES = {
@@ -57,6 +63,7 @@ TITLES = {
     413: "Content Too Large",
     422: "Unprocessable Content",
     423: "Locked",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -64,10 +71,33 @@ TITLES = {
 }
 
 
+DEFAULT_KINDS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "missing-scope",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "content-too-large",
+    422: "validation-error",
+    423: "locked",
+    429: "rate-limited",
+    500: "internal-error",
+    502: "upstream-error",
+    503: "not-configured",
+    504: "upstream-unreachable",
+}
+"""The problem type of a status when no more precise one applies."""
+
+MALFORMED = frozenset({"cursor", "Idempotency-Key"})
+"""Fields whose refusal is malformed syntax (400), not an invalid value (422)."""
+
+
 def body(status: int, detail: str, *, kind: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A problem body; ``kind`` names a carebridge problem type (else ``about:blank``)."""
+    """A problem body; ``kind`` names its problem type (default: the status's)."""
+    slug = kind or DEFAULT_KINDS.get(status, "internal-error")
     return {
-        "type": f"{TYPES}{kind}" if kind else "about:blank",
+        "type": f"{TYPES}{slug}",
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
@@ -84,7 +114,10 @@ def problem(
 
 
 def _field_errors(fields: Any) -> list[dict[str, str]]:
-    return [{"field": str(f), "message": "refused by the upstream's rules"} for f in fields]
+    return [
+        {"field": str(f), "rule": "upstream_rule", "message": "refused by the upstream's rules"}
+        for f in fields
+    ]
 
 
 def _refusal(status: int, code: str, message: str, fields: Any) -> dict[str, Any]:
@@ -107,11 +140,16 @@ def render(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
         return 403, body(403, message, kind="missing-scope"), {}
     if isinstance(exc, NotFound | UnknownTenant):
         return 404, body(404, message), {}
+    if isinstance(exc, TooManyRequests):
+        return 429, body(429, message), {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, BadCursor):
-        return 400, body(400, message, errors=[{"field": "cursor", "message": message}]), {}
+        error = {"field": "cursor", "rule": "issued_cursor", "message": message}
+        return 400, body(400, message, errors=[error]), {}
     if isinstance(exc, BadRequest):
-        errors = [{"field": exc.field, "message": message}] if exc.field else []
-        return 400, body(400, message, errors=errors), {}
+        status = 400 if exc.field in MALFORMED else 422
+        rule = "format" if status == 400 else "invalid_value"
+        errors = [{"field": exc.field, "rule": rule, "message": message}] if exc.field else []
+        return status, body(status, message, errors=errors), {}
     if isinstance(exc, KeyReused):
         return 422, body(422, message, kind="idempotency-key-reused"), {}
     if isinstance(exc, KeyInFlight):
@@ -199,16 +237,20 @@ def install(app: FastAPI, credential: Callable[[Request], Awaitable[None]] | Non
             except CarebridgeError as refused:
                 status, content, headers = render(refused)
                 return JSONResponse(content, status_code=status, media_type=MEDIA, headers=headers)
+        found = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in found):
+            error = {"field": "body", "rule": "json_invalid", "message": "the body is not JSON"}
+            return problem(400, "Bad Request", "the body is not valid JSON", errors=[error])
         errors = [
             {
-                "field": "body"
-                if e.get("type") == "json_invalid"
-                else ".".join(
+                "field": ".".join(
                     str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path", "header")
-                ),
+                )
+                or "body",
+                "rule": str(e.get("type", "invalid")),
                 "message": e.get("msg", ""),
             }
-            for e in exc.errors()
+            for e in found
         ]
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
 

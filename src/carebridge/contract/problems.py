@@ -42,6 +42,10 @@ PROBLEM_TYPES: Final[dict[str, str]] = {
     "invalid-mfa-step": "That second factor is not enrolled for the user.",
     "invalid-scopes": "A scope that does not exist.",
     "url-refused": "The webhook URL points somewhere carebridge will not send.",
+    "domain-error": "A rule of the practice refuses the request.",
+    "confirmation-refused": "An agent's write confirmation is used, expired or for other "
+    "arguments.",
+    "agent-limit-exceeded": "An agent reached one of its per-principal limits.",
 }
 """Every problem type the API answers, by slug, with what it means."""
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from carebridge.contract.resources import Tenant
 from carebridge.errors import BadRequest, ConfigError
 from carebridge.services.admin import Admin, OperatorGate, TenantSpec
 
@@ -66,10 +68,20 @@ def router(admin: Admin, admin_token: str | None) -> APIRouter:
     routes = APIRouter(tags=["admin"])
     gate = OperatorGate(admin_token)
 
-    @routes.post("/tenants", status_code=201)
+    async def check_operator(authorization: Annotated[str | None, Header()] = None) -> None:
+        """The operator token, checked before the body is validated (401 before 422)."""
+        gate.check(authorization)
+
+    @routes.post(
+        "/tenants",
+        status_code=201,
+        summary="Onboard a tenant",
+        response_model=Tenant,
+        dependencies=[Depends(check_operator)],
+    )
     async def add_tenant(
         body: NewTenant, authorization: Annotated[str | None, Header()] = None
-    ) -> Onboarded:
+    ) -> JSONResponse:
         """Onboard a tenant (operator token). 409 if the id exists; 422 when the profile
         lacks a setting or secret the upstream needs (each named)."""
         operator = gate.check(authorization)
@@ -78,11 +90,12 @@ def router(admin: Admin, admin_token: str | None) -> APIRouter:
             done = await admin.onboard(operator, spec)
         except ConfigError as err:
             raise BadRequest(str(err), field="settings") from None
-        return Onboarded(
+        answer = Onboarded(
             id=done.id,
             name=done.name,
             upstream=done.upstream,
             sealed_secrets=list(done.sealed_secrets),
         )
+        return JSONResponse(answer.model_dump(), 201, headers={"Location": f"/tenants/{done.id}"})
 
     return routes

@@ -16,13 +16,16 @@ from carebridge.api.routes.common import (
     IdemKey,
     Limit,
     MaxAge,
-    Page,
+    Order,
     Since,
-    WriteAnswer,
     freshness,
     list_response,
+    listed,
+    one_of,
     one_response,
+    one_route,
     write_response,
+    written,
 )
 from carebridge.domain.values import ClaimId, PatientId
 from carebridge.services.reads import Reads, given
@@ -40,12 +43,13 @@ def router(reads: Reads) -> APIRouter:
     """The billing reads."""
     routes = APIRouter(tags=["billing"])
 
-    @routes.get("/claims", response_model=Page)
+    @routes.get("/claims", summary="List claims", **listed("claim"))
     async def list_claims(
         principal: Caller,
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
         patient_id: PatientId | None = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
@@ -58,7 +62,7 @@ def router(reads: Reads) -> APIRouter:
             reads, principal, "claim", "/claims", paging, filters, updated_since=updated_since
         )
 
-    @routes.get("/claims/{claim_id}")
+    @routes.get("/claims/{claim_id}", summary="Get a claim", **one_of("claim"))
     async def get_claim(
         principal: Caller,
         claim_id: ClaimId,
@@ -74,8 +78,15 @@ def router(reads: Reads) -> APIRouter:
             path,
             _billing_route(reads, kind, path),
             methods=["GET"],
-            response_model=Page,
             summary=f"List {path[1:]}",
+            **listed(kind),
+        )
+        routes.add_api_route(
+            f"{path}/{{id}}",
+            one_route(reads, kind, path),
+            methods=["GET"],
+            summary=f"Get a {kind}",
+            **one_of(kind),
         )
     return routes
 
@@ -86,6 +97,7 @@ def _billing_route(reads: Reads, kind: str, path: str) -> Any:
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
         patient_id: PatientId | None = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
@@ -106,15 +118,15 @@ def write_router(writes: Writes) -> APIRouter:
     routes = APIRouter(tags=["billing"])
     reads = writes.reads
 
-    @routes.post("/create_charge", status_code=201, response_model=WriteAnswer)
+    @routes.post("/create_charge", summary="Post a charge", **written("charge", creates=True))
     async def create_charge(
         principal: Caller, body: bodies.CreateCharge, key: IdemKey = None
     ) -> Response:
         """Post a CPT/HCPCS charge to the patient's ledger."""
         write = writes.create_charge(principal, body.command(), key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "charge")
 
-    @routes.post("/submit_claim", status_code=201, response_model=WriteAnswer)
+    @routes.post("/submit_claim", summary="Submit a claim", **written("claim", creates=True))
     async def submit_claim(
         principal: Caller,
         body: Annotated[bodies.SubmitClaim, BodyParam()],
@@ -123,6 +135,6 @@ def write_router(writes: Writes) -> APIRouter:
         """Scrub and submit a claim from unbilled charges; answers the claim and its status.
         A scrubber rejection is a 422 naming every field."""
         write = writes.submit_claim(principal, body.command(), key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "claim")
 
     return routes

@@ -16,12 +16,15 @@ from carebridge.api.routes.common import (
     IdemKey,
     Limit,
     MaxAge,
-    Page,
+    Order,
     Since,
     Until,
-    WriteAnswer,
     list_response,
+    listed,
+    one_of,
+    one_route,
     write_response,
+    written,
 )
 from carebridge.domain.values import PatientId, ProviderId
 from carebridge.services.reads import Reads, given
@@ -38,12 +41,13 @@ def router(reads: Reads) -> APIRouter:
     """The chart reads."""
     routes = APIRouter(tags=["charts"])
 
-    @routes.get("/encounters", response_model=Page)
+    @routes.get("/encounters", summary="List encounters", **listed("encounter"))
     async def list_encounters(
         principal: Caller,
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
         patient_id: PatientId | None = None,
         provider_id: ProviderId | None = None,
@@ -73,8 +77,16 @@ def router(reads: Reads) -> APIRouter:
             path,
             _chart_route(reads, kind, path),
             methods=["GET"],
-            response_model=Page,
-            summary=f"A patient's {path[1:]}",
+            summary=f"List a patient's {path[1:]}",
+            **listed(kind),
+        )
+    for kind, path in (("encounter", "/encounters"), *CHART):
+        routes.add_api_route(
+            f"{path}/{{id}}",
+            one_route(reads, kind, path),
+            methods=["GET"],
+            summary=f"Get a {'lab result' if kind == 'lab' else kind}",
+            **one_of(kind),
         )
     return routes
 
@@ -86,6 +98,7 @@ def _chart_route(reads: Reads, kind: str, path: str) -> Any:
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> Response:
@@ -102,20 +115,22 @@ def write_router(writes: Writes) -> APIRouter:
     routes = APIRouter(tags=["charts"])
     reads = writes.reads
 
-    @routes.post("/create_encounter", status_code=201, response_model=WriteAnswer)
+    @routes.post(
+        "/create_encounter", summary="Create an encounter", **written("encounter", creates=True)
+    )
     async def create_encounter(
         principal: Caller, body: bodies.CreateEncounter, key: IdemKey = None
     ) -> Response:
         """Push an encounter (note, diagnoses, procedures) to the EHR; it starts open."""
         write = writes.create_encounter(principal, body.command(), key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "encounter")
 
-    @routes.post("/sign_encounter", response_model=WriteAnswer)
+    @routes.post("/sign_encounter", summary="Sign an encounter", **written("encounter"))
     async def sign_encounter(
         principal: Caller, body: bodies.EncounterRef, key: IdemKey = None
     ) -> Response:
         """Sign an open encounter (it locks; its charges post)."""
         write = writes.sign_encounter(principal, body.encounter_id, key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "encounter")
 
     return routes

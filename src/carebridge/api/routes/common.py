@@ -1,18 +1,24 @@
-"""What every route module shares: the caller's principal, the query and header parameters,
-the response models, and how answers are rendered (JSON, ``Age``, ``RateLimit`` headers)."""
+"""What every route module shares: the caller's principal (and its rate limit), the query and
+header parameters, the response models, and how answers are rendered (JSON, ``Age``, the
+upstream budget's ``X-Upstream-RateLimit-*`` headers, the list envelope)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 import orjson
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from carebridge.api import problems
+from carebridge.contract.envelopes import Page, WriteAnswer
+from carebridge.contract.examples import EXAMPLES
+from carebridge.contract.records import CURRENCY, MONEY_KINDS, record_model, with_currency
+from carebridge.contract.time import rfc3339
+from carebridge.domain.kinds import KINDS
 from carebridge.domain.values import RequestBound, RequestInstant
 from carebridge.errors import DomainError
 from carebridge.services.reads import Freshness, ListQuery, Reads, Served
@@ -28,39 +34,54 @@ _MAX_AGE = re.compile(r"max-age=(\d{1,9})")
 SessionCheck = Callable[[str], Awaitable[Principal | None]]
 
 
-class Page(BaseModel):
-    """A page of records and the cursor of the next one (None on the last page)."""
-
-    data: list[dict[str, Any]]
-    next_cursor: str | None
+def page_of(model: type[BaseModel]) -> Any:
+    """The list envelope of ``model``'s records (``Page[Patient]``)."""
+    return cast(Any, Page)[model]
 
 
-class Items(BaseModel):
-    """Records read in real time (no paging)."""
-
-    data: list[dict[str, Any]]
+def _example_page(example: Any) -> dict[str, Any]:
+    return {"data": [example], "has_more": True, "next_cursor": "cGF0X2M1NDV5MzRtamFvM3U2emxq"}
 
 
-class WriteAnswer(BaseModel):
-    """A write's record as read back, and whether the read-back matched the request."""
-
-    data: dict[str, Any]
-    confirmation: str
-    diverged: list[str]
-    ledger_id: int
+def _json_example(example: Any) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": example}}}}
 
 
-class AuditPage(BaseModel):
-    """Audit entries in sequence order; ``next_after`` continues the read (the replay cursor)."""
+def listed(kind: str) -> dict[str, Any]:
+    """A list route's response model and example: a page of ``kind``'s records."""
+    return {
+        "response_model": page_of(record_model(kind)),
+        "responses": _json_example(_example_page(EXAMPLES[kind])),
+    }
 
-    data: list[dict[str, Any]]
-    next_after: int | None
+
+def one_of(kind: str) -> dict[str, Any]:
+    """A get-by-id route's response model and example: one of ``kind``'s records."""
+    return {"response_model": record_model(kind), "responses": _json_example(EXAMPLES[kind])}
 
 
-class Health(BaseModel):
-    """Liveness."""
+def written(kind: str, *, creates: bool = False) -> dict[str, Any]:
+    """A write route's response model and example: the record written, read back."""
+    example = {
+        "data": EXAMPLES[kind],
+        "confirmation": "confirmed",
+        "diverged": [],
+        "ledger_id": "led_1",
+    }
+    status = 201 if creates else 200
+    return {
+        "response_model": cast(Any, WriteAnswer)[record_model(kind)],
+        "responses": {status: {"content": {"application/json": {"example": example}}}},
+        "status_code": status,
+    }
 
-    status: str
+
+def live_page(model: type[BaseModel], example: Any) -> dict[str, Any]:
+    """A real-time list's response model (one page, never more) and example."""
+    return {
+        "response_model": page_of(model),
+        "responses": _json_example({"data": [example], "has_more": False, "next_cursor": None}),
+    }
 
 
 def json_response(
@@ -85,16 +106,45 @@ def raw_response(
 
 
 def rate_headers(service: Reads, principal: Principal) -> dict[str, str]:
-    """The ``RateLimit`` headers of the caller's tenant's upstream budget (none before its
-    first upstream call)."""
+    """The caller's tenant's upstream budget (requests a second, shared by every key of the
+    tenant), as ``X-Upstream-RateLimit-*``: information, not the caller's own quota (that is
+    ``RateLimit``). None before the tenant's first upstream call."""
     budget = service.budget(principal.tenant_id)
     if budget is None:
         return {}
     quota, remaining = budget
     return {
-        "RateLimit-Policy": f'"upstream";q={quota};w=1',
-        "RateLimit": f'"upstream";r={remaining};t=1',
+        "X-Upstream-RateLimit-Limit": str(quota),
+        "X-Upstream-RateLimit-Remaining": str(remaining),
     }
+
+
+def instant(at: datetime | None) -> str | None:
+    """An instant in the API's one format (``2026-11-24T15:00:00Z``)."""
+    return None if at is None else rfc3339(at)
+
+
+def instant_text(at: Any) -> Any:
+    """An instant given as RFC 3339 text (any offset, any precision) in the API's one format;
+    anything else as it is."""
+    if isinstance(at, str):
+        try:
+            return rfc3339(datetime.fromisoformat(at))
+        except ValueError:
+            return at
+    if isinstance(at, datetime):
+        return rfc3339(at)
+    return at
+
+
+def envelope(data: list[Any], next_cursor: str | None = None) -> dict[str, Any]:
+    """The list envelope: ``{data, has_more, next_cursor}``."""
+    return {"data": data, "has_more": next_cursor is not None, "next_cursor": next_cursor}
+
+
+def location(path: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """The headers of a 201 naming the created object's URL."""
+    return {**(headers or {}), "Location": path}
 
 
 def freshness(max_age: int | None, cache_control: str | None) -> Freshness:
@@ -120,7 +170,20 @@ async def caller(
             raise Unauthorized("the session token is not valid or has expired")
     else:
         principal = await authenticate(request.app.state.keys, authorization)
+    _limit(request, principal.id)
     return principal
+
+
+def _limit(request: Request, key: str) -> None:
+    """Count the request against the caller's own rate limit (once per request), leaving the
+    decision for the answer's ``RateLimit`` headers; 429 over the quota."""
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is None or "ratelimit" in request.scope.setdefault("state", {}):
+        return
+    decision = limiter.take(key)
+    request.scope["state"]["ratelimit"] = decision
+    if not decision.allowed:
+        limiter.refuse(decision)
 
 
 Caller = Annotated[Principal, Depends(caller)]
@@ -129,6 +192,13 @@ CacheControl = Annotated[
     str | None, Header(alias="Cache-Control", description="max-age=N, or no-cache for live data")
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Records per page.")]
+SeqOrder = Annotated[
+    Literal["seq"], Query(description="By seq, ascending (the one order the log offers).")
+]
+Order = Annotated[
+    Literal["id"],
+    Query(description="The list's order: by id, ascending (the one order it offers)."),
+]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="The `next_cursor` of the previous page.")
 ]
@@ -158,13 +228,27 @@ IdemKey = Annotated[
 ]
 
 
-def page_response(served: Served, service: Reads, principal: Principal) -> Response:
-    """A page of stored records: their JSON text goes out as it is (no parse, no re-encode)."""
+_CURRENCY_FIELD = b'{"currency":' + orjson.dumps(CURRENCY) + b","
+
+
+def page_response(
+    served: Served, service: Reads, principal: Principal, kind: str | None = None
+) -> Response:
+    """A page of stored records: their JSON text goes out as it is (no parse, no re-encode);
+    a kind that carries amounts gets its ``currency`` spliced in front of each record."""
+    records = (
+        b",".join(_CURRENCY_FIELD + text.encode()[1:] for text in served.page.raw)
+        if kind in MONEY_KINDS
+        else ",".join(served.page.raw).encode()
+    )
+    more = served.page.next_cursor is not None
     body = b"".join(
         (
             b'{"data":[',
-            ",".join(served.page.raw).encode(),
-            b'],"next_cursor":',
+            records,
+            b'],"has_more":',
+            b"true" if more else b"false",
+            b',"next_cursor":',
             orjson.dumps(served.page.next_cursor),
             b"}",
         )
@@ -202,7 +286,7 @@ async def list_response(
         cursor=cursor,
         freshness=freshness(max_age, cache_control),
     )
-    return page_response(await reads.page(principal, query), reads, principal)
+    return page_response(await reads.page(principal, query), reads, principal, kind)
 
 
 async def one_response(
@@ -210,7 +294,9 @@ async def one_response(
 ) -> Response:
     """One record (``route`` in the audit log), read through when stale, and its answer."""
     found = await reads.one(principal, kind, route, entity_id, freshness=fresh)
-    return json_response(found.record, age=found.age, headers=rate_headers(reads, principal))
+    return json_response(
+        with_currency(found.record, kind), age=found.age, headers=rate_headers(reads, principal)
+    )
 
 
 def live_response(reads: Reads, principal: Principal, body: Any) -> Response:
@@ -219,7 +305,10 @@ def live_response(reads: Reads, principal: Principal, body: Any) -> Response:
 
 
 async def write_response(
-    service: Reads, principal: Principal, write: Awaitable[WriteOutcome]
+    service: Reads,
+    principal: Principal,
+    write: Awaitable[WriteOutcome],
+    kind: str | None = None,
 ) -> Response:
     """A write's answer: 201 when it created a record, else 200; a refusal by the rules is its
     problem. Either carries ``Idempotent-Replayed: true`` when it replays its key's first
@@ -237,4 +326,38 @@ async def write_response(
     headers = rate_headers(service, principal)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(outcome.as_json(), status=201 if outcome.created else 200, headers=headers)
+    answer = outcome.as_json()
+    answer["ledger_id"] = f"led_{answer['ledger_id']}"
+    record = answer["data"]
+    if kind is not None and isinstance(record, dict):
+        answer["data"] = with_currency(record, kind)
+        if outcome.created and "id" in record:
+            headers = location(f"{kind_path(kind)}/{record['id']}", headers)
+    return json_response(answer, status=201 if outcome.created else 200, headers=headers)
+
+
+def kind_path(kind: str) -> str:
+    """The path of a kind's list (``/appointments``): its table's name."""
+    return f"/{KINDS[kind].table or kind}"
+
+
+RecordId = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=r"^[a-z]{2,5}_[a-z0-9_]+$", description="The id."),
+]
+
+
+def one_route(reads: Reads, kind: str, path: str) -> Any:
+    """``GET <path>/{id}``: one record of ``kind`` by id (another tenant's is a 404)."""
+
+    async def route(
+        principal: Caller,
+        id: RecordId,
+        max_age: MaxAge = None,
+        cache_control: CacheControl = None,
+    ) -> Response:
+        fresh = freshness(max_age, cache_control)
+        return await one_response(reads, principal, kind, f"GET {path}/{{id}}", id, fresh)
+
+    route.__doc__ = f"One {kind.replace('_', ' ')} by id; another tenant's id is a 404."
+    return route

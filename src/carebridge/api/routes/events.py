@@ -9,12 +9,16 @@ from fastapi import APIRouter, Query, Response
 
 from carebridge.api.routes.common import (
     After,
-    AuditPage,
     Caller,
     Limit,
+    SeqOrder,
+    envelope,
+    instant_text,
     json_response,
+    page_of,
     rate_headers,
 )
+from carebridge.contract.resources import Event
 from carebridge.services.events import EventLog, Events, LogQuery
 from carebridge.services.reads import Reads
 
@@ -25,7 +29,24 @@ def router(events: EventLog, service: Reads) -> APIRouter:
     routes = APIRouter()
     log = Events(events, service.audit, service.clock)
 
-    @routes.get("/events", tags=["events"], response_model=AuditPage)
+    @routes.get(
+        "/events",
+        tags=["events"],
+        summary="Read the change log",
+        response_model=page_of(Event),
+        responses={
+            200: {
+                "content": {
+                    "application/json": {
+                        "example": envelope(
+                            [Event.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index,call-overload]
+                            "1",
+                        )
+                    }
+                }
+            }
+        },
+    )
     async def list_events(
         principal: Caller,
         after: After = 0,
@@ -34,6 +55,7 @@ def router(events: EventLog, service: Reads) -> APIRouter:
             Query(description="Event types, or `kind.*` (repeatable; default: all)."),
         ] = None,
         limit: Limit = 100,
+        order: SeqOrder = "seq",  # noqa: ARG001 - the one order offered
     ) -> Response:
         """The tenant's ordered change log (scope ``event.read``): each event's seq, type,
         entity, before/after diff, and when it happened and was detected. ``after`` is the
@@ -41,6 +63,12 @@ def router(events: EventLog, service: Reads) -> APIRouter:
         record the key may not read keeps its place without its entity, patient and ``diff``
         (``redacted``: true)."""
         page = await log.read(principal, LogQuery(after, limit, tuple(types or ())))
-        return json_response(page.as_json(), headers=rate_headers(service, principal))
+        data = [
+            {**e, "occurred_at": instant_text(e.get("occurred_at")),
+             "detected_at": instant_text(e.get("detected_at"))}
+            for e in page.data
+        ]  # fmt: skip
+        cursor = None if page.next_after is None else str(page.next_after)
+        return json_response(envelope(data, cursor), headers=rate_headers(service, principal))
 
     return routes

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from carebridge.api.routes.common import Caller, Health
+from carebridge.api.routes.common import Caller
+from carebridge.contract.resources import Health, UpstreamHealth
 from carebridge.services.reads import Reads
 
 
@@ -14,12 +15,16 @@ def router(reads: Reads) -> APIRouter:
     """Liveness, and the caller's tenant's upstream."""
     routes = APIRouter(tags=["health"])
 
-    @routes.get("/health")
+    @routes.get("/health", summary="Is the service up?")
     async def health() -> Health:
         """Liveness of the service."""
         return Health(status="ok")
 
-    @routes.get("/health/upstream")
+    @routes.get(
+        "/health/upstream",
+        summary="The tenant's upstream connection",
+        response_model=UpstreamHealth,
+    )
     async def health_upstream(principal: Caller) -> dict[str, Any]:
         """The caller's tenant upstream: throttle budget, drift report, session state per
         surface (no secrets). ``connected`` is false until the first upstream call."""

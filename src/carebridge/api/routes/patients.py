@@ -11,17 +11,23 @@ from carebridge.api.routes.common import (
     CacheControl,
     Caller,
     Cursor,
-    Items,
     Limit,
     MaxAge,
-    Page,
+    Order,
     Since,
+    envelope,
     freshness,
     list_response,
+    listed,
+    live_page,
     live_response,
+    one_of,
     one_response,
 )
+from carebridge.contract.examples import EXAMPLES
+from carebridge.contract.records import Balance, record_model, with_currency
 from carebridge.domain.values import LocationId, PatientId, ProviderId, RequestDay
+from carebridge.errors import BadRequest
 from carebridge.services.reads import Reads, patient_filters
 
 
@@ -29,43 +35,66 @@ def router(reads: Reads) -> APIRouter:
     """The patient routes (``/balances`` is the billing tag's, served beside them)."""
     routes = APIRouter()
 
-    @routes.get("/patients", tags=["patients"], response_model=Page)
+    @routes.get("/patients", tags=["patients"], summary="List patients", **listed("patient"))
     async def list_patients(
         principal: Caller,
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
         name: Annotated[str | None, Query(max_length=200, description="Last, First")] = None,
-        dob: Annotated[str | None, Query(pattern=DATE)] = None,
+        birth_date: Annotated[
+            str | None, Query(pattern=DATE, description="Date of birth (YYYY-MM-DD).")
+        ] = None,
+        dob: Annotated[
+            str | None,
+            Query(pattern=DATE, deprecated=True, description="Deprecated: use `birth_date`."),
+        ] = None,
         provider_id: ProviderId | None = None,
         location_id: LocationId | None = None,
         status: Annotated[str | None, Query(pattern="^(active|inactive)$")] = None,
         updated_since: Since = None,
     ) -> Response:
-        """Demographics, insurance (coverages with their eligibility) and balances."""
+        """Patients with their demographics, insurance (coverages with their eligibility) and
+        balances, in id order. Filter by name (`Last, First`), `birth_date`, provider, location,
+        status, or what changed since an instant."""
+        if dob is not None and birth_date is not None:
+            raise BadRequest("give birth_date or its old name dob, not both", field="dob")
         filters = patient_filters(
-            name=name, dob=dob, provider_id=provider_id, location_id=location_id, status=status
+            name=name,
+            dob=birth_date or dob,
+            provider_id=provider_id,
+            location_id=location_id,
+            status=status,
         )
         paging = (limit, cursor, max_age, cache_control)
         return await list_response(
             reads, principal, "patient", "/patients", paging, filters, updated_since=updated_since
         )
 
-    @routes.get("/patients/{patient_id}", tags=["patients"])
+    @routes.get(
+        "/patients/{patient_id}", tags=["patients"], summary="Get a patient", **one_of("patient")
+    )
     async def get_patient(
         principal: Caller,
         patient_id: PatientId,
         max_age: MaxAge = None,
         cache_control: CacheControl = None,
     ) -> Response:
-        """One patient."""
+        """One patient by id (`pat_...`); another tenant's id is a 404."""
         fresh = freshness(max_age, cache_control)
         return await one_response(
             reads, principal, "patient", "GET /patients/{id}", patient_id, fresh
         )
 
-    @routes.get("/eligibility", tags=["patients"])
+    @routes.get(
+        "/eligibility",
+        tags=["patients"],
+        summary="Check a patient's insurance eligibility",
+        response_model=record_model("eligibility"),
+        responses={200: {"content": {"application/json": {"example": EXAMPLES["eligibility"]}}}},
+    )
     async def eligibility(
         principal: Caller,
         patient_id: PatientId,
@@ -82,12 +111,20 @@ def router(reads: Reads) -> APIRouter:
             service_date=service_date,
             service_types=service_type or (),
         )
-        return live_response(reads, principal, check.model_dump(mode="json"))
+        return live_response(
+            reads, principal, with_currency(check.model_dump(mode="json"), "eligibility")
+        )
 
-    @routes.get("/balances", tags=["billing"], response_model=Items)
+    @routes.get(
+        "/balances",
+        tags=["billing"],
+        summary="A patient's balances",
+        **live_page(Balance, EXAMPLES["balance"]),
+    )
     async def balances(principal: Caller, patient_id: PatientId) -> Response:
         """A patient's balances (patient and insurance responsibility), read in real time."""
         rows = await reads.balances(principal, "GET /balances", patient_id)
-        return live_response(reads, principal, {"data": [r.model_dump(mode="json") for r in rows]})
+        data = [{"currency": "USD", **r.model_dump(mode="json")} for r in rows]
+        return live_response(reads, principal, envelope(data))
 
     return routes

@@ -12,8 +12,11 @@ from carebridge.api.routes.common import (
     Cursor,
     Limit,
     MaxAge,
-    Page,
+    Order,
     list_response,
+    listed,
+    one_of,
+    one_route,
 )
 from carebridge.services.reads import Reads
 
@@ -34,8 +37,16 @@ def router(reads: Reads) -> APIRouter:
             _practice_route(reads, kind, path),
             methods=["GET"],
             tags=["practice"],
-            response_model=Page,
-            summary=f"List {path[1:]}",
+            summary=f"List the practice's {path[1:].replace('_', ' ')}",
+            **listed(kind),
+        )
+        routes.add_api_route(
+            f"{path}/{{id}}",
+            one_route(reads, kind, path),
+            methods=["GET"],
+            tags=["practice"],
+            summary=f"Get a {kind.replace('_', ' ')}",
+            **one_of(kind),
         )
     return routes
 
@@ -46,6 +57,7 @@ def _practice_route(reads: Reads, kind: str, path: str) -> Any:
         cache_control: CacheControl = None,
         limit: Limit = 100,
         cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
         max_age: MaxAge = None,
     ) -> Response:
         paging = (limit, cursor, max_age, cache_control)

@@ -14,16 +14,22 @@ from carebridge.api.routes.common import (
     Cursor,
     From,
     IdemKey,
-    Items,
     Limit,
     MaxAge,
-    Page,
+    Order,
     Until,
-    WriteAnswer,
+    envelope,
     list_response,
+    listed,
+    live_page,
     live_response,
+    one_of,
+    one_route,
     write_response,
+    written,
 )
+from carebridge.contract.examples import EXAMPLES
+from carebridge.contract.records import Slot
 from carebridge.domain.values import (
     LocationId,
     PatientId,
@@ -40,7 +46,7 @@ def router(reads: Reads) -> APIRouter:
     """The scheduling reads."""
     routes = APIRouter(tags=["scheduling"])
 
-    @routes.get("/availability", response_model=Items)
+    @routes.get("/availability", summary="Find free slots", **live_page(Slot, EXAMPLES["slot"]))
     async def availability(
         principal: Caller,
         visit_reason_id: VisitReasonId,
@@ -58,9 +64,9 @@ def router(reads: Reads) -> APIRouter:
             location_ids=location_id or (),
             resource_ids=resource_id or (),
         )
-        return live_response(reads, principal, {"data": [s.model_dump(mode="json") for s in slots]})
+        return live_response(reads, principal, envelope([s.model_dump(mode="json") for s in slots]))
 
-    @routes.get("/appointments", response_model=Page)
+    @routes.get("/appointments", summary="List appointments", **listed("appointment"))
     async def list_appointments(
         principal: Caller,
         cache_control: CacheControl = None,
@@ -73,8 +79,10 @@ def router(reads: Reads) -> APIRouter:
         patient_id: PatientId | None = None,
         provider_id: ProviderId | None = None,
         location_id: LocationId | None = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
     ) -> Response:
-        """Appointments in a window (default: a week back to 30 days ahead)."""
+        """Appointments in a window of start times (default: a week back to 30 days ahead),
+        by patient, provider, location or status."""
         filters = given(
             status=status, patient_id=patient_id, provider_id=provider_id, location_id=location_id
         )
@@ -83,6 +91,13 @@ def router(reads: Reads) -> APIRouter:
             reads, principal, "appointment", "/appointments", paging, filters, start=start, end=end
         )
 
+    routes.add_api_route(
+        "/appointments/{id}",
+        one_route(reads, "appointment", "/appointments"),
+        methods=["GET"],
+        summary="Get an appointment",
+        **one_of("appointment"),
+    )
     return routes
 
 
@@ -91,15 +106,19 @@ def write_router(writes: Writes) -> APIRouter:
     routes = APIRouter(tags=["scheduling"])
     reads = writes.reads
 
-    @routes.post("/create_appointment", status_code=201, response_model=WriteAnswer)
+    @routes.post(
+        "/create_appointment", summary="Book an appointment", **written("appointment", creates=True)
+    )
     async def create_appointment(
         principal: Caller, body: bodies.CreateAppointment, key: IdemKey = None
     ) -> Response:
         """Book a visit in a free slot (``GET /availability``); 409 when the slot is taken."""
         write = writes.create_appointment(principal, body.command(), key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "appointment")
 
-    @routes.post("/reschedule_appointment", response_model=WriteAnswer)
+    @routes.post(
+        "/reschedule_appointment", summary="Reschedule an appointment", **written("appointment")
+    )
     async def reschedule_appointment(
         principal: Caller, body: bodies.Reschedule, key: IdemKey = None
     ) -> Response:
@@ -107,9 +126,9 @@ def write_router(writes: Writes) -> APIRouter:
         write = writes.reschedule_appointment(
             principal, body.appointment_id, body.command(), key=key, request=body.sent()
         )
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "appointment")
 
-    @routes.post("/cancel_appointment", response_model=WriteAnswer)
+    @routes.post("/cancel_appointment", summary="Cancel an appointment", **written("appointment"))
     async def cancel_appointment(
         principal: Caller, body: bodies.Cancel, key: IdemKey = None
     ) -> Response:
@@ -122,22 +141,22 @@ def write_router(writes: Writes) -> APIRouter:
             key=key,
             request=body.sent(),
         )
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "appointment")
 
-    @routes.post("/check_in", response_model=WriteAnswer)
+    @routes.post("/check_in", summary="Check a patient in", **written("appointment"))
     async def check_in(
         principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
     ) -> Response:
         """Mark the patient arrived."""
         write = writes.check_in(principal, body.appointment_id, key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "appointment")
 
-    @routes.post("/check_out", response_model=WriteAnswer)
+    @routes.post("/check_out", summary="Check a patient out", **written("appointment"))
     async def check_out(
         principal: Caller, body: bodies.AppointmentRef, key: IdemKey = None
     ) -> Response:
         """Mark the visit done (the upstream opens its encounter)."""
         write = writes.check_out(principal, body.appointment_id, key=key, request=body.sent())
-        return await write_response(reads, principal, write)
+        return await write_response(reads, principal, write, "appointment")
 
     return routes

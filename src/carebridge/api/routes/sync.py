@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from carebridge.api.routes.common import Caller
+from carebridge.api.routes.common import Caller, instant_text
+from carebridge.contract.resources import SyncReport as SyncAnswerModel
 from carebridge.services import sync as syncs
 from carebridge.services.records import Principal
 from carebridge.services.sync import STREAMS, SyncReport
@@ -65,8 +67,8 @@ def router(run: SyncNow) -> APIRouter:
     """The sync route over ``run``, which syncs the caller's tenant and answers its report."""
     routes = APIRouter(tags=["sync"])
 
-    @routes.post("/sync")
-    async def sync_now(principal: Caller, body: SyncRequest | None = None) -> SyncAnswer:
+    @routes.post("/sync", summary="Sync the tenant now", response_model=SyncAnswerModel)
+    async def sync_now(principal: Caller, body: SyncRequest | None = None) -> dict[str, Any]:
         """Sync the caller's tenant from its upstream now (``sync.write``): each stream reads a
         page at a time, stores it with its cursor, and turns changes into events. Answers how
         many records each stream read, changed and tombstoned; a stream that failed upstream
@@ -78,6 +80,7 @@ def router(run: SyncNow) -> APIRouter:
             reconcile=timedelta(hours=hours) if hours else None,
         )
         report = await run(principal, request)
-        return SyncAnswer.model_validate(report.as_json())
+        answer = report.as_json()
+        return {**answer, "started_at": instant_text(answer.get("started_at"))}
 
     return routes

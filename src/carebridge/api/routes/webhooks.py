@@ -39,8 +39,10 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from carebridge.api.routes.common import Caller
+from carebridge.api.routes.common import Caller, Order, envelope, instant, page_of
+from carebridge.contract.resources import Delivery, Replay, SecretRotated, Webhook, WebhookCreated
 from carebridge.domain.events import EVENT_TYPES
+from carebridge.errors import BadCursor
 from carebridge.services.webhooks import DeliveryRecord, Subscription, Webhooks
 
 KINDS = frozenset(t.split(".", 1)[0] for t in EVENT_TYPES)
@@ -97,7 +99,7 @@ def _known(event_type: str) -> bool:
 
 
 def _instant(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat()
+    return instant(at)
 
 
 def _subscription(hook: Subscription) -> dict[str, Any]:
@@ -109,14 +111,14 @@ def _subscription(hook: Subscription) -> dict[str, Any]:
         "state": hook.state,
         "consecutive_failures": hook.consecutive_failures,
         "previous_secret_expires_at": _instant(hook.previous_secret_expires_at),
-        "created_at": hook.created_at.isoformat(),
+        "created_at": instant(hook.created_at),
         "disabled_at": _instant(hook.disabled_at),
     }
 
 
 def _delivery(line: DeliveryRecord) -> dict[str, Any]:
     return {
-        "id": line.id,
+        "id": f"dlv_{line.id}",
         "seq": line.seq,
         "message_id": line.message_id,
         "type": line.type,
@@ -126,7 +128,7 @@ def _delivery(line: DeliveryRecord) -> dict[str, Any]:
         "last_status": line.last_status,
         "last_error": line.last_error,
         "next_attempt_at": _instant(line.next_attempt_at),
-        "created_at": line.created_at.isoformat(),
+        "created_at": instant(line.created_at),
         "delivered_at": _instant(line.delivered_at),
     }
 
@@ -136,20 +138,40 @@ def router(service: Webhooks) -> APIRouter:
     api = APIRouter(tags=["webhooks"])
     hooks = service
 
-    @api.post("/webhooks", status_code=201, summary="Subscribe a URL to change events")
+    @api.post(
+        "/webhooks",
+        status_code=201,
+        summary="Subscribe a URL to change events",
+        response_model=WebhookCreated,
+    )
     async def create_webhook(principal: Caller, body: NewWebhook) -> JSONResponse:
         """The answer carries the signing ``secret`` (``whsec_...``) once: store it. Deliveries
         are signed with Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
         ``webhook-signature``)."""
         made = await hooks.create(principal, body.url, body.event_types)
         body_out = _subscription(made.subscription) | {"secret": made.secret}
-        return JSONResponse(body_out, 201, headers=NO_STORE)
+        headers = NO_STORE | {"Location": f"/webhooks/{made.subscription.id}"}
+        return JSONResponse(body_out, 201, headers=headers)
 
-    @api.get("/webhooks", summary="The tenant's webhook subscriptions")
-    async def list_webhooks(principal: Caller) -> dict[str, Any]:
-        return {"data": [_subscription(h) for h in await hooks.subscriptions(principal)]}
+    @api.get("/webhooks", summary="List webhook subscriptions", response_model=page_of(Webhook))
+    async def list_webhooks(
+        principal: Caller,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Per page.")] = 100,
+        cursor: Annotated[
+            str | None, Query(max_length=64, description="The `next_cursor` of the last page.")
+        ] = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
+    ) -> dict[str, Any]:
+        """The tenant's subscriptions in id order (never their secrets)."""
+        if cursor is not None and not cursor.startswith("whk_"):
+            raise BadCursor("the cursor is not one this API issued")
+        hooks_sorted = sorted(await hooks.subscriptions(principal), key=lambda h: h.id)
+        after = [h for h in hooks_sorted if cursor is None or h.id > cursor]
+        page = after[:limit]
+        more = len(after) > limit
+        return envelope([_subscription(h) for h in page], page[-1].id if more else None)
 
-    @api.get("/webhooks/{webhook_id}", summary="One webhook subscription")
+    @api.get("/webhooks/{webhook_id}", summary="Get a webhook subscription", response_model=Webhook)
     async def get_webhook(principal: Caller, webhook_id: str) -> dict[str, Any]:
         return _subscription(await hooks.get(principal, webhook_id))
 
@@ -159,7 +181,11 @@ def router(service: Webhooks) -> APIRouter:
         await hooks.delete(principal, webhook_id)
         return Response(status_code=204)
 
-    @api.post("/webhooks/{webhook_id}/rotate_secret", summary="Rotate the signing secret")
+    @api.post(
+        "/webhooks/{webhook_id}/rotate_secret",
+        summary="Rotate the signing secret",
+        response_model=SecretRotated,
+    )
     async def rotate_secret(
         principal: Caller,
         webhook_id: str,
@@ -175,25 +201,33 @@ def router(service: Webhooks) -> APIRouter:
             {
                 "id": done.webhook_id,
                 "secret": done.secret,
-                "previous_secret_expires_at": done.previous_secret_expires_at.isoformat(),
+                "previous_secret_expires_at": instant(done.previous_secret_expires_at),
             },
             headers=NO_STORE,
         )
 
-    @api.get("/webhooks/{webhook_id}/deliveries", summary="The delivery log, newest first")
+    @api.get(
+        "/webhooks/{webhook_id}/deliveries",
+        summary="Read a subscription's delivery log",
+        response_model=page_of(Delivery),
+    )
     async def list_deliveries(
         principal: Caller,
         webhook_id: str,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         cursor: Annotated[str | None, Query(max_length=20)] = None,
     ) -> dict[str, Any]:
-        """Each delivery's seq, message id, event type, state (pending, delivered, dead),
-        attempts, last status and error, and next attempt."""
-        page = await hooks.deliveries(principal, webhook_id, limit=limit, cursor=cursor)
-        return {"data": [_delivery(line) for line in page.lines], "next_cursor": page.next_cursor}
+        """Newest first: each delivery's seq, message id, event type, state (pending,
+        delivered, dead), attempts, last status and error, and next attempt."""
+        given = None if cursor is None else cursor.removeprefix("dlv_")  # old cursors were bare
+        page = await hooks.deliveries(principal, webhook_id, limit=limit, cursor=given)
+        return envelope([_delivery(line) for line in page.lines], page.next_cursor)
 
     @api.post(
-        "/webhooks/{webhook_id}/replay", status_code=202, summary="Send events again from a seq"
+        "/webhooks/{webhook_id}/replay",
+        status_code=202,
+        summary="Send events again from a seq",
+        response_model=Replay,
     )
     async def replay(
         principal: Caller,
