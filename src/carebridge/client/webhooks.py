@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from carebridge.client._errors import WebhookVerificationError
+from carebridge.contract import Event
 
 TOLERANCE = timedelta(minutes=5)
 """How far ``webhook-timestamp`` may be from now (the Standard Webhooks default)."""
@@ -38,6 +39,11 @@ class WebhookMessage(BaseModel):
     type: str
     timestamp: str
     data: dict[str, Any]
+
+    @property
+    def event(self) -> Event:
+        """``data`` as the contract's typed :class:`~carebridge.contract.Event`."""
+        return Event.model_validate(self.data)
 
 
 def _secrets(secret: str | Sequence[str]) -> list[Webhook]:
