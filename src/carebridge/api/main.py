@@ -6,17 +6,18 @@
 ``CAREBRIDGE_MAX_BODY_BYTES`` (default 1 MiB) are refused with 413.
 
 On the embedded SQLite store there is no worker: the process itself syncs every tenant every
-``CAREBRIDGE_SYNC_INTERVAL`` seconds (default 300; 0 turns it off) and delivers webhooks every
-second, with the same handlers ``carebridge worker`` runs on PostgreSQL.
+``CAREBRIDGE_SYNC_INTERVAL`` seconds (default 300; 0 turns it off, with the feed and the
+delivery loop), with the same handlers ``carebridge worker`` runs on PostgreSQL, polls each
+tenant's change feed every ``CAREBRIDGE_FEED_INTERVAL`` seconds (default 2) and delivers
+webhooks as soon as they are queued (``carebridge.wiring.jobs.background``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -31,8 +32,8 @@ from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.errors import ConfigError
 from carebridge.wiring.admin import database_url, key_ring
 from carebridge.wiring.api import Deployment, open_deployment
+from carebridge.wiring.jobs import background as background_loops
 from carebridge.wiring.mcp import agent_services
-from carebridge.wiring.jobs import in_process_runner
 
 
 def build(
@@ -57,16 +58,6 @@ def build(
         ],
         max_body_bytes=max_body_bytes,
     )
-
-
-async def _later(delay: float, work: Coroutine[Any, Any, None]) -> None:
-    """Start ``work`` after ``delay`` seconds (the first sync waits one interval)."""
-    try:
-        await asyncio.sleep(delay)
-    except asyncio.CancelledError:
-        work.close()
-        raise
-    await work
 
 
 def max_body_bytes() -> int:
@@ -96,9 +87,8 @@ def app() -> FastAPI:
         background: list[asyncio.Task[None]] = []
         every = float(os.environ.get("CAREBRIDGE_SYNC_INTERVAL", "300"))
         if deployment.engine.dialect.name == "sqlite" and every > 0:
-            runner = in_process_runner(deployment, every)
-            background.append(asyncio.create_task(_later(every, runner.run())))
-            background.append(asyncio.create_task(deployment.deliverer.serve(interval=1.0)))
+            for loop in background_loops(deployment, sync_every=every):
+                background.append(asyncio.create_task(loop))
         try:
             yield
         finally:

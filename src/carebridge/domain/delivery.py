@@ -42,6 +42,10 @@ class DeliveryPolicy:
     disable_after: timedelta = timedelta(hours=24)  # the failures must span this long, too
     concurrency: int = 16  # attempts in flight at once
     batch: int = 200  # due deliveries read per round
+    fallback_poll: float = 10.0
+    """Seconds a delivery loop waits for a wake-up (a new delivery queued, here or, on
+    PostgreSQL, anywhere) before it looks anyway: what another process queued on SQLite, a
+    missed notification or a lapsed claim is sent within this."""
 
 
 def new_secret() -> str:

@@ -30,10 +30,18 @@ status: nothing that tells an open port from a closed one.
 
 Payloads are filtered by the subscription's scopes (``domain.event_scopes``), like
 ``GET /events``.
+
+**When the loop runs** (:meth:`Deliverer.serve`): it drains what is due, then waits on a
+:class:`Wakeup`, which the store sets when a transaction that queued deliveries commits (in
+this process, and on PostgreSQL in any process, through ``LISTEN``/``NOTIFY``), until the
+earliest retry it scheduled falls due, or at most ``DeliveryPolicy.fallback_poll`` seconds (10):
+the fallback that finds what another process queued on SQLite, a notification missed while the
+listener reconnected, and a claim whose loop died.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import random
@@ -243,6 +251,47 @@ def webhook_client(
     )
 
 
+class Wakeup:
+    """A wake-up for a waiting loop: :meth:`set` from any thread or callback (a pool's
+    check-in, a ``NOTIFY`` listener); :meth:`wait` returns once it is set, or after a timeout.
+    It stays set until the waiter clears it, so a wake-up during a pass is not lost."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.count = 0
+        """How many times it was set (for tests and the bench)."""
+
+    def set(self) -> None:
+        self.count += 1
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._event.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._event.set()
+        else:
+            loop.call_soon_threadsafe(self._event.set)
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set (True) or ``timeout`` seconds pass (False)."""
+        self._loop = asyncio.get_running_loop()
+        with anyio.move_on_after(timeout):
+            await self._event.wait()
+            return True
+        return False
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One attempt's result."""
@@ -264,6 +313,9 @@ class Deliverer:
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     wall: Callable[[], datetime] = _wall
     urls: UrlPolicy = field(default_factory=UrlPolicy)  # public https only, unless allow-listed
+    wake: Wakeup = field(default_factory=Wakeup)
+    """Set when deliveries are queued (the store's signal); :meth:`serve` waits on it."""
+    _next_retry: datetime | None = None
 
     def __post_init__(self) -> None:
         redact_httpx_logs()
@@ -301,17 +353,41 @@ class Deliverer:
             total += attempted
         return total
 
-    async def serve(self, *, interval: float = 1.0, stop: anyio.Event | None = None) -> None:
-        """Drain, pause ``interval`` seconds, repeat (a background task) until ``stop`` is set;
-        a pass in progress finishes first, so no attempt is cut off mid-write."""
+    async def serve(
+        self, *, interval: float | None = None, stop: anyio.Event | None = None
+    ) -> None:
+        """Drain, then wait for :attr:`wake` (a new delivery queued), the earliest retry this
+        loop scheduled, or ``interval`` seconds (the fallback poll; default
+        ``policy.fallback_poll``); repeat until ``stop`` is set (a background task). A pass
+        in progress finishes first, so no attempt is cut off mid-write."""
         stop = stop or anyio.Event()
-        while not stop.is_set():
-            try:
-                await self.drain()
-            except Exception as err:  # noqa: BLE001 - the loop outlives one bad pass
-                logger.error("webhook delivery pass failed: %s", type(err).__name__)
-            with anyio.move_on_after(interval):
-                await stop.wait()
+        fallback = self.policy.fallback_poll if interval is None else interval
+
+        async def stopper() -> None:
+            await stop.wait()
+            self.wake.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(stopper)
+            while not stop.is_set():
+                self.wake.clear()
+                self._next_retry = None
+                try:
+                    await self.drain()
+                except Exception as err:  # noqa: BLE001 - the loop outlives one bad pass
+                    logger.error("webhook delivery pass failed: %s", type(err).__name__)
+                if stop.is_set():
+                    break
+                await self.wake.wait(self._pause(fallback))
+            group.cancel_scope.cancel()
+
+    def _pause(self, fallback: float) -> float:
+        """How long to wait for a wake-up: the fallback poll, or less when a retry this loop
+        scheduled falls due sooner."""
+        if self._next_retry is None:
+            return fallback
+        due = (self._next_retry - self.clock()).total_seconds()
+        return min(fallback, max(due, 0.0))
 
     async def _deliver(
         self, delivery: DueDelivery, cache: dict[str, SigningSecrets | None]
@@ -347,6 +423,8 @@ class Deliverer:
             )
             return
         retry = retry_at(now, delivery.created_at, attempt, self.policy, self.rng)
+        if retry is not None and (self._next_retry is None or retry < self._next_retry):
+            self._next_retry = retry
         streak = await self.store.failed(
             delivery.tenant_id,
             delivery.id,

@@ -11,17 +11,26 @@ a hash of the tenant, the type, the entity and the version it describes (nothing
 is unique per tenant, and the writer skips an event whose identity is already logged, under the
 tenant's counter lock: two writers that saw the same change (two syncs, a sync and a read's
 fetch-through) record it once, with one webhook-id.
+
+A transaction that queues deliveries wakes the delivery loops once it commits
+(:func:`queued`): on PostgreSQL it sends ``NOTIFY carebridge_deliveries`` (delivered at commit,
+to every process listening: :func:`listen`), and on any store it marks its connection, so that
+the engine's pool wakes this process's loop when the connection comes back committed
+(:func:`wake_on_commit`). A loop in another process on SQLite has no such signal: its slow
+fallback poll finds the deliveries.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select, update
+import psycopg
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,6 +41,45 @@ from carebridge.store.entities import Change
 from carebridge.store.schema import counters, deliveries, events, webhooks
 
 SEQ = "event_seq"
+CHANNEL = "carebridge_deliveries"
+"""The PostgreSQL channel a transaction that queued deliveries notifies (payload: the tenant)."""
+_QUEUED = "carebridge.deliveries_queued"
+"""The connection's mark (in its ``info``, kept through the pool) that deliveries were queued."""
+
+log = logging.getLogger("carebridge.events")
+
+
+async def queued(conn: AsyncConnection, tenant_id: str) -> None:
+    """Say that the caller's transaction queued deliveries: the delivery loops wake once it
+    commits (``NOTIFY`` on PostgreSQL, delivered only at commit; the pool's check-in of this
+    connection in this process: :func:`wake_on_commit`). A rolled-back transaction's
+    notification is dropped by PostgreSQL; its mark wakes a loop that finds nothing."""
+    conn.sync_connection.info[_QUEUED] = True  # type: ignore[union-attr]  # a live connection
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_notify(CHANNEL, tenant_id)))
+
+
+def wake_on_commit(engine: AsyncEngine, wake: Callable[[], None]) -> None:
+    """Call ``wake`` each time a connection of ``engine`` whose transaction queued deliveries
+    returns to the pool (after its commit, or its rollback)."""
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _checkin(dbapi_connection: object, record: object) -> None:
+        del dbapi_connection
+        info = getattr(record, "info", None)
+        if isinstance(info, dict) and info.pop(_QUEUED, False):
+            wake()
+
+
+async def listen(conninfo: str, wake: Callable[[], None]) -> None:
+    """Call ``wake`` for each ``NOTIFY`` on :data:`CHANNEL` (and once on connecting, for what
+    was queued while no one listened) until cancelled. PostgreSQL only; ``conninfo`` is a
+    libpq connection string. A lost connection raises (the caller reconnects)."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(f"LISTEN {CHANNEL}")
+        wake()
+        async for _notice in conn.notifies():
+            wake()
 
 
 def _aware(at: datetime) -> datetime:
@@ -194,6 +242,7 @@ async def _write(
     await conn.execute(events.insert(), rows)
     if outbox:
         await conn.execute(deliveries.insert(), outbox)
+        await queued(conn, tenant_id)
     return seqs
 
 

@@ -495,4 +495,6 @@ class SqlWebhooks:
                 if outbox:
                     await conn.execute(deliveries.insert(), outbox)
                     queued += len(outbox)
+            if queued:
+                await event_log.queued(conn, tenant_id)
         return queued

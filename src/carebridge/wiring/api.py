@@ -35,13 +35,14 @@ from carebridge.store.adapters import (
     SqlRecords,
 )
 from carebridge.store.engine import create_engine
-from carebridge.store.events import SqlAnnouncer
+from carebridge.store.events import SqlAnnouncer, wake_on_commit
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.tenants import tenant_ids
 from carebridge.store.vault import KeyRing, Vault
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
+from carebridge.sync.feed import FEED_INTERVAL, ChangeFeed
 from carebridge.wiring.admin import admin_over
 from carebridge.wiring.carecloud import TenantUpstreams
 
@@ -89,6 +90,28 @@ def sync_lease(environ: Mapping[str, str] | None = None) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+FEED_ENV = "CAREBRIDGE_FEED_INTERVAL"
+
+
+def feed_interval(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds between two polls of each tenant's change feed (``CAREBRIDGE_FEED_INTERVAL``,
+    0 turns the feed off, else 0.5 to 3600; 2 by default).
+
+    Raises:
+        ConfigError: the setting is not a number of seconds in that range.
+    """
+    text = (os.environ if environ is None else environ).get(FEED_ENV)
+    if text is None or not text.strip():
+        return FEED_INTERVAL
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds != 0 and not 0.5 <= seconds <= 3600:
+        raise ConfigError(f"{FEED_ENV} must be 0 (off) or a number of seconds from 0.5 to 3600")
+    return seconds
+
+
 @dataclass
 class Deployment:
     """Everything one API process serves from."""
@@ -112,6 +135,7 @@ class Deployment:
     urls: UrlPolicy = field(default_factory=UrlPolicy)  # where webhooks may go
     resolver: Resolver = resolve  # how a webhook URL's host is resolved (at registration too)
     lease: timedelta = sync_engine.LEASE_TTL  # a stream's sync lease (CAREBRIDGE_SYNC_LEASE_...)
+    feed: ChangeFeed | None = None  # the change feed (CAREBRIDGE_FEED_INTERVAL; None: off)
 
     async def session_principal(self, token: str) -> Principal | None:
         """The principal of a session token from ``POST /authenticate``."""
@@ -219,7 +243,10 @@ async def open_deployment(
         policy=policy,
         urls=urls,
     )
+    wake_on_commit(engine, deliverer.wake.set)  # queued deliveries wake this process's loop
     lease = sync_lease()
+    every = feed_interval()
+    feed = ChangeFeed(SqlSyncStore(engine), upstreams, clock=clock, interval=every)
     return Deployment(
         engine=engine,
         vault=vault,
@@ -247,4 +274,5 @@ async def open_deployment(
         admin=admin_over(engine, vault, clock=clock),
         urls=urls,
         lease=lease,
+        feed=feed if every > 0 else None,
     )

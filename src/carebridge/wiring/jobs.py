@@ -1,16 +1,30 @@
 """The jobs over one deployment: the handlers a job runs (sync a stream, deliver webhooks, list
-tenants), and ``carebridge worker``'s procrastinate workers on PostgreSQL."""
+tenants), ``carebridge worker``'s procrastinate workers on PostgreSQL, and the loops that run
+beside them (:func:`background`): the change feed, the delivery loop woken by new deliveries,
+and on PostgreSQL the ``LISTEN`` that wakes it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Coroutine
+from typing import Any
+
+import psycopg
 
 from carebridge.jobs.queue import STALLED_AFTER as STALLED_AFTER
 from carebridge.jobs.queue import Handlers, InProcessRunner, build_app, ensure_schema, run_worker
 from carebridge.services.sync import STREAMS
 from carebridge.store.engine import async_url
+from carebridge.store.events import listen
 from carebridge.store.vault import KeyRing
 from carebridge.wiring.api import Deployment, open_deployment
+
+log = logging.getLogger("carebridge.jobs")
+
+RELISTEN_SECONDS = 1.0
+"""How long the ``LISTEN`` waits before reconnecting after losing its connection."""
 
 
 def handlers(deployment: Deployment) -> Handlers:
@@ -33,6 +47,47 @@ def handlers(deployment: Deployment) -> Handlers:
 def in_process_runner(deployment: Deployment, every: float) -> InProcessRunner:
     """The schedule an API process on SQLite runs itself: every stream every ``every`` s."""
     return InProcessRunner(handlers(deployment), every=every)
+
+
+async def listen_for_deliveries(url: str, deployment: Deployment) -> None:
+    """Wake the deployment's delivery loop on each ``NOTIFY`` of queued deliveries (PostgreSQL),
+    reconnecting after a lost connection until cancelled; the loop's fallback poll covers the
+    gap."""
+    info = conninfo(url)
+    while True:
+        try:
+            await listen(info, deployment.deliverer.wake.set)
+        except (psycopg.Error, OSError) as err:
+            log.warning("listening for deliveries failed: %s", type(err).__name__)
+        await asyncio.sleep(RELISTEN_SECONDS)
+
+
+def background(
+    deployment: Deployment, *, sync_every: float, url: str | None = None
+) -> list[Coroutine[Any, Any, None]]:
+    """The loops a process runs beside its server or worker: the in-process schedule (every
+    stream every ``sync_every`` s, the first after one interval; 0: none), the change feed
+    (unless ``CAREBRIDGE_FEED_INTERVAL`` is 0), the delivery loop (woken by new deliveries, with
+    its slow fallback poll) and, on PostgreSQL (``url``), the ``LISTEN`` that wakes it."""
+    loops: list[Coroutine[Any, Any, None]] = []
+    if sync_every > 0:
+        loops.append(_later(sync_every, in_process_runner(deployment, sync_every).run()))
+    if deployment.feed is not None:
+        loops.append(deployment.feed.serve(deployment.syncs.tenants))
+    loops.append(deployment.deliverer.serve())
+    if url is not None and deployment.engine.dialect.name == "postgresql":
+        loops.append(listen_for_deliveries(url, deployment))
+    return loops
+
+
+async def _later(delay: float, work: Coroutine[Any, Any, None]) -> None:
+    """Start ``work`` after ``delay`` seconds."""
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        work.close()
+        raise
+    await work
 
 
 def conninfo(url: str) -> str:
@@ -61,11 +116,19 @@ async def work(
         app = build_app(conninfo(url), handlers(deployment), stalled_after=stalled_after)
         if schema:
             await ensure_schema(app)
-        await run_worker(
-            app,
-            concurrency=concurrency,
-            name=f"carebridge-{os.getpid()}",
-            stalled_after=stalled_after,
-        )
+        loops = [
+            asyncio.ensure_future(loop) for loop in background(deployment, sync_every=0, url=url)
+        ]
+        try:
+            await run_worker(
+                app,
+                concurrency=concurrency,
+                name=f"carebridge-{os.getpid()}",
+                stalled_after=stalled_after,
+            )
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
     finally:
         await deployment.aclose()
