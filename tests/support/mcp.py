@@ -80,7 +80,9 @@ class Bed:
         return build_server(chosen, caller)
 
     @asynccontextmanager
-    async def client(self, name: str, services: AgentServices | None = None) -> AsyncIterator[Client]:
+    async def client(
+        self, name: str, services: AgentServices | None = None
+    ) -> AsyncIterator[Client]:
         async with Client(self.server(name, services), cache=None, mode="legacy") as client:
             yield client
 

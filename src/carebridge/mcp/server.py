@@ -15,6 +15,7 @@ writes through the API's idempotent write path (:mod:`carebridge.services.agents
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -113,9 +114,14 @@ def tool_scopes() -> dict[str, str]:
 
 
 def _arguments(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A tool's arguments as JSON-ready values (the context left out)."""
+    """A tool's arguments as JSON-ready values: the calling tool's parameters in ``values``
+    (its ``locals()``), the context left out."""
+    frame = inspect.currentframe()
+    code = frame.f_back.f_code if frame is not None and frame.f_back is not None else None
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount] if code else ()
     out: dict[str, Any] = {}
-    for name, value in values.items():
+    for name in names:
+        value = values.get(name)
         if name == "ctx" or isinstance(value, Context):
             continue
         out[name] = value.isoformat() if isinstance(value, datetime | date) else value
@@ -272,13 +278,16 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
         ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method != "tools/list" or not isinstance(result, ListToolsResult):
+        if ctx.method != "tools/list" or result is None:
             return result
         principal = await caller(ctx.request)
+        listed = ListToolsResult.model_validate(result) if isinstance(result, dict) else result
+        if not isinstance(listed, ListToolsResult):
+            return result
         shown = [
-            t for t in result.tools if keys.allows(principal.scopes, scopes.get(t.name, "admin"))
+            t for t in listed.tools if keys.allows(principal.scopes, scopes.get(t.name, "admin"))
         ]
-        return result.model_copy(update={"tools": shown})
+        return listed.model_copy(update={"tools": shown})
 
     server.middleware.append(only_allowed_tools)
 

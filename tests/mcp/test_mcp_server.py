@@ -1,0 +1,348 @@
+"""The MCP server in process, with the SDK's own client: every tool, the two-phase writes
+(preview, confirm, replay, expiry, tampering, another caller, a person's approval), the
+scope-filtered tool list, tenant isolation, the audit entry of each call, and the limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from tests.support.mcp import Bed, bed
+
+from carebridge.errors import ConfirmationRefused, Forbidden
+from carebridge.mcp.server import READ_SCOPES, WRITE_OPERATIONS
+from carebridge.services.agents import AgentLimits
+
+pytestmark = pytest.mark.anyio
+
+ALL_TOOLS = set(READ_SCOPES) | set(WRITE_OPERATIONS)
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bed]:
+    path = Path(tmp_path_factory.mktemp("mcp")) / "store.db"
+    async with bed(str(path), patients=8) as here:
+        await here.key("ten_a", "admin", "admin_a")
+        await here.key("ten_a", "admin", "other_a")
+        await here.key("ten_a", "admin", "careful_a")
+        await here.key("ten_b", "admin", "admin_b")
+        await here.key("ten_a", "patient.read", "reader_a")
+        await here.key("ten_a", "appointment.read,appointment.write", "desk_a")
+        yield here
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """A tool's structured answer (the call must succeed)."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def refused(client: Client, tool: str, **arguments: Any) -> str:
+    """A tool error's text (the call must fail as a tool error, not a protocol error)."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+async def audit(live: Bed, tenant: str = "ten_a") -> list[dict[str, Any]]:
+    return [
+        e
+        for e in await live.deployment.audit.events(tenant, after=0, limit=10_000)
+        if str(e["route"]).startswith("MCP ")
+    ]
+
+
+async def booking(client: Client, patient: str, nth: int = 0) -> dict[str, Any]:
+    """Arguments of book_appointment into the ``nth`` free slot of the first resource's second
+    visit reason on 2026-11-25."""
+    resource = (await call(client, "list_practice", kind="resource"))["items"][0]
+    reason = resource["visit_reason_ids"][1]
+    slots = (
+        await call(
+            client,
+            "find_availability",
+            visit_reason_id=reason,
+            start="2026-11-25",
+            end="2026-11-26",
+            resource_id=resource["id"],
+        )
+    )["slots"]
+    slot = slots[nth]
+    return {
+        "patient_id": patient,
+        "resource_id": slot["resource_id"],
+        "location_id": slot["location_id"],
+        "visit_reason_id": reason,
+        "start": slot["start"],
+    }
+
+
+def booked(live: Bed, start: str) -> int:
+    """Live bookings in the emulator's own database at ``start``."""
+    at = datetime.fromisoformat(start).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = live.truth(
+        "SELECT COUNT(*) AS n FROM appointments WHERE start_time = ? AND status_code "
+        "NOT IN ('C', 'R')",
+        (at,),
+    )
+    return int(rows[0]["n"])
+
+
+async def first_patient(client: Client) -> str:
+    return str((await call(client, "search_patients", limit=3))["patients"][0]["id"])
+
+
+async def test_a_key_sees_only_the_tools_its_scopes_allow(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+        assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
+    async with live.client("reader_a") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"search_patients", "get_patient_summary"}
+        text = await refused(client, "list_denials")
+        assert "Forbidden" in text and "claim.read" in text
+    async with live.client("desk_a") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "book_appointment" in names and "submit_claim" not in names
+
+
+async def test_every_tool_has_an_input_schema_and_an_output_schema(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    book = tools["book_appointment"]
+    assert {"patient_id", "start", "confirmation"} <= set(book.input_schema["properties"])
+    assert set(book.input_schema["required"]) >= {"patient_id", "resource_id", "start"}
+    assert all(t.output_schema for t in tools.values())
+    assert tools["search_patients"].annotations.read_only_hint is True  # type: ignore[union-attr]
+
+
+async def test_the_read_tools_answer_compact_records(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+        patients = (await call(client, "search_patients", limit=5))["patients"]
+        assert patients and set(patients[0]) == {"id", "name", "birth_date", "active"}
+        patient = patients[0]["id"]
+        summary = await call(client, "get_patient_summary", patient_id=patient)
+        assert summary["id"] == patient and "coverages" in summary and "balances" in summary
+        assert "ssn" not in summary and "addresses" not in summary
+        chart = await call(client, "get_chart_summary", patient_id=patient)
+        assert chart["patient_id"] == patient and isinstance(chart["encounters"], list)
+        eligibility = await call(client, "check_eligibility", patient_id=patient)
+        assert eligibility["patient_id"] == patient and "member_number" not in eligibility
+        statements = await call(client, "get_statements", patient_id=patient)
+        assert statements["patient_id"] == patient and isinstance(statements["balances"], list)
+        appointments = await call(
+            client, "list_appointments", start="2026-11-17", end="2026-12-20", limit=20
+        )
+        assert appointments["appointments"], "the sandbox's schedule has appointments"
+        denials = await call(client, "list_denials", limit=10)
+        assert all(c["status"] == "denied" for c in denials["claims"])
+        claims = await live.deployment.live.records.page(
+            "ten_a", "claim", filters={}, updated_since=None, starts_from=None,
+            starts_before=None, limit=1, cursor=None,
+        )  # fmt: skip
+        if claims.items:
+            status = await call(client, "get_claim_status", claim_id=claims.items[0]["id"])
+            assert status["id"] == claims.items[0]["id"] and status["status"]
+        events = await call(client, "recent_events", after=0, limit=5)
+        assert isinstance(events["events"], list)
+        reasons = await call(client, "list_practice", kind="visit_reason")
+        assert reasons["items"] and reasons["items"][0]["id"].startswith("vr_")
+
+
+async def test_a_write_previews_then_books_once_with_its_token(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+        patient = await first_patient(client)
+        args = await booking(client, patient, nth=0)
+        before = booked(live, args["start"])
+        preview = await call(client, "book_appointment", **args)
+        assert preview["stage"] == "preview" and preview["confirmation_token"]
+        assert preview["checks"][0] == {
+            "name": "availability", "ok": True, "detail": "a free slot starts then"
+        }  # fmt: skip
+        assert preview["upstream_effects"] and preview["would_change"]["appointment"]
+        assert booked(live, args["start"]) == before, "a preview writes nothing"
+        token = preview["confirmation_token"]
+        done = await call(client, "book_appointment", **args, confirmation=token)
+        assert done["stage"] == "done" and done["confirmation"] == "confirmed"
+        assert done["record"]["patient_id"] == patient and done["ledger_id"]
+        assert booked(live, args["start"]) == before + 1
+        # the same token again: refused, nothing written
+        text = await refused(client, "book_appointment", **args, confirmation=token)
+        assert "ConfirmationRefused" in text and "used already" in text
+        assert booked(live, args["start"]) == before + 1
+    entries = await audit(live)
+    routes = [e["route"] for e in entries if "book_appointment" in e["route"]]
+    assert any(r.startswith("MCP book_appointment preview args:") for r in routes)
+    assert any(r.startswith("MCP book_appointment done args:") for r in routes)
+    assert any("error:ConfirmationRefused" in r for r in routes)
+    done_entry = next(e for e in entries if e["route"].startswith("MCP book_appointment done"))
+    assert done_entry["principal"] == "key_admin_a" and done_entry["patient_ids"] == [patient]
+
+
+async def test_a_token_is_refused_with_other_arguments_another_caller_or_once_expired(
+    live: Bed,
+) -> None:
+    async with live.client("admin_a") as client:
+        patient = await first_patient(client)
+        args = await booking(client, patient, nth=3)
+        token = (await call(client, "book_appointment", **args))["confirmation_token"]
+        tampered = args | {"start": (await booking(client, patient, nth=4))["start"]}
+        text = await refused(client, "book_appointment", **tampered, confirmation=token)
+        assert "other arguments" in text
+        assert "is_error" not in text
+        wrong_tool = await refused(
+            client, "cancel_appointment", appointment_id="apt_x1", confirmation=token
+        )
+        assert "ConfirmationRefused" in wrong_tool or "NotFound" in wrong_tool
+    async with live.client("other_a") as client:
+        text = await refused(client, "book_appointment", **args, confirmation=token)
+        assert "another caller" in text
+    async with live.client("admin_b") as client:  # another tenant: the token is unknown there
+        text = await refused(client, "book_appointment", **args, confirmation=token)
+        assert "NotFound" in text or "unknown confirmation token" in text
+    async with live.client("admin_a") as client:
+        live.clock.advance(timedelta(minutes=6))
+        try:
+            text = await refused(client, "book_appointment", **args, confirmation=token)
+        finally:
+            live.clock.advance(timedelta(seconds=0))
+        assert "expired" in text
+        assert booked(live, args["start"]) == 0
+        forged = await refused(
+            client, "book_appointment", **args, confirmation=token.split(".")[0] + ".forged"
+        )
+        assert "unknown confirmation token" in forged
+
+
+async def test_a_keys_policy_makes_its_writes_wait_for_a_person(live: Bed) -> None:
+    services = live.services
+    careful = await live.principal("careful_a")
+    admin = await live.principal("admin_a")
+    await services.confirmations.set_policy(admin, careful.id, True)
+    async with live.client("careful_a") as client:
+        patient = await first_patient(client)
+        args = await booking(client, patient, nth=6)
+        preview = await call(client, "book_appointment", **args)
+        assert preview["needs_person_approval"] is True
+        token, token_id = preview["confirmation_token"], preview["token_id"]
+        text = await refused(client, "book_appointment", **args, confirmation=token)
+        assert "waits for a person's approval" in text and token_id in text
+        with pytest.raises(Forbidden):  # the agent cannot approve its own write
+            await services.confirmations.approve(careful, token_id)
+        approved = await services.confirmations.approve(admin, token_id)
+        assert approved.approved_by == admin.id
+        with pytest.raises(ConfirmationRefused):
+            await services.confirmations.approve(admin, token_id)
+        done = await call(client, "book_appointment", **args, confirmation=token)
+        assert done["stage"] == "done"
+    await services.confirmations.set_policy(admin, careful.id, False)
+
+
+async def test_the_appointment_verbs_and_the_chart_writes_run_two_phase(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+
+        async def confirmed(tool: str, **args: Any) -> dict[str, Any]:
+            preview = await call(client, tool, **args)
+            assert preview["stage"] == "preview", preview
+            return await call(client, tool, **args, confirmation=preview["confirmation_token"])
+
+        patient = await first_patient(client)
+        args = await booking(client, patient, nth=8)
+        appointment = (await confirmed("book_appointment", **args))["record"]["id"]
+        moved = await booking(client, patient, nth=10)
+        rebooked = await confirmed(
+            "reschedule_appointment",
+            appointment_id=appointment,
+            **{k: moved[k] for k in ("resource_id", "location_id", "visit_reason_id", "start")},
+        )
+        assert rebooked["stage"] == "done" and rebooked["record"]["start"]
+        appointment = rebooked["record"]["id"]
+        arrived = await confirmed("check_in", appointment_id=appointment)
+        assert arrived["record"]["status"] == "arrived"
+        left = await confirmed("check_out", appointment_id=appointment)
+        assert left["record"]["status"] == "checked_out"
+        other = await booking(client, patient, nth=12)
+        second = (await confirmed("book_appointment", **other))["record"]["id"]
+        cancelled = await confirmed("cancel_appointment", appointment_id=second)
+        assert cancelled["record"]["status"] == "cancelled"
+        encounter = await confirmed(
+            "create_encounter", patient_id=patient, diagnoses=["J06.9"], procedures=["99213"]
+        )
+        assert encounter["record"]["status"] == "open"
+        signed = await confirmed("sign_encounter", encounter_id=encounter["record"]["id"])
+        assert signed["record"]["status"] == "signed"
+        claim = await call(client, "submit_claim", patient_id=patient, charge_ids=["chg_none1"])
+        assert claim["stage"] == "preview" and claim["checks"][0]["ok"] is False
+
+
+async def test_bad_arguments_and_foreign_ids_are_tool_errors_and_write_nothing(live: Bed) -> None:
+    ledger_before = await _ledger(live)
+    async with live.client("admin_b") as client:
+        foreign = await first_patient(client)
+    async with live.client("admin_a") as client:
+        text = await refused(client, "get_patient_summary", patient_id=foreign)
+        assert "NotFound: " in text and "Forbidden" not in text
+        text = await refused(client, "get_patient_summary", patient_id="not-an-id")
+        assert "patient_id" in text
+        text = await refused(client, "book_appointment", patient_id="pat_x", start="tomorrow")
+        assert "start" in text or "resource_id" in text
+        mine = await first_patient(client)
+        args = await booking(client, mine, nth=14)
+        text = await refused(client, "book_appointment", **(args | {"patient_id": foreign}))
+        assert "NotFound: " in text
+        text = await refused(client, "book_appointment", **args, confirmation="mct_nope")
+        assert "unknown confirmation token" in text
+    assert await _ledger(live) == ledger_before
+
+
+async def _ledger(live: Bed) -> int:
+    from sqlalchemy import text
+
+    async with live.deployment.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT COUNT(*) FROM write_ledger"))).scalar_one())
+
+
+async def test_the_limits_refuse_calls_and_patients_with_clear_tool_errors(live: Bed) -> None:
+    tight = live.limited(AgentLimits(calls_per_minute=3, patients_per_call=2, patients_per_hour=2))
+    async with live.client("admin_a", tight) as client:
+        found = (await call(client, "search_patients", limit=10))["patients"]
+        assert len(found) == 2, "a call reads at most patients_per_call patients"
+        text = await refused(client, "search_patients", limit=10)
+        assert "AgentLimitExceeded" in text and "patients an hour" in text
+        seen = found[0]["id"]  # a patient read this hour counts once
+        await call(client, "get_patient_summary", patient_id=seen)
+        text = await refused(client, "get_patient_summary", patient_id=seen)
+        assert "AgentLimitExceeded" in text and "tool calls a minute" in text
+        live.clock.advance(timedelta(minutes=1))
+        await call(client, "get_patient_summary", patient_id=seen)
+
+
+async def test_the_chart_resource_and_the_prompts(live: Bed) -> None:
+    async with live.client("admin_a") as client:
+        patient = await first_patient(client)
+        templates = await client.list_resource_templates()
+        uris = {t.uri_template for t in templates.resource_templates}
+        assert "carebridge://patients/{patient_id}/chart" in uris
+        read = await client.read_resource(f"carebridge://patients/{patient}/chart")
+        body = json.loads(read.contents[0].text)  # type: ignore[union-attr]
+        assert body["patient_id"] == patient
+        location = (await call(client, "list_practice", kind="location"))["items"][0]["id"]
+        day = await client.read_resource(f"carebridge://locations/{location}/schedule/2026-11-25")
+        assert "appointments" in json.loads(day.contents[0].text)  # type: ignore[union-attr]
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+        assert {"prepare_tomorrow_schedule", "work_denials_queue"} <= prompts
+        got = await client.get_prompt(
+            "prepare_tomorrow_schedule", {"location_id": location, "day": "2026-11-25"}
+        )
+        assert location in got.messages[0].content.text  # type: ignore[union-attr]
