@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 
@@ -25,6 +26,12 @@ class RecordPage:
     def items(self) -> list[dict[str, Any]]:
         """The records, parsed."""
         return [json.loads(text) for text in self.raw]
+
+    @cached_property
+    def joined(self) -> bytes:
+        """The records as the inside of a JSON array, encoded once per page (a page the store
+        serves again is not serialized again)."""
+        return ",".join(self.raw).encode()
 
 
 @dataclass(frozen=True)

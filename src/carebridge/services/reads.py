@@ -191,6 +191,9 @@ class Reads:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     default_max_age: timedelta = timedelta(minutes=5)
     _locks: dict[tuple[str, str, str], anyio.Lock] = field(default_factory=dict)
+    _marks: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    """The newest refresh instant seen per slice (they only move forward): a read that finds
+    its slice fresh here takes no lock and reads no freshness row."""
 
     # --- the backend ------------------------------------------------------------------------
 
@@ -231,10 +234,19 @@ class Reads:
         *,
         incremental: bool,
     ) -> timedelta:
-        """Make one slice fresh enough (single-flight); returns its age."""
-        lock = self._locks.setdefault((tenant_id, kind, scope), anyio.Lock())
+        """Make one slice fresh enough (single-flight); returns its age.
+
+        The slice's last refresh is kept in memory: a fresh slice costs no lock and no read. A
+        slice that looks stale here is looked up in the store under the lock first (another
+        process may have refreshed it), then refreshed through the upstream if it still is."""
+        slot = (tenant_id, kind, scope)
+        known = self._marks.get(slot)
+        now = self.clock()
+        if known is not None and max_age > timedelta(0) and now - known <= max_age:
+            return now - known
+        lock = self._locks.setdefault(slot, anyio.Lock())
         async with lock:
-            last = await self.writer.refreshed_at(tenant_id, kind, scope)
+            last = self._mark(slot, await self.writer.refreshed_at(tenant_id, kind, scope))
             now = self.clock()
             if last is not None and max_age > timedelta(0) and now - last <= max_age:
                 return now - last
@@ -248,7 +260,15 @@ class Reads:
                     batch = []
             await self.writer.put(tenant_id, kind, batch, now)
             await self.writer.mark_refreshed(tenant_id, kind, scope, now)
+            self._mark(slot, now)
             return timedelta(0)
+
+    def _mark(self, slot: tuple[str, str, str], at: datetime | None) -> datetime | None:
+        """Keep the newer of ``at`` and the known refresh of ``slot``; returns it."""
+        known = self._marks.get(slot)
+        if at is not None and (known is None or at > known):
+            self._marks[slot] = known = at
+        return known
 
     async def _fresh(
         self,
@@ -293,7 +313,10 @@ class Reads:
                 return chosen.fetch(u, None, since)
 
         if not refresh:
-            last = await self.writer.refreshed_at(tenant, kind, scope)
+            slot = (tenant, kind, scope)
+            last = self._marks.get(slot) or self._mark(
+                slot, await self.writer.refreshed_at(tenant, kind, scope)
+            )
             return None if last is None else self.clock() - last
         return await self.refresh(tenant, kind, scope, fetch, max_age, incremental=incremental)
 

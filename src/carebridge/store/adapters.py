@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,21 +18,67 @@ from carebridge.store import entities, idempotency
 from carebridge.store import events as event_log
 from carebridge.store import tenants as repo
 from carebridge.store.audit import AuditEntry, AuditLog
-from carebridge.store.engine import commit_one, read_all, read_first
-from carebridge.store.schema import audit_log, freshness, write_ledger
+from carebridge.store.engine import Generations, commit_one, read_all, read_first
+from carebridge.store.schema import (
+    GENERATION_KEYS,
+    audit_log,
+    entities_generation,
+    freshness,
+    write_ledger,
+)
 from carebridge.store.schema import entities as entity_table
 from carebridge.store.vault import Vault
+
+KEY_CACHE = 10_000
+"""API keys one process keeps verified (the oldest goes first beyond it)."""
 
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-class SqlRecords:
-    """``RecordStore`` over the entities table."""
+PAGE_CACHE_BYTES = 64 * 2**20
+"""How much record JSON one process keeps in served pages, at most (the least recently served
+page goes first beyond it)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+_PageKey = tuple[Any, ...]
+
+
+class SqlRecords:
+    """``RecordStore`` over the entities table.
+
+    Pages are kept, as served (their JSON array serialized once, on first use), with the
+    generation of their kind for the tenant: a counter that migration 0008's triggers bump in
+    the transaction of every insert, update or delete of such a record, by any writer in any
+    process. A page is served again while the generation has not moved (one primary-key read),
+    and read again from the table once it has.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        generations: Generations | None = None,
+        *,
+        cache_bytes: int = PAGE_CACHE_BYTES,
+    ) -> None:
         self.engine = engine
+        self.generations = generations or Generations(engine)
+        self.cache_bytes = cache_bytes
+        self._pages: OrderedDict[_PageKey, tuple[int, RecordPage, int]] = OrderedDict()
+        self._held = 0
+        self.misses = 0  # pages read from the table (tests, benchmarks)
+
+    def _keep(self, key: _PageKey, generation: int, page: RecordPage) -> None:
+        size = sum(len(text) for text in page.raw)
+        old = self._pages.pop(key, None)
+        if old is not None:
+            self._held -= old[2]
+        if size > self.cache_bytes:
+            return
+        while self._pages and self._held + size > self.cache_bytes:
+            self._held -= self._pages.popitem(last=False)[1][2]
+        self._pages[key] = (generation, page, size)
+        self._held += size
 
     async def page(
         self,
@@ -45,6 +92,23 @@ class SqlRecords:
         limit: int,
         cursor: str | None,
     ) -> RecordPage:
+        key = (
+            tenant_id,
+            kind,
+            tuple(sorted(filters.items())),
+            updated_since,
+            starts_from,
+            starts_before,
+            limit,
+            cursor,
+        )
+        # read before the page: a write committed after it moves it, and the page read next
+        generation = await self.generations.value(tenant_id, entities_generation(kind))
+        kept = self._pages.get(key)
+        if kept is not None and kept[0] == generation:
+            self._pages.move_to_end(key)
+            return kept[1]
+        self.misses += 1
         found = await entities.query(
             self.engine,
             tenant_id,
@@ -56,7 +120,9 @@ class SqlRecords:
             limit=limit,
             cursor=cursor,
         )
-        return RecordPage(found.raw, found.patient_ids, found.next_cursor)
+        page = RecordPage(found.raw, found.patient_ids, found.next_cursor)
+        self._keep(key, generation, page)
+        return page
 
     async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None:
         row = await read_first(
@@ -196,16 +262,35 @@ class SqlLedger:
 
 
 class SqlKeys:
-    """``KeyStore`` over the api_keys table."""
+    """``KeyStore`` over the api_keys table, cached in process.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    A key read once is kept with its tenant's key generation (a counter that migration 0008's
+    triggers bump in the transaction of every revocation or change of a key); each later lookup
+    compares the generation with one primary-key read and reads the key again when it moved. A
+    revocation in any process is therefore honoured by the next request in every process.
+    """
+
+    def __init__(self, engine: AsyncEngine, generations: Generations | None = None) -> None:
         self.engine = engine
+        self.generations = generations or Generations(engine)
+        self._cache: dict[str, tuple[KeyRecord, int]] = {}
 
     async def by_prefix(self, prefix: str) -> KeyRecord | None:
-        key = await repo.key_by_prefix(self.engine, prefix)
-        if key is None:
+        cached = self._cache.get(prefix)
+        if cached is not None:
+            record, generation = cached
+            if await self.generations.value(record.tenant_id, GENERATION_KEYS) == generation:
+                return record
+        found = await repo.key_and_generation(self.engine, prefix)
+        if found is None:
+            self._cache.pop(prefix, None)
             return None
-        return KeyRecord(key.id, key.tenant_id, key.secret_hash, key.scopes, key.revoked)
+        key, generation = found
+        record = KeyRecord(key.id, key.tenant_id, key.secret_hash, key.scopes, key.revoked)
+        if len(self._cache) >= KEY_CACHE and prefix not in self._cache:
+            self._cache.pop(next(iter(self._cache)))  # the oldest entry
+        self._cache[prefix] = (record, generation)
+        return record
 
 
 class SqlAudit:

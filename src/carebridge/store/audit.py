@@ -9,8 +9,11 @@ created with the tenant's first entry; it never leaves this module.
 
 Each tenant's head is checkpointed in ``audit_heads`` (last seq, entry count, head MAC, itself
 MAC'd), rewritten in the transaction of every append: removing the newest entries, or the whole
-log, no longer goes unnoticed. Appenders lock the checkpoint row, so appenders in several
-processes extend one chain, one after another.
+log, no longer goes unnoticed. Each process keeps the heads it wrote in memory and moves the
+checkpoint only from the head it knows (a conditional UPDATE); when another process appended
+first, it rolls back and appends again from the checkpoint read under its row lock, so
+appenders in several processes extend one chain, one after another. The cost of an append does
+not depend on the length of the log.
 
 Writers call :meth:`AuditLog.record`, which returns once the entry is committed: callers that
 arrive while a commit is running are written together in the next one (group commit), so
@@ -157,6 +160,11 @@ class _Head:
     entries: int
     head: str
     signed: bool  # False once a checkpoint did not authenticate: the tamper stays visible
+    locked: bool = False  # read under the row's lock in this transaction (else from memory)
+
+
+class _Moved(Exception):
+    """The checkpoint moved since this process last wrote it: another process appended."""
 
 
 async def _lock_head(
@@ -183,11 +191,18 @@ async def _lock_head(
     signed = hmac.compare_digest(expected, row.mac)
     if not signed:
         log.warning("the audit checkpoint of tenant %s does not authenticate", tenant_id)
-    return _Head(key, last_seq, entries, row.head, signed)
+    return _Head(key, last_seq, entries, row.head, signed, locked=True)
 
 
 class AuditLog:
     """Appends entries for every tenant through one engine, by group commit.
+
+    Each tenant's head (last seq, count, MAC) is kept in memory after this process's last
+    commit. A commit chains the batch from it without reading the checkpoint, and moves the
+    checkpoint with an UPDATE conditional on the head it started from: when another process
+    appended meanwhile, that UPDATE matches nothing, the transaction rolls back, and the batch
+    is written again from the checkpoint read under its row lock. The chain stays one chain
+    across processes, and an append by the only writer costs one INSERT and one UPDATE.
 
     Args:
         engine: the store.
@@ -198,9 +213,11 @@ class AuditLog:
         self.engine = engine
         self.vault = vault
         self._keys: dict[str, bytes] = {}
+        self._heads: dict[str, _Head] = {}
         self._pending: list[tuple[AuditEntry, asyncio.Future[int]]] = []
         self._lock = asyncio.Lock()
         self.commits = 0
+        self.moved = 0  # commits retried because another process appended first
 
     async def record(self, entry: AuditEntry) -> int:
         """Append ``entry``; returns its sequence number once it is committed."""
@@ -219,47 +236,80 @@ class AuditLog:
         return await future
 
     async def _commit(self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
+        try:
+            heads, seqs = await self._write(batch, from_memory=True)
+        except _Moved:
+            self.moved += 1
+            heads, seqs = await self._write(batch, from_memory=False)
+        for tenant, head in heads.items():  # only what is committed
+            self._keys[tenant] = head.key
+            self._heads[tenant] = _Head(
+                head.key, head.last_seq, head.entries, head.head, head.signed
+            )
+        for (_, future), seq in zip(batch, seqs, strict=True):
+            future.set_result(seq)
+        self.commits += 1
+
+    async def _write(
+        self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]], *, from_memory: bool
+    ) -> tuple[dict[str, _Head], list[int]]:
+        """One transaction: the batch's entries, then each tenant's checkpoint moved."""
         heads: dict[str, _Head] = {}
-        results: list[tuple[asyncio.Future[int], int]] = []
+        started: dict[str, tuple[int, str]] = {}
         async with self.engine.begin() as conn:
             for entry, _ in batch:
                 tenant = entry.tenant_id
                 if tenant in heads:
                     continue
-                now = _utc(entry.at)
-                key = self._keys.get(tenant)
-                new_key = False
-                if key is None:
-                    key, new_key = await _key_for_append(conn, self.vault, tenant, now)
-                heads[tenant] = await _lock_head(conn, tenant, key, new_key=new_key, now=now)
-            for entry, future in batch:
+                held = self._heads.get(tenant) if from_memory else None
+                if held is not None:
+                    heads[tenant] = _Head(
+                        held.key, held.last_seq, held.entries, held.head, held.signed
+                    )
+                else:
+                    now = _utc(entry.at)
+                    key = self._keys.get(tenant)
+                    new_key = False
+                    if key is None:
+                        key, new_key = await _key_for_append(conn, self.vault, tenant, now)
+                    heads[tenant] = await _lock_head(conn, tenant, key, new_key=new_key, now=now)
+                started[tenant] = (heads[tenant].last_seq, heads[tenant].head)
+            rows: list[dict[str, Any]] = []
+            for entry, _ in batch:
                 head = heads[entry.tenant_id]
                 digest = entry_mac(head.key, head.head, entry)
-                result = await conn.execute(
-                    audit_log.insert().values(
-                        tenant_id=entry.tenant_id,
-                        principal=entry.principal,
-                        route=entry.route,
-                        patient_ids=sorted(entry.patient_ids),
-                        at=_utc(entry.at),
-                        prev_hash=head.head,
-                        hash=digest,
-                    )
+                rows.append(
+                    {
+                        "tenant_id": entry.tenant_id,
+                        "principal": entry.principal,
+                        "route": entry.route,
+                        "patient_ids": sorted(entry.patient_ids),
+                        "at": _utc(entry.at),
+                        "prev_hash": head.head,
+                        "hash": digest,
+                    }
                 )
-                key_row = result.inserted_primary_key
-                seq = int(key_row[0]) if key_row else 0
-                head.last_seq, head.entries, head.head = seq, head.entries + 1, digest
-                results.append((future, seq))
+                head.head, head.entries = digest, head.entries + 1
+            inserted = await conn.execute(
+                audit_log.insert().returning(audit_log.c.seq, sort_by_parameter_order=True), rows
+            )
+            seqs = [int(seq) for seq in inserted.scalars()]
+            for (entry, _), seq in zip(batch, seqs, strict=True):
+                heads[entry.tenant_id].last_seq = seq
             for tenant, head in heads.items():
                 mac = (
                     head_mac(head.key, tenant, head.last_seq, head.entries, head.head)
                     if head.signed
                     else _UNSIGNED
                 )
-                await conn.execute(
-                    update(audit_heads)
-                    .where(audit_heads.c.tenant_id == tenant)
-                    .values(
+                statement = update(audit_heads).where(audit_heads.c.tenant_id == tenant)
+                if not head.locked:  # only if nobody moved it since this process did
+                    last_seq, last_head = started[tenant]
+                    statement = statement.where(
+                        audit_heads.c.last_seq == last_seq, audit_heads.c.head == last_head
+                    )
+                moved = await conn.execute(
+                    statement.values(
                         last_seq=head.last_seq,
                         entries=head.entries,
                         head=head.head,
@@ -267,11 +317,9 @@ class AuditLog:
                         updated_at=max(_utc(e.at) for e, _ in batch),
                     )
                 )
-        for tenant, head in heads.items():  # only keys that are committed
-            self._keys[tenant] = head.key
-        for future, seq in results:
-            future.set_result(seq)
-        self.commits += 1
+                if moved.rowcount != 1:
+                    raise _Moved(tenant)  # rolls the transaction back
+        return heads, seqs
 
 
 # --- verifying ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from carebridge.errors import UnknownTenant as UnknownTenant
 from carebridge.ports.keys import KeyInfo
 from carebridge.ports.tenants import TenantRecord
 from carebridge.store.engine import commit_one, read_all, read_first
-from carebridge.store.schema import api_keys, tenants, vault_secrets
+from carebridge.store.schema import GENERATION_KEYS, api_keys, counters, tenants, vault_secrets
 from carebridge.store.vault import Sealed, Vault, needs_vault
 
 
@@ -204,8 +204,35 @@ async def key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredKey | None:
     )
 
 
+async def key_and_generation(engine: AsyncEngine, prefix: str) -> tuple[StoredKey, int] | None:
+    """The key with this prefix and its tenant's key generation, read in one statement (one
+    snapshot): a revocation committed after it bumps the generation past the one returned."""
+    generation = (
+        select(counters.c.value)
+        .where(counters.c.tenant_id == api_keys.c.tenant_id, counters.c.name == GENERATION_KEYS)
+        .scalar_subquery()
+    )
+    row = await read_first(
+        engine, select(api_keys, generation.label("generation")).where(api_keys.c.prefix == prefix)
+    )
+    if row is None:
+        return None
+    key = StoredKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        prefix=row.prefix,
+        secret_hash=row.secret_hash,
+        scopes=frozenset(row.scopes),
+        label=row.label,
+        revoked=row.revoked_at is not None,
+    )
+    return key, int(row.generation or 0)
+
+
 async def revoke_key(engine: AsyncEngine, tenant_id: str, key_id: str, *, now: datetime) -> bool:
-    """Revoke a tenant's key; False when the tenant has no such key."""
+    """Revoke a tenant's key; False when the tenant has no such key. The same transaction bumps
+    the tenant's key generation (a trigger, migration 0008), so every process's key cache drops
+    the key at its next request."""
     result = await commit_one(
         engine,
         update(api_keys)
