@@ -239,7 +239,7 @@ def page_response(
     records = (
         b",".join(_CURRENCY_FIELD + text.encode()[1:] for text in served.page.raw)
         if kind in MONEY_KINDS
-        else ",".join(served.page.raw).encode()
+        else served.page.joined
     )
     more = served.page.next_cursor is not None
     body = b"".join(
