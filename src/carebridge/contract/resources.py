@@ -187,6 +187,9 @@ class StreamReport(BaseModel):
     attempts: int
     seconds: float
     error: str | None
+    skipped: str | None = Field(
+        default=None, description="Why the stream did not run (another sync holds it)."
+    )
 
 
 class SyncReport(BaseModel):
