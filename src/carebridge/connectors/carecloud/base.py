@@ -4,10 +4,11 @@ drift-checked fetches (logged without PHI: endpoint templates, counts, pages, la
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.client import SurfaceClient
 from carebridge.connectors.carecloud.drift import DriftReport
 from carebridge.connectors.carecloud.mapping.common import Context, Mapped
+from carebridge.connectors.carecloud.paging import numbered_pages, parse_link_header
 from carebridge.connectors.carecloud.surfaces import Connection
 from carebridge.connectors.carecloud.wire import portal as pw
 from carebridge.connectors.carecloud.wire import v2 as vw
@@ -40,6 +42,36 @@ T = TypeVar("T")
 
 PORTAL_PAGE_SIZE = 100
 FHIR_PAGE_SIZE = 100
+PAGES_AHEAD = 8
+"""Pages of a v2 list read ahead of the one being consumed (when the ``Link`` header numbers
+them): what a window read holds in memory at most, whatever the window's size."""
+REMEMBERED = 20_000
+"""Links this process knows the crosswalk holds (not sent again); older ones are forgotten
+(sending a link twice is harmless), so the table stays bounded on a tenant of any size."""
+
+
+class Recent:
+    """A bounded set of the most recently added items (a least-recently-added eviction)."""
+
+    def __init__(self, limit: int = REMEMBERED) -> None:
+        self.limit = limit
+        self._items: OrderedDict[object, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: object) -> None:
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def update(self, items: Iterable[object]) -> None:
+        for item in items:
+            self.add(item)
 
 
 @dataclass
@@ -109,7 +141,7 @@ class TenantBase:
         self.links: Crosswalk = crosswalk if crosswalk is not None else MemoryCrosswalk()
         """The tenant's crosswalk (the store's in a deployment; this process's without one)."""
         self._pending: dict[tuple[str, str, str], Link] = {}
-        self._remembered: set[Link] = set()
+        self._remembered = Recent()
         self._people: dict[PatientId, PersonIds] = {}
         self._appointments: dict[AppointmentId, str] = {}
         self._locations: dict[LocationId, int] = {}
@@ -189,6 +221,64 @@ class TenantBase:
             items.extend(page)
         fetch.done()
         return items
+
+    async def _v2_pages(
+        self,
+        endpoint: str,
+        path: str,
+        model: type[M],
+        params: dict[str, Any] | None = None,
+        *,
+        ahead: int = PAGES_AHEAD,
+    ) -> AsyncIterator[list[M]]:
+        """The pages of a paged v2 list, in order, each checked for drift as it arrives.
+
+        When the first page's ``Link`` header numbers the pages (``next`` and ``last`` differ
+        only in ``page``), up to ``ahead`` of the following pages are requested at once (each
+        waits for its throttle slot); the page the header names ``last`` is then followed by
+        its own ``next``, if the list grew meanwhile. Otherwise ``next`` is followed one page
+        at a time. At most ``ahead`` pages are held, whatever the list's length.
+        """
+        fetch = _Fetch("v2", endpoint)
+        client = self._v2
+
+        async def get(url: str, query: dict[str, Any] | None) -> Any:
+            return await client.request("GET", url, params=query, endpoint=endpoint)
+
+        def checked(response: Any) -> list[M]:
+            page = drift.check_list(response.json(), model, endpoint, self.drift)
+            fetch.page(len(page))
+            return page
+
+        first = await get(f"{self.v2_base}{path}", params)
+        links = parse_link_header(first.headers.get("link"))
+        yield checked(first)
+        next_url = links.get("next")
+        urls = numbered_pages(next_url, links.get("last")) if next_url else []
+        if urls:
+            pending: deque[asyncio.Task[Any]] = deque()
+            queue = iter(urls)
+            try:
+                for url in queue:
+                    pending.append(asyncio.ensure_future(get(url, None)))
+                    if len(pending) >= ahead:
+                        break
+                last: Any = None
+                while pending:
+                    last = await pending.popleft()
+                    for url in queue:
+                        pending.append(asyncio.ensure_future(get(url, None)))
+                        break
+                    yield checked(last)
+            finally:
+                for task in pending:
+                    task.cancel()
+            next_url = parse_link_header(last.headers.get("link")).get("next") if last else None
+        while next_url:
+            response = await get(next_url, None)
+            yield checked(response)
+            next_url = parse_link_header(response.headers.get("link")).get("next")
+        fetch.done()
 
     async def _portal_get(self, endpoint: str, path: str, model: type[M]) -> M:
         fetch = _Fetch("portal", endpoint)

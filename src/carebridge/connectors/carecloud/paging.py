@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel\s*=\s*"?([A-Za-z]+)"?')
 
@@ -29,6 +30,31 @@ def parse_link_header(value: str | None) -> dict[str, str]:
 def v2_next(link_header: str | None) -> str | None:
     """The next page's URL of a v2 list, or None on the last page."""
     return parse_link_header(link_header).get("next")
+
+
+def _page_of(url: str) -> tuple[tuple[str, str, str, str], list[tuple[str, str]], int] | None:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    pages = [v for k, v in query if k == "page"]
+    if len(pages) != 1 or not pages[0].isdigit():
+        return None
+    rest = [(k, v) for k, v in query if k != "page"]
+    return (parts.scheme, parts.netloc, parts.path, parts.fragment), rest, int(pages[0])
+
+
+def numbered_pages(next_url: str, last_url: str | None) -> list[str]:
+    """The URLs of pages ``next``..``last`` of a v2 list, when the two links differ only in
+    their ``page`` number (the upstream's numbered pages); empty otherwise (follow ``next``)."""
+    if last_url is None:
+        return []
+    first, last = _page_of(next_url), _page_of(last_url)
+    if first is None or last is None or first[:2] != last[:2] or last[2] < first[2]:
+        return []
+    (scheme, netloc, path, fragment), rest, start = first
+    return [
+        urlunsplit((scheme, netloc, path, urlencode([*rest, ("page", str(n))]), fragment))
+        for n in range(start, last[2] + 1)
+    ]
 
 
 def fhir_next(bundle: dict[str, Any]) -> str | None:
