@@ -227,6 +227,33 @@ CREATE INDEX IF NOT EXISTS patients_practice_name ON patients(practice_id, last_
 CREATE INDEX IF NOT EXISTS patients_practice_dob ON patients(practice_id, dob);
 CREATE INDEX IF NOT EXISTS patients_practice_chart ON patients(practice_id, chart_number);
 CREATE INDEX IF NOT EXISTS patients_practice_updated ON patients(practice_id, updated_at);
+-- The v2 patient search's lookups, so its cost does not grow with the tenant: each term's
+-- candidates come from these (names by trigram, the rest by equality), then the search's own
+-- predicate filters them (v2/patients.py: search_patients).
+CREATE INDEX IF NOT EXISTS patients_lower_chart ON patients(lower(chart_number));
+CREATE INDEX IF NOT EXISTS patients_lower_last ON patients(lower(last_name));
+CREATE INDEX IF NOT EXISTS patients_lower_first ON patients(lower(first_name));
+CREATE INDEX IF NOT EXISTS patients_lower_email ON patients(lower(email));
+CREATE INDEX IF NOT EXISTS patients_lower_license ON patients(lower(drivers_license_number));
+CREATE INDEX IF NOT EXISTS patients_ssn ON patients(ssn);
+CREATE VIRTUAL TABLE IF NOT EXISTS patient_names USING fts5(
+    first_name, last_name, content='patients', tokenize='trigram'
+);
+CREATE TRIGGER IF NOT EXISTS patient_names_insert AFTER INSERT ON patients BEGIN
+    INSERT INTO patient_names(rowid, first_name, last_name)
+    VALUES (new.rowid, new.first_name, new.last_name);
+END;
+CREATE TRIGGER IF NOT EXISTS patient_names_delete AFTER DELETE ON patients BEGIN
+    INSERT INTO patient_names(patient_names, rowid, first_name, last_name)
+    VALUES ('delete', old.rowid, old.first_name, old.last_name);
+END;
+CREATE TRIGGER IF NOT EXISTS patient_names_update AFTER UPDATE OF first_name, last_name
+ON patients BEGIN
+    INSERT INTO patient_names(patient_names, rowid, first_name, last_name)
+    VALUES ('delete', old.rowid, old.first_name, old.last_name);
+    INSERT INTO patient_names(rowid, first_name, last_name)
+    VALUES (new.rowid, new.first_name, new.last_name);
+END;
 CREATE TABLE IF NOT EXISTS insurance_profiles (
     id                              INTEGER PRIMARY KEY,
     patient_id                      TEXT NOT NULL,
@@ -264,6 +291,8 @@ CREATE TABLE IF NOT EXISTS insurance_policies (
 );
 CREATE INDEX IF NOT EXISTS insurance_policies_patient ON insurance_policies(patient_id);
 CREATE INDEX IF NOT EXISTS insurance_policies_member ON insurance_policies(member_number);
+CREATE INDEX IF NOT EXISTS insurance_policies_lower_member ON insurance_policies(lower(member_number));
+CREATE INDEX IF NOT EXISTS insurance_policies_lower_policy ON insurance_policies(lower(policy_number));
 CREATE TABLE IF NOT EXISTS appointments (
     id                      TEXT PRIMARY KEY,          -- GUID
     internal_id             INTEGER NOT NULL UNIQUE,
@@ -296,6 +325,8 @@ CREATE TABLE IF NOT EXISTS appointments (
     updated_at              TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS appointments_practice_start ON appointments(practice_id, start_time);
+CREATE INDEX IF NOT EXISTS appointments_practice_page
+    ON appointments(practice_id, start_time, internal_id);
 CREATE INDEX IF NOT EXISTS appointments_patient ON appointments(patient_id, start_time);
 CREATE INDEX IF NOT EXISTS appointments_resource_start ON appointments(resource_id, start_time);
 CREATE INDEX IF NOT EXISTS appointments_practice_updated ON appointments(practice_id, updated_at);
@@ -744,7 +775,12 @@ class TenantDB:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=OFF")
+        indexed = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'patient_names'"
+        ).fetchone()
         self.conn.executescript(SCHEMA)
+        if indexed is None:  # a tenant saved before the name index: fill it from its patients
+            self.conn.execute("INSERT INTO patient_names(patient_names) VALUES ('rebuild')")
         self.set_meta("schema_version", str(SCHEMA_VERSION), only_if_missing=True)
 
     def close(self) -> None:

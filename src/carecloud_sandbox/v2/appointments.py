@@ -215,9 +215,13 @@ async def list_appointments(request: Request, tenant: Tenant, grant: Grant) -> R
     total = int(
         tenant.db.scalar(f"SELECT COUNT(*) FROM appointments a WHERE {clause}", tuple(params))
     )
+    # The page's rows are picked on the index alone (practice, start, internal id), then
+    # joined: the rows a deep page skips are never joined.
     page = paginate(
         lambda limit, offset: tenant.db.all(
-            SELECT + f"WHERE {clause} ORDER BY a.start_time, a.internal_id LIMIT ? OFFSET ?",
+            SELECT + "WHERE a.internal_id IN (SELECT a.internal_id FROM appointments a "
+            f"WHERE {clause} ORDER BY a.start_time, a.internal_id LIMIT ? OFFSET ?) "
+            "ORDER BY a.start_time, a.internal_id",
             (*params, limit, offset),
         ),
         total,

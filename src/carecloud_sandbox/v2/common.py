@@ -190,6 +190,13 @@ def local_iso(text: str | None, tz: ZoneInfo) -> str | None:
     """Render a stored UTC instant in practice-local time with its offset."""
     if text is None:
         return None
+    return _local_iso(text, tz)
+
+
+@lru_cache(maxsize=65_536)
+def _local_iso(text: str, tz: ZoneInfo) -> str:
+    # A page of a listing renders the same instants again and again (slot starts, batch
+    # stamps): each distinct one is converted once.
     return from_db_instant(text).astimezone(tz).isoformat(timespec="seconds")
 
 

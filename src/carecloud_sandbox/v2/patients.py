@@ -292,6 +292,45 @@ async def update_patient(request: Request, tenant: Tenant, grant: Grant) -> Resp
     return Response(status_code=204)
 
 
+def _prefix_range(prefix: str) -> tuple[str, str] | None:
+    """The range of lowercase names a LIKE ``prefix%`` can match (None when the prefix holds
+    a wildcard or is empty: then only the predicate applies)."""
+    if not prefix or "%" in prefix or "_" in prefix:
+        return None
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _term_candidates(term: str, dob: date | None) -> tuple[str, list[Any]]:
+    """A clause narrowing a term's search to the patients some index says may match it: a name
+    containing it (the trigram index ``patient_names``), or one of the exact fields (their
+    indexes). Every patient the term's own predicate accepts is among them; the predicate
+    then decides, so the answer is the same as a scan's, at a cost that does not grow with
+    the tenant."""
+    text = term.strip().lower()
+    like = f"%{text}%"
+    parts = [
+        "SELECT rowid FROM patient_names WHERE first_name LIKE ?",
+        "SELECT rowid FROM patient_names WHERE last_name LIKE ?",
+        "SELECT rowid FROM patients WHERE ssn = ?",
+        "SELECT rowid FROM patients WHERE lower(chart_number) = ?",
+        "SELECT rowid FROM patients WHERE lower(drivers_license_number) = ?",
+        "SELECT rowid FROM patients WHERE lower(email) = ?",
+        "SELECT p.rowid FROM patients p JOIN insurance_policies i ON i.patient_id = p.id "
+        "WHERE lower(i.member_number) = ?",
+        "SELECT p.rowid FROM patients p JOIN insurance_policies i ON i.patient_id = p.id "
+        "WHERE lower(i.policy_number) = ?",
+    ]
+    values: list[Any] = [like, like, term, text, text, text, text, text]
+    number = term.strip()
+    if number.lstrip("-").isdigit() and str(int(number)) == number:
+        parts.append("SELECT rowid FROM patients WHERE internal_id = ?")
+        values.append(int(number))
+    if dob is not None:
+        parts.append("SELECT rowid FROM patients WHERE dob = ?")
+        values.append(dob.isoformat())
+    return f"rowid IN ({' UNION '.join(parts)})", values
+
+
 async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """Search by a list of terms, or by specific fields."""
     call = "Patient Search"
@@ -308,6 +347,9 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
             raise failed(call, "terms must be a non-empty list of strings")
         for term in terms:
             dob = parse_dob(term)
+            narrow, values = _term_candidates(term, dob)
+            where.append(narrow)
+            params.extend(values)
             like = f"%{term.strip().lower()}%"
             clauses = [
                 "lower(first_name) LIKE ?",
@@ -343,8 +385,13 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
             if not isinstance(value, str):
                 raise failed(call, f"{key} must be a string")
             if key in ("first_name", "last_name"):
+                prefix = value.strip().lower()
+                bounds = _prefix_range(prefix)
+                if bounds is not None:  # the index's range, then the predicate itself
+                    where.append(f"lower({key}) >= ? AND lower({key}) < ?")
+                    params.extend(bounds)
                 where.append(f"lower({key}) LIKE ?")  # key is one of two literals
-                params.append(f"{value.strip().lower()}%")
+                params.append(f"{prefix}%")
             elif key == "dob":
                 dob = parse_dob(value)
                 if dob is None:
