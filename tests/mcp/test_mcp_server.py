@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
 from tests.support.mcp import Bed, bed
 
 from carebridge.errors import ConfirmationRefused, Forbidden
 from carebridge.mcp.server import READ_SCOPES, WRITE_OPERATIONS
 from carebridge.services.agents import AgentLimits
+from mcp import Client
 
 pytestmark = pytest.mark.anyio
 
@@ -111,10 +111,12 @@ async def test_a_key_sees_only_the_tools_its_scopes_allow(live: Bed) -> None:
         names = {t.name for t in (await client.list_tools()).tools}
         assert names == {"search_patients", "get_patient_summary"}
         text = await refused(client, "list_denials")
-        assert "Forbidden" in text and "claim.read" in text
+        assert "Forbidden" in text
+        assert "claim.read" in text
     async with live.client("desk_a") as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert "book_appointment" in names and "submit_claim" not in names
+        assert "book_appointment" in names
+        assert "submit_claim" not in names
 
 
 async def test_every_tool_has_an_input_schema_and_an_output_schema(live: Bed) -> None:
@@ -130,17 +132,24 @@ async def test_every_tool_has_an_input_schema_and_an_output_schema(live: Bed) ->
 async def test_the_read_tools_answer_compact_records(live: Bed) -> None:
     async with live.client("admin_a") as client:
         patients = (await call(client, "search_patients", limit=5))["patients"]
-        assert patients and set(patients[0]) == {"id", "name", "birth_date", "active"}
+        assert patients
+        assert set(patients[0]) == {"id", "name", "birth_date", "active"}
         patient = patients[0]["id"]
         summary = await call(client, "get_patient_summary", patient_id=patient)
-        assert summary["id"] == patient and "coverages" in summary and "balances" in summary
-        assert "ssn" not in summary and "addresses" not in summary
+        assert summary["id"] == patient
+        assert "coverages" in summary
+        assert "balances" in summary
+        assert "ssn" not in summary
+        assert "addresses" not in summary
         chart = await call(client, "get_chart_summary", patient_id=patient)
-        assert chart["patient_id"] == patient and isinstance(chart["encounters"], list)
+        assert chart["patient_id"] == patient
+        assert isinstance(chart["encounters"], list)
         eligibility = await call(client, "check_eligibility", patient_id=patient)
-        assert eligibility["patient_id"] == patient and "member_number" not in eligibility
+        assert eligibility["patient_id"] == patient
+        assert "member_number" not in eligibility
         statements = await call(client, "get_statements", patient_id=patient)
-        assert statements["patient_id"] == patient and isinstance(statements["balances"], list)
+        assert statements["patient_id"] == patient
+        assert isinstance(statements["balances"], list)
         appointments = await call(
             client, "list_appointments", start="2026-11-17", end="2026-12-20", limit=20
         )
@@ -153,11 +162,13 @@ async def test_the_read_tools_answer_compact_records(live: Bed) -> None:
         )  # fmt: skip
         if claims.items:
             status = await call(client, "get_claim_status", claim_id=claims.items[0]["id"])
-            assert status["id"] == claims.items[0]["id"] and status["status"]
+            assert status["id"] == claims.items[0]["id"]
+            assert status["status"]
         events = await call(client, "recent_events", after=0, limit=5)
         assert isinstance(events["events"], list)
         reasons = await call(client, "list_practice", kind="visit_reason")
-        assert reasons["items"] and reasons["items"][0]["id"].startswith("vr_")
+        assert reasons["items"]
+        assert reasons["items"][0]["id"].startswith("vr_")
 
 
 async def test_a_write_previews_then_books_once_with_its_token(live: Bed) -> None:
@@ -166,20 +177,25 @@ async def test_a_write_previews_then_books_once_with_its_token(live: Bed) -> Non
         args = await booking(client, patient, nth=0)
         before = booked(live, args["start"])
         preview = await call(client, "book_appointment", **args)
-        assert preview["stage"] == "preview" and preview["confirmation_token"]
+        assert preview["stage"] == "preview"
+        assert preview["confirmation_token"]
         assert preview["checks"][0] == {
             "name": "availability", "ok": True, "detail": "a free slot starts then"
         }  # fmt: skip
-        assert preview["upstream_effects"] and preview["would_change"]["appointment"]
+        assert preview["upstream_effects"]
+        assert preview["would_change"]["appointment"]
         assert booked(live, args["start"]) == before, "a preview writes nothing"
         token = preview["confirmation_token"]
         done = await call(client, "book_appointment", **args, confirmation=token)
-        assert done["stage"] == "done" and done["confirmation"] == "confirmed"
-        assert done["record"]["patient_id"] == patient and done["ledger_id"]
+        assert done["stage"] == "done"
+        assert done["confirmation"] == "confirmed"
+        assert done["record"]["patient_id"] == patient
+        assert done["ledger_id"]
         assert booked(live, args["start"]) == before + 1
         # the same token again: refused, nothing written
         text = await refused(client, "book_appointment", **args, confirmation=token)
-        assert "ConfirmationRefused" in text and "used already" in text
+        assert "ConfirmationRefused" in text
+        assert "used already" in text
         assert booked(live, args["start"]) == before + 1
     entries = await audit(live)
     routes = [e["route"] for e in entries if "book_appointment" in e["route"]]
@@ -187,7 +203,8 @@ async def test_a_write_previews_then_books_once_with_its_token(live: Bed) -> Non
     assert any(r.startswith("MCP book_appointment done args:") for r in routes)
     assert any("error:ConfirmationRefused" in r for r in routes)
     done_entry = next(e for e in entries if e["route"].startswith("MCP book_appointment done"))
-    assert done_entry["principal"] == "key_admin_a" and done_entry["patient_ids"] == [patient]
+    assert done_entry["principal"] == "key_admin_a"
+    assert done_entry["patient_ids"] == [patient]
 
 
 async def test_a_token_is_refused_with_other_arguments_another_caller_or_once_expired(
@@ -237,7 +254,8 @@ async def test_a_keys_policy_makes_its_writes_wait_for_a_person(live: Bed) -> No
         assert preview["needs_person_approval"] is True
         token, token_id = preview["confirmation_token"], preview["token_id"]
         text = await refused(client, "book_appointment", **args, confirmation=token)
-        assert "waits for a person's approval" in text and token_id in text
+        assert "waits for a person's approval" in text
+        assert token_id in text
         with pytest.raises(Forbidden):  # the agent cannot approve its own write
             await services.confirmations.approve(careful, token_id)
         approved = await services.confirmations.approve(admin, token_id)
@@ -266,7 +284,8 @@ async def test_the_appointment_verbs_and_the_chart_writes_run_two_phase(live: Be
             appointment_id=appointment,
             **{k: moved[k] for k in ("resource_id", "location_id", "visit_reason_id", "start")},
         )
-        assert rebooked["stage"] == "done" and rebooked["record"]["start"]
+        assert rebooked["stage"] == "done"
+        assert rebooked["record"]["start"]
         appointment = rebooked["record"]["id"]
         arrived = await confirmed("check_in", appointment_id=appointment)
         assert arrived["record"]["status"] == "arrived"
@@ -283,7 +302,8 @@ async def test_the_appointment_verbs_and_the_chart_writes_run_two_phase(live: Be
         signed = await confirmed("sign_encounter", encounter_id=encounter["record"]["id"])
         assert signed["record"]["status"] == "signed"
         claim = await call(client, "submit_claim", patient_id=patient, charge_ids=["chg_none1"])
-        assert claim["stage"] == "preview" and claim["checks"][0]["ok"] is False
+        assert claim["stage"] == "preview"
+        assert claim["checks"][0]["ok"] is False
 
 
 async def test_bad_arguments_and_foreign_ids_are_tool_errors_and_write_nothing(live: Bed) -> None:
@@ -292,7 +312,8 @@ async def test_bad_arguments_and_foreign_ids_are_tool_errors_and_write_nothing(l
         foreign = await first_patient(client)
     async with live.client("admin_a") as client:
         text = await refused(client, "get_patient_summary", patient_id=foreign)
-        assert "NotFound: " in text and "Forbidden" not in text
+        assert "NotFound: " in text
+        assert "Forbidden" not in text
         text = await refused(client, "get_patient_summary", patient_id="not-an-id")
         assert "patient_id" in text
         text = await refused(client, "book_appointment", patient_id="pat_x", start="tomorrow")
@@ -319,11 +340,13 @@ async def test_the_limits_refuse_calls_and_patients_with_clear_tool_errors(live:
         found = (await call(client, "search_patients", limit=10))["patients"]
         assert len(found) == 2, "a call reads at most patients_per_call patients"
         text = await refused(client, "search_patients", limit=10)
-        assert "AgentLimitExceeded" in text and "patients an hour" in text
+        assert "AgentLimitExceeded" in text
+        assert "patients an hour" in text
         seen = found[0]["id"]  # a patient read this hour counts once
         await call(client, "get_patient_summary", patient_id=seen)
         text = await refused(client, "get_patient_summary", patient_id=seen)
-        assert "AgentLimitExceeded" in text and "tool calls a minute" in text
+        assert "AgentLimitExceeded" in text
+        assert "tool calls a minute" in text
         live.clock.advance(timedelta(minutes=1))
         await call(client, "get_patient_summary", patient_id=seen)
 
