@@ -274,6 +274,7 @@ class SqlKeys:
         self.engine = engine
         self.generations = generations or Generations(engine)
         self._cache: dict[str, tuple[KeyRecord, int]] = {}
+        self.lookups = 0  # keys read from the table (tests, benchmarks)
 
     async def by_prefix(self, prefix: str) -> KeyRecord | None:
         cached = self._cache.get(prefix)
@@ -281,6 +282,7 @@ class SqlKeys:
             record, generation = cached
             if await self.generations.value(record.tenant_id, GENERATION_KEYS) == generation:
                 return record
+        self.lookups += 1
         found = await repo.key_and_generation(self.engine, prefix)
         if found is None:
             self._cache.pop(prefix, None)
