@@ -14,7 +14,7 @@ SEED     ?= 42
 PATIENTS ?= 2000
 RUN_PATIENTS ?= 120
 
-.PHONY: install run sandbox test test-slow test-all test-services chaos chaos-short lint type check fmt bench lock clean
+.PHONY: install tools run sandbox test test-slow test-all test-services chaos chaos-short lint type check fmt bench lock clean
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "carebridge needs Python 3.11 or newer")'
@@ -25,6 +25,17 @@ $(STAMP): $(LOCK) pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## tools: openapi-python-client in a virtualenv of its own (.venv-tools): it pins a typer that
+## conflicts with ours, so it stays out of the lock. tests/contract generates a client with it.
+TOOLS := .venv-tools
+$(TOOLS)/.installed:
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	echo '*' > $(TOOLS)/.gitignore
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check openapi-python-client==0.29.1
+	touch $@
+
+tools: $(TOOLS)/.installed
 
 ## run: the emulated CareCloud on a loopback port and carebridge against it (SQLite), with curl lines
 run: $(STAMP)
@@ -83,4 +94,4 @@ lock:
 	uv pip compile pyproject.toml --extra sandbox --extra dev --python-version 3.11 --quiet -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
