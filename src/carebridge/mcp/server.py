@@ -236,11 +236,12 @@ def _ticketed(out: m.WriteOut, ticket: Ticket) -> m.WriteOut:
 
 def _done(operation: str, outcome: WriteOutcome) -> m.WriteOut:
     kind = kind_writes()[operation].kind
-    shape: type[m.Compact] = {
+    shapes: dict[str, type[m.Compact]] = {
         "appointment": m.AppointmentOut,
         "encounter": m.EncounterBrief,
         "claim": m.ClaimOut,
-    }.get(kind, m.Compact)
+    }
+    shape = shapes.get(kind, m.Compact)
     return m.WriteOut(
         stage="done",
         operation=operation,

@@ -273,9 +273,18 @@ class AgentReads:
         route: str,
         filters: Mapping[str, str],
         limit: int,
-        **window: datetime | None,
+        *,
+        starts_from: datetime | None = None,
+        starts_before: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        query = ListQuery(kind, route, dict(filters), limit=limit, **window)
+        query = ListQuery(
+            kind,
+            route,
+            dict(filters),
+            limit=limit,
+            starts_from=starts_from,
+            starts_before=starts_before,
+        )
         return (await self.reads.page(principal, query)).page.items
 
     async def chart(

@@ -37,7 +37,13 @@ def router(services: AgentServices) -> APIRouter:
     """The ``/mcp`` endpoint and its companion routes."""
     routes = APIRouter(tags=["mcp"])
     endpoint = McpEndpoint(services)
-    routes.add_route("/mcp", endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # an ASGI app as the endpoint: Starlette serves it as it is (not as a request handler)
+    routes.add_route(
+        "/mcp",
+        endpoint,  # type: ignore[arg-type]
+        methods=["GET", "POST", "DELETE"],
+        include_in_schema=False,
+    )
 
     async def metadata(request: Request) -> Response:
         """The MCP endpoint's protected-resource metadata (RFC 9728)."""
