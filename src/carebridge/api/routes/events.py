@@ -39,7 +39,7 @@ def router(events: EventLog, service: Reads) -> APIRouter:
                 "content": {
                     "application/json": {
                         "example": envelope(
-                            [Event.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index,call-overload]
+                            [Event.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
                             "1",
                         )
                     }
