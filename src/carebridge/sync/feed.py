@@ -5,10 +5,15 @@ whole, every few minutes. Between two syncs the feed polls each tenant every
 :data:`FEED_INTERVAL` seconds and reads only what may have changed since its last poll:
 
 - **incremental kinds** (patients, claims, payments, remittances, statements: the kinds whose
-  upstream read takes ``updated_since``): ``updated_since`` the feed's own high-water mark (the
-  newest ``updated_at`` it has read of the kind) less :data:`FEED_LAG`. The first poll starts
-  from the sync stream's mark, or from now when the kind was never synced (the full sync
-  backfills; the feed is not a backfill).
+  upstream read takes ``updated_since``, which is strict): ``updated_since`` the feed's own
+  high-water mark, the newest ``updated_at`` it has read of the kind, on the upstream's own
+  clock (less :data:`FEED_LAG`, none by default). Unlike the sync's mark it is not held back
+  to the poll's start: a record stamped ahead of our clock would otherwise be read again at
+  every poll, and a poll every few seconds cannot afford that. The price: a change stamped
+  before such a record, or in the same instant as the newest one read but committed after the
+  read, waits for the full sync, whose mark is held back and re-reads its lag. The first poll
+  starts from the sync stream's mark, or from now when the kind was never synced (the full
+  sync backfills; the feed is not a backfill).
 - **appointments** (v2 lists them by date only, with no ``updated_since``): three narrow lists
   per poll, :func:`appointment_reads`: the practice's days around today in full (arrivals,
   check-outs, no-shows, confirmations), the appointments **created** since yesterday across the
@@ -51,16 +56,17 @@ from carebridge.domain.provenance import DomainModel
 from carebridge.domain.vocab import AppointmentStatus
 from carebridge.errors import SyncError, UpstreamError
 from carebridge.ports.sync import SyncedUpstream, SyncStore, SyncUpstreams
-from carebridge.sync.engine import WINDOW_AHEAD, WINDOW_BACK, high_water
+from carebridge.sync.engine import WINDOW_AHEAD, WINDOW_BACK
 from carebridge.sync.slices import read_slice
 
 log = logging.getLogger("carebridge.feed")
 
 FEED_INTERVAL = 2.0
 """Seconds between two polls of a tenant (the default; ``CAREBRIDGE_FEED_INTERVAL``)."""
-FEED_LAG = timedelta(seconds=2)
-"""An incremental poll re-reads this much before its mark (changes stamped in the same
-instant as the newest one read, committed after the read)."""
+FEED_LAG = timedelta(0)
+"""How much before its mark an incremental poll re-reads. None by default: each record read
+there is read again at every poll until a newer one moves the mark (the full sync's
+five-minute lag re-reads what the feed's boundary may miss)."""
 FEED_LEASE = timedelta(seconds=30)
 """How long a feed's hold on a tenant outlives its last poll."""
 LEASE = "feed"
@@ -244,8 +250,8 @@ class ChangeFeed:
         async for record in read_slice(upstream, kind, since=mark - self.lag):
             newest = _latest(newest, _updated(record))
             records.append(record)
-        # never later than the poll's start: an upstream stamping the future loses nothing
-        final = mark if newest is None else high_water(mark, newest, started)
+        # the upstream's clock, not held back to the poll's start (see the module's docstring)
+        final = mark if newest is None else max(mark, newest)
         cursor = {"high_water": final.isoformat()}
         moved = own is None or final != mark
         await self._save(tenant_id, kind, stream, records, cursor, counts, force=moved)
