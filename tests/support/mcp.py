@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import stamina
-from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from tests.support.clock import FakeTime
 
@@ -34,6 +33,7 @@ from carecloud_sandbox.clock import ManualClock
 from carecloud_sandbox.config import SandboxConfig
 from carecloud_sandbox.control import credentials
 from carecloud_sandbox.tenant import Tenant
+from mcp import Client
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 ANCHOR = date(2026, 11, 24)
