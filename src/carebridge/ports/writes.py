@@ -111,3 +111,71 @@ class RecordWriter(Protocol):
     async def refreshed_at(self, tenant_id: str, kind: str, scope: str) -> datetime | None: ...
 
     async def mark_refreshed(self, tenant_id: str, kind: str, scope: str, at: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening a write decided: its key's ``outcome`` (always :class:`Start` without a
+    key) and, when it runs, its ledger ``entry``."""
+
+    outcome: Outcome
+    entry: int | None = None
+
+
+@dataclass(frozen=True)
+class Audited:
+    """The audit entry a write makes when it runs: who, through which route, about whom."""
+
+    principal: str
+    route: str
+    patient_ids: Sequence[str]
+
+
+class WriteJournal(Protocol):
+    """A write's bookkeeping in two transactions, one on each side of the upstream call.
+
+    :meth:`open` claims the ``Idempotency-Key`` (if any) and, when the write is to run, enters
+    it in the ledger and the audit log, all in one transaction. :meth:`close` keeps the records
+    written, closes the ledger entry and stores the answer under the key, all in one
+    transaction. :meth:`fail` closes the entry (or leaves it accepted) and releases the key.
+    """
+
+    async def open(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        fingerprint: str,
+        operation: str,
+        request: dict[str, Any],
+        audited: Audited,
+        now: datetime,
+    ) -> Opened: ...
+
+    async def close(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int,
+        state: str,
+        entity_id: str | None,
+        diverged: Sequence[str],
+        kind: str,
+        records: Sequence[DomainModel],
+        status_code: int,
+        response: Any,
+        now: datetime,
+    ) -> None: ...
+
+    async def fail(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int | None,
+        state: str | None,
+        now: datetime,
+    ) -> None: ...

@@ -29,7 +29,7 @@ from carebridge.domain.values import LocationId, PatientId, ResourceId, VisitRea
 from carebridge.errors import BadRequest, NotConfigured
 from carebridge.ports.records import AuditSink, RecordPage, RecordStore
 from carebridge.ports.upstream import Upstream
-from carebridge.ports.writes import Idempotency, RecordWriter, WriteLedger
+from carebridge.ports.writes import Idempotency, RecordWriter, WriteJournal, WriteLedger
 from carebridge.services.records import NotFound, Principal
 from carebridge.sync.slices import LAG as LAG
 from carebridge.sync.slices import read_slice
@@ -172,12 +172,15 @@ class Budget(NamedTuple):
 
 @dataclass(frozen=True)
 class Backend:
-    """What reaching the upstream takes: the connections and the write-side tables."""
+    """What reaching the upstream takes: the connections and the write-side tables (and the
+    ``journal`` that keeps a write's bookkeeping in two transactions; without one, the writes
+    take the ports one step at a time)."""
 
     upstreams: Upstreams
     writer: RecordWriter
     idempotency: Idempotency
     ledger: WriteLedger
+    journal: WriteJournal | None = None
 
 
 @dataclass

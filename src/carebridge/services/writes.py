@@ -49,6 +49,7 @@ from carebridge.errors import (
     RefusedReplay,
     UpstreamError,
 )
+from carebridge.ports.records import AuditSink
 from carebridge.ports.upstream import NewAppointment as NewAppointment
 from carebridge.ports.upstream import NewCharge as NewCharge
 from carebridge.ports.upstream import NewClaim as NewClaim
@@ -57,10 +58,17 @@ from carebridge.ports.upstream import Upstream, WriteResult
 from carebridge.ports.writes import (
     LEASE,
     RESUMING,
+    Audited,
+    Idempotency,
     InFlight,
     Mismatch,
+    Opened,
+    Outcome,
+    RecordWriter,
     Replay,
     Start,
+    WriteJournal,
+    WriteLedger,
     request_hash,
 )
 from carebridge.services.reads import Reads
@@ -368,7 +376,9 @@ class Writes:
 
         ``patient`` and ``refs`` (kind, id) are every id the request names: each must be the
         caller's tenant's, or the write is refused with :class:`NotFound` before anything is
-        recorded.
+        recorded. The bookkeeping takes two transactions (:class:`WriteJournal`): the key's
+        claim, the ledger entry and the audit entry before the upstream call; the records, the
+        ledger's verdict and the stored answer after it.
         """
         patients = [patient]
         write = kind_writes()[operation]
@@ -384,28 +394,34 @@ class Writes:
         await reads.known(principal, refs, patient_id=patients[0] if patients else None)
         tenant, who = principal.tenant_id, principal.id
         sent = dict(request)
-        resumed = False
-        if key is not None:
-            fingerprint = request_hash("POST", f"/{operation}", sent)
-            outcome = await reads.idempotency.begin(tenant, who, key, fingerprint, self._clock())
-            if isinstance(outcome, Replay):
-                return _replayed(outcome)
-            if isinstance(outcome, Mismatch):
-                raise KeyReused("this Idempotency-Key was used with another request")
-            if isinstance(outcome, InFlight):
-                raise KeyInFlight("a request with this Idempotency-Key is still running")
-            resumed = isinstance(outcome, Start) and outcome.resumed
+        journal = self._journal()
+        opened = await journal.open(
+            tenant,
+            key=key,
+            fingerprint=request_hash("POST", f"/{operation}", sent),
+            operation=operation,
+            request=sent,
+            audited=Audited(who, f"POST /{operation}", patients),
+            now=self._clock(),
+        )
+        outcome = opened.outcome
+        if isinstance(outcome, Replay):
+            return _replayed(outcome)
+        if isinstance(outcome, Mismatch):
+            raise KeyReused("this Idempotency-Key was used with another request")
+        if isinstance(outcome, InFlight):
+            raise KeyInFlight("a request with this Idempotency-Key is still running")
+        assert opened.entry is not None  # noqa: S101 - a write that runs has its entry
+        entry, resumed = opened.entry, isinstance(outcome, Start) and outcome.resumed
         failure: BaseException | None = None
-        answer: WriteOutcome | DomainError | None = None
+        result: WriteResult[Any] | DomainError | None = None
         try:
             async with anyio.create_task_group() as group:
                 if key is not None:
                     group.start_soon(self._hold, tenant, who, key)
                 token = RESUMING.set(resumed)
                 try:
-                    answer = await self._send(
-                        principal, operation, write.kind, sent, patients, call, write.creates
-                    )
+                    result = await self._send(tenant, call)
                 except BaseException as err:  # noqa: BLE001 - raised below, outside the group
                     failure = err
                 finally:
@@ -413,18 +429,63 @@ class Writes:
                     group.cancel_scope.cancel()
             if failure is not None:
                 raise failure
-        except BaseException:
-            if key is not None:
-                with anyio.CancelScope(shield=True):
-                    await reads.idempotency.abandon(tenant, who, key)
+        except BaseException as err:
+            # the upstream's failure closes the entry; anything else leaves it accepted
+            state = "failed" if isinstance(err, UpstreamError | NotFound) else None
+            with anyio.CancelScope(shield=True):
+                await journal.fail(
+                    tenant, key=key, principal=who, entry=entry, state=state, now=self._clock()
+                )
             raise
-        assert answer is not None  # noqa: S101 - set unless the send raised
-        if key is not None:
-            status, stored = _record(answer)
-            await reads.idempotency.complete(tenant, who, key, status, stored)
-        if isinstance(answer, DomainError):
-            raise answer
+        assert result is not None  # noqa: S101 - set unless the send raised
+        if isinstance(result, DomainError):
+            status, stored = _record(result)
+            await journal.close(
+                tenant,
+                key=key,
+                principal=who,
+                entry=entry,
+                state="rejected",
+                entity_id=None,
+                diverged=(),
+                kind=write.kind,
+                records=(),
+                status_code=status,
+                response=stored,
+                now=self._clock(),
+            )
+            raise result
+        value = result.value
+        answer = WriteOutcome(
+            value=value.model_dump(mode="json"),
+            confirmation=result.confirmation,
+            diverged=tuple(result.diverged),
+            ledger_id=entry,
+            created=write.creates,
+        )
+        status, stored = _record(answer)
+        await journal.close(
+            tenant,
+            key=key,
+            principal=who,
+            entry=entry,
+            state=result.confirmation,
+            entity_id=str(value.__dict__["id"]),
+            diverged=result.diverged,
+            kind=write.kind,
+            records=[value],
+            status_code=status,
+            response=stored,
+            now=self._clock(),
+        )
         return answer
+
+    def _journal(self) -> WriteJournal:
+        """The backend's journal (two transactions), or one over its separate ports."""
+        backend = self.reads._backend()
+        if backend.journal is not None:
+            return backend.journal
+        return SeparateSteps(backend.idempotency, backend.ledger, self.reads.audit, backend.writer)
 
     async def _hold(self, tenant: str, who: str, key: str) -> None:
         """Renew a running write's claim on its key until the write ends (cancelled then)."""
@@ -432,53 +493,86 @@ class Writes:
             await anyio.sleep(LEASE.total_seconds() / 3)
             await self.reads.idempotency.renew(tenant, who, key, self._clock())
 
-    async def _send(
-        self,
-        principal: Principal,
-        operation: str,
-        kind: str,
-        request: dict[str, Any],
-        patients: Sequence[str],
-        call: Call,
-        created: bool,
-    ) -> WriteOutcome | DomainError:
-        """Ledger, audit, send and read back; a refusal by the rules is returned, not raised,
-        so it is recorded under the key first."""
-        reads, tenant = self.reads, principal.tenant_id
-        entry = await reads.ledger.open(tenant, operation, request, self._clock())
-        await reads.audit.record(
-            tenant, principal.id, f"POST /{operation}", list(patients), self._clock()
-        )
+    async def _send(self, tenant: str, call: Call) -> WriteResult[Any] | DomainError:
+        """Send and read back; a refusal by the rules is returned, not raised, so it is
+        recorded under the key first."""
         try:
-            upstream = await reads.upstream(tenant)
-            result = await call(upstream)
+            upstream = await self.reads.upstream(tenant)
+            return await call(upstream)
         except DomainError as refused:
-            await reads.ledger.close(
-                entry, state="rejected", entity_id=None, diverged=(), now=self._clock()
-            )
             return refused
-        except (UpstreamError, NotFound):
-            await reads.ledger.close(
-                entry, state="failed", entity_id=None, diverged=(), now=self._clock()
+
+
+@dataclass
+class SeparateSteps:
+    """``WriteJournal`` over separate ports, one step at a time (a backend without a journal of
+    its own: in-memory ports in tests)."""
+
+    idempotency: Idempotency
+    ledger: WriteLedger
+    audit: AuditSink
+    writer: RecordWriter
+
+    async def open(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        fingerprint: str,
+        operation: str,
+        request: dict[str, Any],
+        audited: Audited,
+        now: datetime,
+    ) -> Opened:
+        outcome: Outcome = Start()
+        if key is not None:
+            outcome = await self.idempotency.begin(
+                tenant_id, audited.principal, key, fingerprint, now
             )
-            raise
-        value = result.value
-        await reads.writer.put(tenant, kind, [value], self._clock())
-        entity_id = str(value.__dict__["id"])
-        await reads.ledger.close(
-            entry,
-            state=result.confirmation,
-            entity_id=entity_id,
-            diverged=result.diverged,
-            now=self._clock(),
+            if not isinstance(outcome, Start):
+                return Opened(outcome)
+        entry = await self.ledger.open(tenant_id, operation, request, now)
+        await self.audit.record(
+            tenant_id, audited.principal, audited.route, list(audited.patient_ids), now
         )
-        return WriteOutcome(
-            value=value.model_dump(mode="json"),
-            confirmation=result.confirmation,
-            diverged=tuple(result.diverged),
-            ledger_id=entry,
-            created=created,
-        )
+        return Opened(outcome, entry)
+
+    async def close(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int,
+        state: str,
+        entity_id: str | None,
+        diverged: Sequence[str],
+        kind: str,
+        records: Sequence[DomainModel],
+        status_code: int,
+        response: Any,
+        now: datetime,
+    ) -> None:
+        if records:
+            await self.writer.put(tenant_id, kind, records, now)
+        await self.ledger.close(entry, state=state, entity_id=entity_id, diverged=diverged, now=now)
+        if key is not None:
+            await self.idempotency.complete(tenant_id, principal, key, status_code, response)
+
+    async def fail(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int | None,
+        state: str | None,
+        now: datetime,
+    ) -> None:
+        if entry is not None and state is not None:
+            await self.ledger.close(entry, state=state, entity_id=None, diverged=(), now=now)
+        if key is not None:
+            await self.idempotency.abandon(tenant_id, principal, key)
 
 
 def _scope(operation: str) -> str:

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.domain.provenance import DomainModel
 from carebridge.ports.records import KeyRecord, RecordPage
-from carebridge.ports.writes import Outcome
+from carebridge.ports.writes import Audited, Opened, Outcome, Start
 from carebridge.store import entities, idempotency
 from carebridge.store import events as event_log
 from carebridge.store import tenants as repo
@@ -329,6 +329,122 @@ class SqlAudit:
         return await self.log.record(
             AuditEntry(tenant_id, principal, route, tuple(patient_ids), at)
         )
+
+
+class SqlWriteJournal:
+    """``WriteJournal``: a write's claim, ledger entry and audit entry in one transaction before
+    the upstream call; its records (with their events), ledger close and stored answer in one
+    after it.
+
+    Args:
+        engine: the store.
+        audit: the audit log the reads append to (its chain head and lock are shared).
+    """
+
+    def __init__(self, engine: AsyncEngine, audit: SqlAudit) -> None:
+        self.engine = engine
+        self.audit = audit.log
+
+    async def open(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        fingerprint: str,
+        operation: str,
+        request: dict[str, Any],
+        audited: Audited,
+        now: datetime,
+    ) -> Opened:
+        async def work(conn: AsyncConnection) -> tuple[Opened, bool]:
+            outcome: Outcome = Start()
+            if key is not None:
+                outcome = await idempotency.claim_in(
+                    conn,
+                    tenant_id=tenant_id,
+                    principal=audited.principal,
+                    key=key,
+                    fingerprint=fingerprint,
+                    now=now,
+                )
+                if not isinstance(outcome, Start):
+                    return Opened(outcome), False
+            entry = await conn.execute(
+                write_ledger.insert()
+                .values(
+                    tenant_id=tenant_id,
+                    operation=operation,
+                    request=request,
+                    state="accepted",
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(write_ledger.c.id)
+            )
+            return Opened(outcome, int(entry.scalar_one())), True
+
+        entry = AuditEntry(
+            tenant_id, audited.principal, audited.route, tuple(audited.patient_ids), now
+        )
+        opened, _ = await self.audit.record_with(entry, work)
+        return opened
+
+    async def close(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int,
+        state: str,
+        entity_id: str | None,
+        diverged: Sequence[str],
+        kind: str,
+        records: Sequence[DomainModel],
+        status_code: int,
+        response: Any,
+        now: datetime,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            if records:
+                changes = await entities.upsert(conn, tenant_id, kind, records, fetched_at=now)
+                await event_log.append(conn, tenant_id, changes, detected_at=now)
+            await conn.execute(
+                update(write_ledger)
+                .where(write_ledger.c.id == entry)
+                .values(state=state, entity_id=entity_id, diverged=list(diverged), updated_at=now)
+            )
+            if key is not None:
+                await idempotency.complete_in(
+                    conn,
+                    tenant_id=tenant_id,
+                    principal=principal,
+                    key=key,
+                    status_code=status_code,
+                    response=response,
+                )
+
+    async def fail(
+        self,
+        tenant_id: str,
+        *,
+        key: str | None,
+        principal: str,
+        entry: int | None,
+        state: str | None,
+        now: datetime,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            if entry is not None and state is not None:
+                await conn.execute(
+                    update(write_ledger)
+                    .where(write_ledger.c.id == entry)
+                    .values(state=state, entity_id=None, diverged=[], updated_at=now)
+                )
+            if key is not None:
+                await idempotency.abandon_in(
+                    conn, tenant_id=tenant_id, principal=principal, key=key
+                )
 
 
 class SqlEvents:

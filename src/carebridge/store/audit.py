@@ -34,10 +34,10 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -54,6 +54,7 @@ _HEAD = "carebridge-audit-head/v1"
 _UNSIGNED = "-" * 64  # a checkpoint written over one that did not authenticate: never valid
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -241,84 +242,119 @@ class AuditLog:
         except _Moved:
             self.moved += 1
             heads, seqs = await self._write(batch, from_memory=False)
+        self._remember(heads)
+        for (_, future), seq in zip(batch, seqs, strict=True):
+            future.set_result(seq)
+        self.commits += 1
+
+    async def record_with(
+        self,
+        entry: AuditEntry,
+        work: Callable[[AsyncConnection], Awaitable[tuple[_T, bool]]],
+    ) -> tuple[_T, int | None]:
+        """Run ``work`` and append ``entry`` (when ``work`` says so) in one transaction: a
+        write's claim, ledger entry and audit entry commit together. ``work`` runs again when
+        another process appended meanwhile (the transaction rolled back). Returns what ``work``
+        returned and the entry's seq (None: not appended)."""
+        async with self._lock:
+            for from_memory in (True, False):
+                try:
+                    async with self.engine.begin() as conn:
+                        result, audited = await work(conn)
+                        heads, seqs = (
+                            await self._append(conn, [entry], from_memory=from_memory)
+                            if audited
+                            else ({}, [])
+                        )
+                    break
+                except _Moved:
+                    if not from_memory:  # pragma: no cover - the row lock is held
+                        raise
+                    self.moved += 1
+            self._remember(heads)
+        return result, seqs[0] if seqs else None
+
+    def _remember(self, heads: dict[str, _Head]) -> None:
         for tenant, head in heads.items():  # only what is committed
             self._keys[tenant] = head.key
             self._heads[tenant] = _Head(
                 head.key, head.last_seq, head.entries, head.head, head.signed
             )
-        for (_, future), seq in zip(batch, seqs, strict=True):
-            future.set_result(seq)
-        self.commits += 1
 
     async def _write(
         self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]], *, from_memory: bool
     ) -> tuple[dict[str, _Head], list[int]]:
         """One transaction: the batch's entries, then each tenant's checkpoint moved."""
+        async with self.engine.begin() as conn:
+            return await self._append(conn, [e for e, _ in batch], from_memory=from_memory)
+
+    async def _append(
+        self, conn: AsyncConnection, batch: Sequence[AuditEntry], *, from_memory: bool
+    ) -> tuple[dict[str, _Head], list[int]]:
+        """The batch's entries, then each tenant's checkpoint moved, in the caller's
+        transaction (:class:`_Moved` when another process moved a checkpoint first)."""
         heads: dict[str, _Head] = {}
         started: dict[str, tuple[int, str]] = {}
-        async with self.engine.begin() as conn:
-            for entry, _ in batch:
-                tenant = entry.tenant_id
-                if tenant in heads:
-                    continue
-                held = self._heads.get(tenant) if from_memory else None
-                if held is not None:
-                    heads[tenant] = _Head(
-                        held.key, held.last_seq, held.entries, held.head, held.signed
-                    )
-                else:
-                    now = _utc(entry.at)
-                    key = self._keys.get(tenant)
-                    new_key = False
-                    if key is None:
-                        key, new_key = await _key_for_append(conn, self.vault, tenant, now)
-                    heads[tenant] = await _lock_head(conn, tenant, key, new_key=new_key, now=now)
-                started[tenant] = (heads[tenant].last_seq, heads[tenant].head)
-            rows: list[dict[str, Any]] = []
-            for entry, _ in batch:
-                head = heads[entry.tenant_id]
-                digest = entry_mac(head.key, head.head, entry)
-                rows.append(
-                    {
-                        "tenant_id": entry.tenant_id,
-                        "principal": entry.principal,
-                        "route": entry.route,
-                        "patient_ids": sorted(entry.patient_ids),
-                        "at": _utc(entry.at),
-                        "prev_hash": head.head,
-                        "hash": digest,
-                    }
-                )
-                head.head, head.entries = digest, head.entries + 1
-            inserted = await conn.execute(
-                audit_log.insert().returning(audit_log.c.seq, sort_by_parameter_order=True), rows
+        for entry in batch:
+            tenant = entry.tenant_id
+            if tenant in heads:
+                continue
+            held = self._heads.get(tenant) if from_memory else None
+            if held is not None:
+                heads[tenant] = _Head(held.key, held.last_seq, held.entries, held.head, held.signed)
+            else:
+                now = _utc(entry.at)
+                key = self._keys.get(tenant)
+                new_key = False
+                if key is None:
+                    key, new_key = await _key_for_append(conn, self.vault, tenant, now)
+                heads[tenant] = await _lock_head(conn, tenant, key, new_key=new_key, now=now)
+            started[tenant] = (heads[tenant].last_seq, heads[tenant].head)
+        rows: list[dict[str, Any]] = []
+        for entry in batch:
+            head = heads[entry.tenant_id]
+            digest = entry_mac(head.key, head.head, entry)
+            rows.append(
+                {
+                    "tenant_id": entry.tenant_id,
+                    "principal": entry.principal,
+                    "route": entry.route,
+                    "patient_ids": sorted(entry.patient_ids),
+                    "at": _utc(entry.at),
+                    "prev_hash": head.head,
+                    "hash": digest,
+                }
             )
-            seqs = [int(seq) for seq in inserted.scalars()]
-            for (entry, _), seq in zip(batch, seqs, strict=True):
-                heads[entry.tenant_id].last_seq = seq
-            for tenant, head in heads.items():
-                mac = (
-                    head_mac(head.key, tenant, head.last_seq, head.entries, head.head)
-                    if head.signed
-                    else _UNSIGNED
+            head.head, head.entries = digest, head.entries + 1
+        inserted = await conn.execute(
+            audit_log.insert().returning(audit_log.c.seq, sort_by_parameter_order=True), rows
+        )
+        seqs = [int(seq) for seq in inserted.scalars()]
+        for entry, seq in zip(batch, seqs, strict=True):
+            heads[entry.tenant_id].last_seq = seq
+        for tenant, head in heads.items():
+            mac = (
+                head_mac(head.key, tenant, head.last_seq, head.entries, head.head)
+                if head.signed
+                else _UNSIGNED
+            )
+            statement = update(audit_heads).where(audit_heads.c.tenant_id == tenant)
+            if not head.locked:  # only if nobody moved it since this process did
+                last_seq, last_head = started[tenant]
+                statement = statement.where(
+                    audit_heads.c.last_seq == last_seq, audit_heads.c.head == last_head
                 )
-                statement = update(audit_heads).where(audit_heads.c.tenant_id == tenant)
-                if not head.locked:  # only if nobody moved it since this process did
-                    last_seq, last_head = started[tenant]
-                    statement = statement.where(
-                        audit_heads.c.last_seq == last_seq, audit_heads.c.head == last_head
-                    )
-                moved = await conn.execute(
-                    statement.values(
-                        last_seq=head.last_seq,
-                        entries=head.entries,
-                        head=head.head,
-                        mac=mac,
-                        updated_at=max(_utc(e.at) for e, _ in batch),
-                    )
+            moved = await conn.execute(
+                statement.values(
+                    last_seq=head.last_seq,
+                    entries=head.entries,
+                    head=head.head,
+                    mac=mac,
+                    updated_at=max(_utc(e.at) for e in batch),
                 )
-                if moved.rowcount != 1:
-                    raise _Moved(tenant)  # rolls the transaction back
+            )
+            if moved.rowcount != 1:
+                raise _Moved(tenant)  # rolls the transaction back
         return heads, seqs
 
 

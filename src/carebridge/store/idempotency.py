@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.ports.writes import LEASE, InFlight, Mismatch, Outcome, Replay, Start
 from carebridge.store.engine import commit_one
@@ -91,6 +92,105 @@ async def begin(
             return InFlight()
         return Replay(int(row.status_code), row.response)
     return InFlight()  # claimed by a concurrent request between our two passes
+
+
+async def claim_in(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    principal: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+) -> Outcome:
+    """:func:`begin` in the caller's transaction (so the write's ledger and audit entries
+    commit with the claim, or not at all).
+
+    The claim is an ``INSERT ... ON CONFLICT DO NOTHING``: a concurrent claimer of the same key
+    waits for this transaction and then finds the row; an expired record is taken over in place
+    under its row lock.
+    """
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+        idempotency
+    )
+    claimed = (
+        await conn.execute(
+            insert.values(
+                tenant_id=tenant_id,
+                principal=principal,
+                key=key,
+                request_hash=fingerprint,
+                state="in_flight",
+                created_at=now,
+                expires_at=now + LEASE,
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
+            .returning(idempotency.c.key)
+        )
+    ).first()
+    if claimed is not None:
+        return Start()
+    row = (
+        await conn.execute(
+            select(idempotency).where(_key(tenant_id, principal, key)).with_for_update()
+        )
+    ).one()
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+    if expires <= now:
+        # past its lease (in flight: its request died without an answer) or its life: start afresh
+        await conn.execute(
+            update(idempotency)
+            .where(_key(tenant_id, principal, key))
+            .values(
+                request_hash=fingerprint,
+                state="in_flight",
+                status_code=None,
+                response=None,
+                created_at=now,
+                expires_at=now + LEASE,
+            )
+        )
+        return Start(resumed=row.state == "in_flight")
+    if row.request_hash != fingerprint:
+        return Mismatch()
+    if row.state == "in_flight":
+        return InFlight()
+    return Replay(int(row.status_code), row.response)
+
+
+async def complete_in(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    principal: str,
+    key: str,
+    status_code: int,
+    response: Any,
+) -> None:
+    """:func:`complete` in the caller's transaction."""
+    created = (
+        await conn.execute(
+            update(idempotency)
+            .where(_key(tenant_id, principal, key))
+            .values(state="done", status_code=status_code, response=response)
+            .returning(idempotency.c.created_at)
+        )
+    ).scalar()
+    if created is not None:
+        await conn.execute(
+            update(idempotency)
+            .where(_key(tenant_id, principal, key))
+            .values(expires_at=created + TTL)
+        )
+
+
+async def abandon_in(conn: AsyncConnection, *, tenant_id: str, principal: str, key: str) -> None:
+    """:func:`abandon` in the caller's transaction."""
+    await conn.execute(
+        delete(idempotency).where(
+            _key(tenant_id, principal, key), idempotency.c.state == "in_flight"
+        )
+    )
 
 
 async def complete(

@@ -33,6 +33,7 @@ from carebridge.store.adapters import (
     SqlKeys,
     SqlLedger,
     SqlRecords,
+    SqlWriteJournal,
 )
 from carebridge.store.engine import create_engine
 from carebridge.store.events import SqlAnnouncer, wake_on_commit
@@ -226,7 +227,7 @@ async def open_deployment(
     live = Live(
         records,
         audit,
-        Backend(upstreams, records, SqlIdempotency(engine), ledger),
+        Backend(upstreams, records, SqlIdempotency(engine), ledger, SqlWriteJournal(engine, audit)),
         clock=clock,
     )
     sessions = Sessions(SqlPeople(engine), totp_source(engine, vault), clock=clock)
