@@ -47,6 +47,7 @@ def test_bounds_hold() -> None:
         throttle.on_congestion()
     assert throttle.budget().rate == 0.5
     assert throttle.budget().concurrency == 1
+    t.now += 5  # past the cooldown: answers right after a decrease do not grow the rate
     for _ in range(10_000):
         throttle.on_success(latency=0.01)
     assert throttle.budget().rate == 3
@@ -154,3 +155,64 @@ def test_a_rate_below_one_per_burst_still_admits_requests() -> None:
 
     asyncio.run(run())
     assert t.now == pytest.approx(6.0)
+
+
+def _against_limit(
+    throttle: AimdThrottle, t: FakeTime, limit: float, requests: int
+) -> tuple[int, int]:
+    """``requests`` through ``throttle`` against a hidden token bucket of ``limit`` requests/s
+    (burst ``limit``): (answered, refused)."""
+    bucket, stamp = limit, 0.0
+    ok = limited = 0
+
+    async def run() -> None:
+        nonlocal bucket, stamp, ok, limited
+        for _ in range(requests):
+            async with throttle.slot():
+                bucket = min(limit, bucket + (t.now - stamp) * limit)
+                stamp = t.now
+                if bucket >= 1:
+                    bucket -= 1
+                    ok += 1
+                    throttle.on_success(latency=0.02)
+                else:
+                    limited += 1
+                    throttle.on_congestion()
+
+    asyncio.run(run())
+    return ok, limited
+
+
+def test_slow_start_reaches_a_budget_ten_times_the_start_within_seconds() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=20, max_rate=400), clock=t.clock, sleep=t.sleep
+    )
+    for _ in range(180):  # 180 healthy answers: 20 + 180 requests/s
+        throttle.on_success(latency=0.02)
+    assert throttle.budget().rate == pytest.approx(200)
+    assert throttle.ceiling is None  # no congestion yet
+
+
+def test_it_keeps_close_to_a_hidden_limit_it_has_to_find() -> None:
+    """From 20 requests/s, against a limit of 200 it does not know: most of the limit is used
+    and few requests are refused (an additive-only ramp would still be far below it)."""
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_rate=20, max_rate=1000), clock=t.clock, sleep=t.sleep
+    )
+    ok, limited = _against_limit(throttle, t, 200.0, 6000)
+    assert ok / t.now >= 0.8 * 200
+    assert limited / (ok + limited) < 0.05
+    assert throttle.ceiling is not None and 150 <= throttle.ceiling <= 400
+
+
+def test_a_learned_budget_is_resumed_within_bounds() -> None:
+    t = FakeTime()
+    first = AimdThrottle(ThrottleConfig(start_rate=20, max_rate=1000), clock=t.clock, sleep=t.sleep)
+    _against_limit(first, t, 200.0, 3000)
+    learned = first.learned()
+    second = AimdThrottle(ThrottleConfig(start_rate=20, max_rate=150), clock=t.clock, sleep=t.sleep)
+    second.resume(learned.rate, learned.concurrency, first.ceiling)
+    assert second.budget().rate == pytest.approx(min(150, learned.rate))
+    assert second.ceiling == pytest.approx(min(150, first.ceiling or 0))

@@ -9,6 +9,8 @@ caller reads back before it tries again.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -31,6 +33,13 @@ from carebridge.errors import (
     UpstreamStatusError,
 )
 from carebridge.errors import WriteUnconfirmed as WriteUnconfirmed
+
+if importlib.util.find_spec("sniffio") is None:  # pragma: no branch - an install detail
+    # httpcore asks ``import sniffio`` on every request to learn its async library and falls
+    # back to asyncio when the import fails; without sniffio installed, each failed import
+    # searches the whole path (a fifth of a request's CPU). A ``None`` entry makes the same
+    # import fail at once, with the same ImportError.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -56,7 +65,9 @@ def _backoff(error: Exception) -> bool | timedelta:
     return timedelta(seconds=wait) if wait is not None else True
 
 
-DEFAULT_RETRY_AFTER = 1.0  # seconds a 429 without Retry-After pauses the tenant's requests
+DEFAULT_RETRY_AFTER = 0.1
+"""Seconds a 429 without Retry-After pauses the tenant's requests: a rate limiter's bucket
+refills within a fraction of a second, and the throttle halves its rate besides."""
 
 
 async def _retrying(

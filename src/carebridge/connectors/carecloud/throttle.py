@@ -1,7 +1,13 @@
 """An adaptive throttle per tenant: AIMD on both concurrency and request rate.
 
-Successes with healthy latency grow the budget additively; a 429, a 5xx or a latency spike
-shrinks it multiplicatively, at most once per cooldown so one burst of failures counts once.
+Successes with healthy latency grow the budget; a 429, a 5xx or a latency spike shrinks it
+multiplicatively, at most once per cooldown so one burst of failures counts once. Growth has
+three regimes (TCP's, for a request rate): **slow start** until the first congestion (one more
+request/s per success: the rate doubles every second's worth of requests, so a tenant whose
+budget is ten times the starting rate is reached in a few seconds, not minutes); **recovery**
+after a decrease, as fast, back to ``recover`` of the rate congestion last struck at (the
+learned ceiling, :attr:`AimdThrottle.ceiling`); then **probing**, additively, past it. A
+throttle can also start from a budget learned earlier (``learned``).
 The rate is enforced by a token bucket on an injected clock, so tests are exact and sleepless.
 The current budget is published for the API's ``RateLimit`` headers.
 """
@@ -30,6 +36,7 @@ class ThrottleConfig:
     slow_seconds: float = 2.0  # a response slower than this counts as congestion
     cooldown: float = 1.0  # seconds between two decreases
     burst: float = 1.0  # seconds of rate the bucket may hold
+    recover: float = 0.85  # a decreased rate grows fast back to this share of the ceiling
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class AimdThrottle:
         self.clock = clock
         self.sleep = sleep
         self.rate = self.config.start_rate
+        self.ceiling: float | None = None
+        """The rate congestion last struck at (None: none yet, the throttle is in slow start)."""
         self.concurrency = self.config.start_concurrency
         self.in_flight = 0
         self.tokens = self._capacity()
@@ -82,7 +91,13 @@ class AimdThrottle:
             self.on_congestion()
             return
         cfg = self.config
-        self.rate = min(cfg.max_rate, self.rate + cfg.increase / max(self.rate, 1.0) * 4)
+        if self.clock() - self._last_decrease < cfg.cooldown:
+            return  # answers to requests sent before the decrease say nothing of the new rate
+        if self.ceiling is None or self.rate < cfg.recover * self.ceiling:
+            step = cfg.increase  # slow start, or recovery towards the learned ceiling
+        else:
+            step = cfg.increase / max(self.rate, 1.0) * 4  # probing past it
+        self.rate = min(cfg.max_rate, self.rate + step)
         if self.in_flight >= self.concurrency - 1:
             self.concurrency = min(cfg.max_concurrency, self.concurrency + 1)
 
@@ -95,8 +110,22 @@ class AimdThrottle:
             return
         self._last_decrease = now
         cfg = self.config
+        self.ceiling = self.rate
         self.rate = max(cfg.min_rate, self.rate * cfg.decrease)
         self.concurrency = max(cfg.min_concurrency, int(self.concurrency * cfg.decrease))
+        self.tokens = min(self.tokens, self._capacity())
+
+    def learned(self) -> Budget:
+        """The budget worth starting from next time (the current one; see :meth:`resume`)."""
+        return self.budget()
+
+    def resume(self, rate: float, concurrency: int, ceiling: float | None = None) -> None:
+        """Start from a budget learned earlier (a previous run's :meth:`learned`), within the
+        configured bounds, instead of the configured start."""
+        cfg = self.config
+        self.rate = min(cfg.max_rate, max(cfg.min_rate, rate))
+        self.concurrency = min(cfg.max_concurrency, max(cfg.min_concurrency, concurrency))
+        self.ceiling = None if ceiling is None else min(cfg.max_rate, ceiling)
         self.tokens = min(self.tokens, self._capacity())
 
     # --- the gate -------------------------------------------------------------------------------

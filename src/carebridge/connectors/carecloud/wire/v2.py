@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import cache
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -140,6 +141,7 @@ class V2Model(WireModel):
         return name
 
 
+@cache
 def upstream_keys(model: type[BaseModel], name: str) -> tuple[str, ...]:
     """Every key the upstream may use for field ``name`` of ``model``, the preferred one first."""
     info = model.model_fields[name]
