@@ -65,11 +65,18 @@ def test_errors_keep_their_structured_fields() -> None:
     assert errors.MfaRequired("mfa", challenge="c1", methods=("totp",)).methods == ("totp",)
 
 
+# The typed client is the API's other side: it may import only the contract and the domain, so
+# its exceptions form their own tree under CarebridgeClientError (checked below).
+CLIENT = "carebridge.client"
+
+
 def _modules() -> list[str]:
     return [
         m.name
         for m in pkgutil.walk_packages(carebridge.__path__, "carebridge.")
-        if ".migrations." not in m.name and not m.name.endswith("__main__")
+        if ".migrations." not in m.name
+        and not m.name.endswith("__main__")
+        and not m.name.startswith(CLIENT)
     ]
 
 
@@ -90,12 +97,15 @@ def test_every_exception_class_in_carebridge_hangs_from_the_tree() -> None:
 
 def test_the_tree_is_defined_in_one_module() -> None:
     """Apart from the two that a framework must also recognise (drawn in the tree's docstring)
-    and the connector's private retry signal, every error class is defined in errors.py."""
-    edge = {"BodyTooLarge", "PolicyRefused", "_Again"}
+    and two private retry signals (the connector's, and the audit writer's when another process
+    moved the chain head), every error class is defined in errors.py."""
+    edge = {"BodyTooLarge", "PolicyRefused", "_Again", "_Moved"}
     root = Path(carebridge.__file__).parent
     elsewhere = []
     for path in root.rglob("*.py"):
         if path.name == "errors.py" and path.parent == root:
+            continue
+        if path.relative_to(root).parts[0] == "client":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and node.name not in edge:
@@ -103,3 +113,17 @@ def test_the_tree_is_defined_in_one_module() -> None:
                 if bases & {*_classes(), "Exception", "BaseException"}:
                     elsewhere.append(f"{path.relative_to(root)}:{node.name}")
     assert elsewhere == []
+
+
+def test_the_clients_exceptions_hang_from_its_own_root() -> None:
+    """Every exception the typed client raises is a CarebridgeClientError, never a server error."""
+    client = importlib.import_module(CLIENT)
+    found = [
+        cls
+        for m in pkgutil.walk_packages(client.__path__, f"{CLIENT}.")
+        for _, cls in inspect.getmembers(importlib.import_module(m.name), inspect.isclass)
+        if cls.__module__ == m.name and issubclass(cls, Exception)
+    ]
+    assert len(found) >= 5
+    assert all(issubclass(cls, client.CarebridgeClientError) for cls in found)
+    assert not any(issubclass(cls, errors.CarebridgeError) for cls in found)

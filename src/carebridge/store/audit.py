@@ -43,6 +43,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from carebridge.errors import CarebridgeError
 from carebridge.ports.vault import Verification as Verification
 from carebridge.store.schema import audit_heads, audit_log, vault_secrets
 from carebridge.store.vault import Sealed, Vault, needs_vault
@@ -164,7 +165,7 @@ class _Head:
     locked: bool = False  # read under the row's lock in this transaction (else from memory)
 
 
-class _Moved(Exception):
+class _Moved(CarebridgeError):
     """The checkpoint moved since this process last wrote it: another process appended."""
 
 
