@@ -13,6 +13,8 @@ SANDBOX_PORT ?= 8701
 SEED     ?= 42
 PATIENTS ?= 2000
 RUN_PATIENTS ?= 120
+# pytest-xdist workers for `make test`: one per core (`TEST_WORKERS=0` runs in one process)
+TEST_WORKERS ?= auto
 
 .PHONY: install tools run sandbox test test-slow test-all test-services chaos chaos-short lint type check fmt bench lock clean
 
@@ -45,9 +47,9 @@ run: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/carebridge sandbox serve --host $(HOST) --port $(PORT) --seed $(SEED) --patients $(PATIENTS)
 
-## test: the default suite (no PostgreSQL, Redis, slow or live tests)
+## test: the default suite (no PostgreSQL, Redis, slow or live tests), on one worker per core
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## test-services: the tests that need the PostgreSQL and Redis servers (the chaos long forms aside: `make chaos`)
 test-services: $(STAMP)
