@@ -1,7 +1,11 @@
 """The MCP server over its real transports, each with the SDK's client, against an emulated
-tenant in its own process: ``carebridge mcp`` over stdio, and the API's ``/mcp`` over
+tenant served on a loopback port: ``carebridge mcp`` over stdio, and the API's ``/mcp`` over
 streamable HTTP (``carebridge serve``). Each lists the tools and books an appointment end to
-end (preview, then confirm), and the booking is in the emulator's own database."""
+end (preview, then confirm), and the booking is in the emulator's own database.
+
+The stdio booking runs in the default suite (one small tenant, one child process); the rest is
+``slow``. The default suite's HTTP booking is in process (``test_mcp_http.py``).
+"""
 
 from __future__ import annotations
 
@@ -22,15 +26,17 @@ import httpx
 import httpx2
 import pytest
 from mcp.client.streamable_http import streamable_http_client
-from tests.support.processes import free_port, served_sandbox, wait_for
+from tests.support.mcp import served_tenant
+from tests.support.processes import free_port, wait_for
 
 from carebridge.services.admin import SHELL, KeySpec
 from carebridge.wiring.admin import new_key_ring, parse_key_ring
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.carecloud import from_sandbox
+from carecloud_sandbox.control import credentials
 from mcp import Client, StdioServerParameters
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.anyio
 TENANT = "ten_mcp"
 
 
@@ -41,26 +47,25 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A sandbox process, a store with its tenant onboarded, and an admin key."""
+    """A small emulated tenant on a loopback port, a store with it onboarded, and an admin
+    key."""
     folder = tmp_path_factory.mktemp("mcp-procs")
     database = f"sqlite:///{folder / 'store.db'}"
     ring = new_key_ring().to_text()
-    with served_sandbox(patients=8) as sandbox:
-        key = anyio.run(_onboard, database, ring, sandbox)
+    with served_tenant(patients=4) as tenant:
+        key = anyio.run(_onboard, database, ring, credentials(tenant))
         yield {
             "database": database,
             "ring": ring,
-            "sandbox": sandbox,
+            "sandbox": tenant.config.base_url,
             "key": key,
             "dir": str(folder),
         }
 
 
-async def _onboard(database: str, ring_text: str, sandbox: str) -> str:
+async def _onboard(database: str, ring_text: str, document: dict[str, Any]) -> str:
     deployment = await open_deployment(database, parse_key_ring(ring_text))
     try:
-        async with httpx.AsyncClient() as client:
-            document = (await client.get(f"{sandbox}/_sandbox/credentials")).json()
         settings, secrets = from_sandbox(document, practice=0)
         await deployment.onboard(
             tenant_id=TENANT, name="mcp", upstream="carecloud", settings=settings, secrets=secrets
@@ -144,6 +149,7 @@ async def test_carebridge_mcp_over_stdio_books_an_appointment(world: dict[str, s
     out.write_text(json.dumps(transcript, indent=2))
 
 
+@pytest.mark.slow
 def test_carebridge_mcp_without_a_credential_exits_2_with_one_line(
     world: dict[str, str],
 ) -> None:
@@ -187,6 +193,7 @@ def api(world: dict[str, str]) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.slow
 async def test_the_api_serves_mcp_over_streamable_http(world: dict[str, str], api: str) -> None:
     headers = {"Authorization": f"Bearer {world['key']}"}
     async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
@@ -195,6 +202,7 @@ async def test_the_api_serves_mcp_over_streamable_http(world: dict[str, str], ap
             await book_end_to_end(client, world["sandbox"], nth=2)
 
 
+@pytest.mark.slow
 async def test_mcp_over_http_without_a_credential_names_its_resource_metadata(
     api: str,
 ) -> None:

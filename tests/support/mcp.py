@@ -3,18 +3,24 @@ tenant of two practices (tenants ``ten_a`` and ``ten_b``), with keys of several 
 MCP server built for any of them, connected in memory with the SDK's own client.
 
 The sandbox, the store and the MCP services share one manual clock; nothing sleeps.
+
+:func:`served_tenant` serves a small emulated tenant on a loopback port instead, from a thread of
+the test process and on the wall clock, for a ``carebridge`` child process to reach.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import stamina
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 from tests.support.clock import FakeTime
 
@@ -29,7 +35,7 @@ from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 from carebridge.wiring.mcp import AgentServices, agent_services
 from carecloud_sandbox.app import build_app
-from carecloud_sandbox.clock import ManualClock
+from carecloud_sandbox.clock import ManualClock, OffsetClock
 from carecloud_sandbox.config import SandboxConfig
 from carecloud_sandbox.control import credentials
 from carecloud_sandbox.tenant import Tenant
@@ -125,3 +131,28 @@ async def bed(db_path: str, *, patients: int = 12, seed: int = 11) -> AsyncItera
     finally:
         await deployment.aclose()
         sandbox.db.close()
+
+
+@contextmanager
+def served_tenant(*, patients: int = 4, seed: int = 7) -> Iterator[Tenant]:
+    """A one-practice emulated tenant on the wall clock (a child process signs in with TOTP on
+    its own clock), served by uvicorn from a thread on a loopback socket bound before the
+    server starts, so no readiness polling is needed; its URL is ``config.base_url``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until the server thread accepts them
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = SandboxConfig(seed=seed, patients=patients, practices=1, base_url=base_url)
+    tenant = Tenant.open(config, clock=OffsetClock())
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(tenant), log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield tenant
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        tenant.db.close()
