@@ -33,6 +33,15 @@ class RecordPage:
         serves again is not serialized again)."""
         return ",".join(self.raw).encode()
 
+    def spliced(self, head: bytes) -> bytes:
+        """:attr:`joined` with ``head`` in place of each record's opening brace (a field
+        spliced in front of the others), encoded once per page and ``head``."""
+        done: dict[bytes, bytes] = self.__dict__.setdefault("_spliced", {})
+        found = done.get(head)
+        if found is None:
+            found = done[head] = b",".join(head + text.encode()[1:] for text in self.raw)
+        return found
+
 
 @dataclass(frozen=True)
 class KeyRecord:

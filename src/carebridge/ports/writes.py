@@ -137,7 +137,8 @@ class WriteJournal(Protocol):
     :meth:`open` claims the ``Idempotency-Key`` (if any) and, when the write is to run, enters
     it in the ledger and the audit log, all in one transaction. :meth:`close` keeps the records
     written, closes the ledger entry and stores the answer under the key, all in one
-    transaction. :meth:`fail` closes the entry (or leaves it accepted) and releases the key.
+    transaction (the key's record then lives a day from ``claimed_at``, the ``now`` it was
+    opened at). :meth:`fail` closes the entry (or leaves it accepted) and releases the key.
     """
 
     async def open(
@@ -158,6 +159,7 @@ class WriteJournal(Protocol):
         *,
         key: str | None,
         principal: str,
+        claimed_at: datetime,
         entry: int,
         state: str,
         entity_id: str | None,

@@ -417,6 +417,19 @@ class Reads:
                     continue
             raise NotFound(f"no {kind.replace('_', ' ')} {entity_id}")
 
+    async def present(self, tenant_id: str, refs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each (kind, id) is stored for the tenant, looked up concurrently (one round
+        trip's latency for a write's few ids, not one per id)."""
+        found = [False] * len(refs)
+
+        async def look(n: int, kind: str, entity_id: str) -> None:
+            found[n] = await self.records.get(tenant_id, kind, entity_id) is not None
+
+        async with anyio.create_task_group() as group:
+            for n, (kind, entity_id) in enumerate(refs):
+                group.start_soon(look, n, kind, entity_id)
+        return found
+
     async def patient_known(self, principal: Principal, patient_id: str) -> None:
         """Raise :class:`NotFound` unless the patient is the caller's tenant's."""
         if await self.records.get(principal.tenant_id, "patient", patient_id) is None:

@@ -257,6 +257,21 @@ class Writes:
 
         return await self._run(principal, "sign_encounter", key, request, patient, call)
 
+    async def add_addendum(
+        self, principal: Principal, encounter_id: str, text: str, *, key: Key, request: Sent
+    ) -> WriteOutcome:
+        """Add an addendum to a signed encounter (:class:`InvalidTransition` while it is open);
+        the answer is the encounter as read back, the addendum among its ``addenda``."""
+        principal.require(_scope("add_addendum"))
+        record = await self._stored(principal, "encounter", encounter_id)
+        patient = str(record["patient_id"])
+        await self._prime_chart(principal, patient)
+
+        async def call(up: Upstream) -> WriteResult[Any]:
+            return await up.add_addendum(EncounterId(encounter_id), text)
+
+        return await self._run(principal, "add_addendum", key, request, patient, call)
+
     # --- revenue cycle ----------------------------------------------------------------------
 
     async def create_charge(
@@ -389,12 +404,18 @@ class Writes:
                 field="Idempotency-Key",
             )
         reads = self.reads
-        for patient_id in patients:
-            await reads.patient_known(principal, patient_id)
-        await reads.known(principal, refs, patient_id=patients[0] if patients else None)
         tenant, who = principal.tenant_id, principal.id
+        stored = await reads.present(tenant, [("patient", p) for p in patients] + list(refs))
+        for patient_id, known in zip(patients, stored, strict=False):
+            if not known:
+                raise NotFound(f"no patient {patient_id}")
+        missing = [
+            ref for ref, known in zip(refs, stored[len(patients) :], strict=True) if not known
+        ]
+        await reads.known(principal, missing, patient_id=patients[0] if patients else None)
         sent = dict(request)
         journal = self._journal()
+        opened_at = self._clock()
         opened = await journal.open(
             tenant,
             key=key,
@@ -402,7 +423,7 @@ class Writes:
             operation=operation,
             request=sent,
             audited=Audited(who, f"POST /{operation}", patients),
-            now=self._clock(),
+            now=opened_at,
         )
         outcome = opened.outcome
         if isinstance(outcome, Replay):
@@ -444,6 +465,7 @@ class Writes:
                 tenant,
                 key=key,
                 principal=who,
+                claimed_at=opened_at,
                 entry=entry,
                 state="rejected",
                 entity_id=None,
@@ -468,6 +490,7 @@ class Writes:
             tenant,
             key=key,
             principal=who,
+            claimed_at=opened_at,
             entry=entry,
             state=result.confirmation,
             entity_id=str(value.__dict__["id"]),
@@ -543,6 +566,7 @@ class SeparateSteps:
         *,
         key: str | None,
         principal: str,
+        claimed_at: datetime,
         entry: int,
         state: str,
         entity_id: str | None,
@@ -553,6 +577,7 @@ class SeparateSteps:
         response: Any,
         now: datetime,
     ) -> None:
+        del claimed_at  # the port's record dates itself
         if records:
             await self.writer.put(tenant_id, kind, records, now)
         await self.ledger.close(entry, state=state, entity_id=entity_id, diverged=diverged, now=now)

@@ -395,6 +395,7 @@ class SqlWriteJournal:
         *,
         key: str | None,
         principal: str,
+        claimed_at: datetime,
         entry: int,
         state: str,
         entity_id: str | None,
@@ -422,6 +423,7 @@ class SqlWriteJournal:
                     key=key,
                     status_code=status_code,
                     response=response,
+                    claimed_at=claimed_at,
                 )
 
     async def fail(

@@ -166,22 +166,20 @@ async def complete_in(
     key: str,
     status_code: int,
     response: Any,
+    claimed_at: datetime,
 ) -> None:
-    """:func:`complete` in the caller's transaction."""
-    created = (
-        await conn.execute(
-            update(idempotency)
-            .where(_key(tenant_id, principal, key))
-            .values(state="done", status_code=status_code, response=response)
-            .returning(idempotency.c.created_at)
+    """:func:`complete` in the caller's transaction, in one statement: the caller says when it
+    claimed the key (:func:`claim_in`'s ``now``, the record's ``created_at``)."""
+    await conn.execute(
+        update(idempotency)
+        .where(_key(tenant_id, principal, key))
+        .values(
+            state="done",
+            status_code=status_code,
+            response=response,
+            expires_at=claimed_at + TTL,
         )
-    ).scalar()
-    if created is not None:
-        await conn.execute(
-            update(idempotency)
-            .where(_key(tenant_id, principal, key))
-            .values(expires_at=created + TTL)
-        )
+    )
 
 
 async def abandon_in(conn: AsyncConnection, *, tenant_id: str, principal: str, key: str) -> None:
