@@ -237,7 +237,7 @@ def page_response(
     """A page of stored records: their JSON text goes out as it is (no parse, no re-encode);
     a kind that carries amounts gets its ``currency`` spliced in front of each record."""
     records = (
-        b",".join(_CURRENCY_FIELD + text.encode()[1:] for text in served.page.raw)
+        served.page.spliced(_CURRENCY_FIELD)
         if kind in MONEY_KINDS
         else served.page.joined
     )
