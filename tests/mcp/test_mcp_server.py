@@ -306,6 +306,70 @@ async def test_the_appointment_verbs_and_the_chart_writes_run_two_phase(live: Be
         assert claim["checks"][0]["ok"] is False
 
 
+def addenda(live: Bed, text: str) -> int:
+    """Addenda with ``text`` in the emulator's own database."""
+    rows = live.truth("SELECT COUNT(*) AS n FROM encounter_addenda WHERE text = ?", (text,))
+    return int(rows[0]["n"])
+
+
+async def test_an_addendum_goes_on_a_signed_encounter_two_phase_and_reaches_upstream(
+    live: Bed,
+) -> None:
+    async with live.client("admin_a") as client:
+
+        async def confirmed(tool: str, **args: Any) -> dict[str, Any]:
+            preview = await call(client, tool, **args)
+            return await call(client, tool, **args, confirmation=preview["confirmation_token"])
+
+        patient = await first_patient(client)
+        made = await confirmed("create_encounter", patient_id=patient, diagnoses=["J06.9"])
+        encounter = made["record"]["id"]
+        early = "Addendum written while the encounter is still open."
+        preview = await call(client, "add_addendum", encounter_id=encounter, text=early)
+        assert preview["checks"] == [
+            {
+                "name": "encounter_state",
+                "ok": False,
+                "detail": "the encounter is open; addenda go on signed encounters",
+            }
+        ]
+        token = preview["confirmation_token"]
+        text = await refused(
+            client, "add_addendum", encounter_id=encounter, text=early, confirmation=token
+        )
+        assert "InvalidTransition: " in text
+        assert addenda(live, early) == 0
+        await confirmed("sign_encounter", encounter_id=encounter)
+        note = "Culture result reviewed after signing; plan unchanged."
+        preview = await call(client, "add_addendum", encounter_id=encounter, text=note)
+        assert preview["stage"] == "preview"
+        assert preview["checks"][0]["ok"] is True
+        assert preview["would_change"]["addendum"] == {"text": note}
+        assert preview["would_change"]["encounter"]["status"] == "signed"
+        assert addenda(live, note) == 0, "a preview writes nothing"
+        token = preview["confirmation_token"]
+        done = await call(
+            client, "add_addendum", encounter_id=encounter, text=note, confirmation=token
+        )
+        assert done["stage"] == "done"
+        assert done["operation"] == "add_addendum"
+        assert done["confirmation"] == "confirmed"
+        assert done["record"]["id"] == encounter
+        assert len(done["record"]["addenda"]) == 1
+        assert set(done["record"]["addenda"][0]) == {"author_id", "created_at"}
+        assert addenda(live, note) == 1
+        again = await refused(
+            client, "add_addendum", encounter_id=encounter, text=note, confirmation=token
+        )
+        assert "used already" in again
+        assert addenda(live, note) == 1
+        empty = await refused(client, "add_addendum", encounter_id=encounter, text="")
+        assert "text" in empty
+    routes = [e["route"] for e in await audit(live) if "add_addendum" in e["route"]]
+    assert any(r.startswith("MCP add_addendum done args:") for r in routes)
+    assert any(r.startswith("MCP add_addendum error:InvalidTransition") for r in routes)
+
+
 async def test_bad_arguments_and_foreign_ids_are_tool_errors_and_write_nothing(live: Bed) -> None:
     ledger_before = await _ledger(live)
     async with live.client("admin_b") as client:

@@ -177,6 +177,16 @@ class EncounterRef(Body):
     encounter_id: EncounterId
 
 
+class NewAddendum(Body):
+    """``POST /encounters/{id}/addenda``: text added to a signed encounter."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "Culture result reviewed; plan unchanged."}]}
+    )
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
 class CreateCharge(Body):
     """``POST /create_charge``: a CPT/HCPCS charge on the patient's ledger."""
 

@@ -139,7 +139,7 @@ KINDS: Final[dict[str, Kind]] = {
         Kind("encounter", Encounter, "encounter", True, "encounters", reach="patient",
              incremental=True, stream="encounters", table="encounters",
              events=("encounter.created", "encounter.signed", "encounter.amended"),
-             creates=("create_encounter",), changes=("sign_encounter",)),
+             creates=("create_encounter", "add_addendum"), changes=("sign_encounter",)),
         # Revenue cycle.
         Kind("charge", Charge, "charge", True, "charges", stream="charges", table="charges",
              creates=("create_charge",)),

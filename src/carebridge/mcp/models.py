@@ -103,6 +103,13 @@ class CodeOut(Compact):
     code: str
 
 
+class AddendumBrief(Compact):
+    """An addendum's author and time (its text is read in the chart, not here)."""
+
+    author_id: str
+    created_at: str
+
+
 class EncounterBrief(Compact):
     id: str
     service_date: str
@@ -110,6 +117,7 @@ class EncounterBrief(Compact):
     provider_id: str | None = None
     diagnoses: list[CodeOut] = []
     procedures: list[CodeOut] = []
+    addenda: list[AddendumBrief] = []
 
 
 class LabBrief(Compact):

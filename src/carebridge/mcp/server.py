@@ -102,6 +102,7 @@ WRITE_OPERATIONS: dict[str, str] = {
     "check_out": "check_out",
     "create_encounter": "create_encounter",
     "sign_encounter": "sign_encounter",
+    "add_addendum": "add_addendum",
     "submit_claim": "submit_claim",
 }
 """Each write tool's operation (:func:`carebridge.domain.kinds.writes`: its kind and scope)."""
@@ -729,6 +730,37 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
 
         return await kit.write(ctx, "sign_encounter", arguments, [], preview, perform)
 
+    async def add_addendum(
+        ctx: Context[Any, Any],
+        encounter_id: EncounterId,
+        text: Annotated[str, Field(min_length=1, max_length=2000, description="The addendum")],
+        confirmation: Confirm = None,
+    ) -> m.WriteOut:
+        """Add an addendum to a signed encounter (an open one is edited, not amended;
+        two-phase)."""
+        arguments = _arguments(locals())
+        sent = {"encounter_id": encounter_id, "text": text}
+
+        async def preview(p: Principal) -> m.WriteOut:
+            found = await reads.one(p, "encounter", "MCP add_addendum", encounter_id)
+            now = m.EncounterBrief.model_validate(found.record)
+            ok = now.status == "signed"
+            detail = f"the encounter is {now.status}" + (
+                "" if ok else "; addenda go on signed encounters"
+            )
+            check = m.Check(name="encounter_state", ok=ok, detail=detail)
+            effects = [
+                "the text is added to the signed encounter's addenda upstream (portal)",
+                "an encounter.amended event is announced",
+            ]
+            change = {"encounter": now.model_dump(), "addendum": {"text": text}}
+            return _preview("add_addendum", change, effects, check)
+
+        async def perform(p: Principal, key: str) -> WriteOutcome:
+            return await writes.add_addendum(p, encounter_id, text, key=key, request=sent)
+
+        return await kit.write(ctx, "add_addendum", arguments, [], preview, perform)
+
     async def submit_claim(
         ctx: Context[Any, Any],
         patient_id: PatientId,
@@ -772,7 +804,8 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
         (get_statements, READ), (recent_events, READ),
         (book_appointment, WRITE), (reschedule_appointment, WRITE),
         (cancel_appointment, DESTRUCTIVE), (check_in, WRITE), (check_out, WRITE),
-        (create_encounter, WRITE), (sign_encounter, DESTRUCTIVE), (submit_claim, WRITE),
+        (create_encounter, WRITE), (sign_encounter, DESTRUCTIVE), (add_addendum, WRITE),
+        (submit_claim, WRITE),
     ):  # fmt: skip
         server.add_tool(fn, annotations=hints, structured_output=True)
 

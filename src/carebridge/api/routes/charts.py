@@ -26,7 +26,7 @@ from carebridge.api.routes.common import (
     write_response,
     written,
 )
-from carebridge.domain.values import PatientId, ProviderId
+from carebridge.domain.values import EncounterId, PatientId, ProviderId
 from carebridge.services.reads import Reads, given
 from carebridge.services.writes import Writes
 
@@ -131,6 +131,21 @@ def write_router(writes: Writes) -> APIRouter:
     ) -> Response:
         """Sign an open encounter (it locks; its charges post)."""
         write = writes.sign_encounter(principal, body.encounter_id, key=key, request=body.sent())
+        return await write_response(reads, principal, write, "encounter")
+
+    @routes.post(
+        "/encounters/{id}/addenda",
+        summary="Add an addendum to a signed encounter",
+        **written("encounter", creates=True),
+    )
+    async def add_addendum(
+        principal: Caller, id: EncounterId, body: bodies.NewAddendum, key: IdemKey = None
+    ) -> Response:
+        """Add an addendum to a signed encounter (an open one is a 409: edit its note). The
+        answer is the encounter as read back, the addendum last in its ``addenda``; ``Location``
+        names the encounter, where the addendum is read."""
+        sent = {"encounter_id": id} | body.sent()
+        write = writes.add_addendum(principal, id, body.text, key=key, request=sent)
         return await write_response(reads, principal, write, "encounter")
 
     return routes
