@@ -131,6 +131,30 @@ class SyncStore(Protocol):
         ...
 
 
+    async def forget_marks(self, tenant_id: str, stream: str) -> None:
+        """Drop every mark of ``stream`` (a window stream's pass starts with none)."""
+        ...
+
+    async def sweep(
+        self,
+        tenant_id: str,
+        kind: str,
+        *,
+        stream: str,
+        starts_from: datetime,
+        starts_before: datetime,
+        at: datetime,
+        cursor: dict[str, Any],
+        hold: Hold | None = None,
+    ) -> int:
+        """Tombstone, inside the store, every live record of ``kind`` starting in
+        ``[starts_from, starts_before)`` that ``stream`` has no mark of (a window stream marks
+        what its pass read), then drop the stream's marks and store its cursor, in one
+        transaction (renewing the lease, like :meth:`save_page`); returns how many became
+        tombstones. Nothing of the window is held in memory, whatever its size."""
+        ...
+
+
 class DriftView(Protocol):
     """What an upstream connection has seen of its upstream's drift, per endpoint."""
 

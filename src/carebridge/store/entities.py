@@ -98,11 +98,11 @@ async def upsert(
         )
     }
     changes: list[Change] = []
-    statement = _insert(conn)
+    batch: dict[str, dict[str, Any]] = {}
     for entity_id, fetched, record in rows:
         before = existing.get(entity_id)
         data = keep_sticky(kind, before, fetched)
-        values = {
+        batch[entity_id] = {  # a record listed twice: its last read wins, as it did row by row
             "tenant_id": tenant_id,
             "kind": kind,
             "id": entity_id,
@@ -111,13 +111,18 @@ async def upsert(
             "deleted": False,
             **index_columns(kind, record),
         }
-        upsert_stmt = statement.values(**values).on_conflict_do_update(
-            index_elements=["tenant_id", "kind", "id"],
-            set_={k: v for k, v in values.items() if k not in ("tenant_id", "kind", "id")},
-        )
-        await conn.execute(upsert_stmt)
         if content(before) != content(data):
             changes.append(Change(kind, entity_id, before, data))
+    statement = _insert(conn)
+    updated = {
+        column: statement.excluded[column]
+        for column in next(iter(batch.values()))
+        if column not in ("tenant_id", "kind", "id")
+    }
+    await conn.execute(  # one statement for the page (executemany), not one per record
+        statement.on_conflict_do_update(index_elements=["tenant_id", "kind", "id"], set_=updated),
+        list(batch.values()),
+    )
     return changes
 
 

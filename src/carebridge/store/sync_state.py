@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -250,3 +250,55 @@ class SqlSyncStore:
             if stream is not None and cursor is not None:
                 await _checkpoint(conn, tenant_id, kind, stream, cursor, at)
         return marked
+
+    async def forget_marks(self, tenant_id: str, stream: str) -> None:
+        await commit_one(
+            self.engine,
+            delete(sync_marks).where(
+                sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream
+            ),
+        )
+
+    async def sweep(
+        self,
+        tenant_id: str,
+        kind: str,
+        *,
+        stream: str,
+        starts_from: datetime,
+        starts_before: datetime,
+        at: datetime,
+        cursor: dict[str, Any],
+        hold: Hold | None = None,
+    ) -> int:
+        marked = (
+            select(sync_marks.c.parent_id)
+            .where(
+                sync_marks.c.tenant_id == tenant_id,
+                sync_marks.c.stream == stream,
+                sync_marks.c.parent_id == entity_table.c.id,
+            )
+            .correlate(entity_table)
+        )
+        async with self.engine.begin() as conn:
+            if hold is not None and not await _renew(conn, tenant_id, stream, hold, at):
+                raise LeaseLost(f"another sync took {stream} over")
+            result = await conn.execute(
+                update(entity_table)
+                .where(
+                    entity_table.c.tenant_id == tenant_id,
+                    entity_table.c.kind == kind,
+                    entity_table.c.deleted.is_(False),
+                    entity_table.c.starts_at >= starts_from.astimezone(UTC),
+                    entity_table.c.starts_at < starts_before.astimezone(UTC),
+                    ~exists(marked),
+                )
+                .values(deleted=True, fetched_at=at)
+            )
+            await conn.execute(
+                delete(sync_marks).where(
+                    sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream
+                )
+            )
+            await _checkpoint(conn, tenant_id, kind, stream, cursor, at)
+        return int(result.rowcount or 0)

@@ -18,6 +18,8 @@ Four modes:
   cursor names the last patient whose encounters were saved, so a resumed pass skips those.
 - **window** (appointments): a full read of a date window (30 days back, 60 ahead); an
   appointment the store has in the window's interior that the read did not return is tombstoned.
+  The diff is the store's (each page saves its ids as the stream's marks; ``SyncStore.sweep``
+  tombstones the unmarked), so a pass holds a page in memory, whatever the window's size.
 - **full** (charges, and providers, locations, resources, visit reasons with tombstones): the
   whole list, every pass; with tombstones, what vanished upstream is marked deleted.
 
@@ -362,25 +364,39 @@ class _Run:
         await self._tombstone(gone, final)
 
     async def window(self, back: timedelta, ahead: timedelta) -> None:
+        """Read the window page by page; each page saves, as the stream's marks, the ids it
+        holds. The diff is the store's: what the store has in the window's interior without a
+        mark of this pass is tombstoned (:meth:`SyncStore.sweep`), so the pass holds a page in
+        memory, never the window."""
         today = self.clock().astimezone(UTC).date()
         start, end = today - back, today + ahead
-        seen: set[str] = set()
-
-        def note(record: DomainModel) -> None:
-            seen.add(str(record.__dict__["id"]))
-
         window = {"start": start.isoformat(), "end": end.isoformat()}
-
-        def in_pass() -> dict[str, Any]:
-            return {"pass": window}
-
-        rest = await self.pages(self.upstream.appointments(start, end), in_pass, note)
-        await self.save(rest, in_pass())
+        await self.store.forget_marks(self.tenant_id, self.stream.name)
+        batch: list[DomainModel] = []
+        async for record in self.upstream.appointments(start, end):
+            batch.append(record)
+            await self.keep()
+            if len(batch) >= self.page_size:
+                await self._save_seen(batch, window)
+                batch = []
+        await self._save_seen(batch, window)
         inner_from, inner_before = interior(start, end)
-        stored = await self.store.ids(
-            self.tenant_id, self.stream.kind, starts_from=inner_from, starts_before=inner_before
+        self.result.tombstoned += await self.store.sweep(
+            self.tenant_id,
+            self.stream.kind,
+            stream=self.stream.name,
+            starts_from=inner_from,
+            starts_before=inner_before,
+            at=self.clock(),
+            cursor={"window": window, "completed_at": _iso(self.clock())},
+            hold=self.hold,
         )
-        await self._tombstone(stored - seen, {"window": window, "completed_at": _iso(self.clock())})
+
+    async def _save_seen(self, records: Sequence[DomainModel], window: dict[str, str]) -> None:
+        """Save a page of a window pass with its ids as the stream's marks."""
+        at = self.clock()
+        seen = {str(r.__dict__["id"]): at for r in records}
+        await self.save(records, {"pass": window}, seen)
 
     async def _tombstone(self, gone: set[str], cursor: dict[str, Any]) -> None:
         self.result.tombstoned += await self.store.tombstone(

@@ -9,7 +9,9 @@ batch's people at once (the tenant's throttle decides how many requests run):
 2. the rest by **batched searches**: ``POST /v2/patients/search`` by a ``last_name`` prefix that
    the full list says names at most :data:`PREFIX_HITS` people (the search answers at most
    100), so one search finds the GUIDs of every person under that prefix (matched by chart
-   number); computed only from a full listing (an incremental list cannot count a prefix);
+   number; the empty prefix when the whole list is that short); computed only from a full
+   listing (an incremental list cannot count a prefix); a search the upstream refuses (4xx)
+   leaves its people to the next step;
 3. whoever is still unknown (an upstream whose name search is not by prefix, a name shared by
    more than a search returns, a person created meanwhile): a search by chart number, as before.
 """
@@ -30,6 +32,7 @@ from carebridge.connectors.carecloud.wire import portal as pw
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.domain import Balance, Coverage, Patient
 from carebridge.domain.values import PatientId
+from carebridge.errors import UpstreamStatusError
 from carebridge.ports.crosswalk import Link
 
 T = TypeVar("T")
@@ -72,6 +75,8 @@ def search_prefixes(names: Sequence[str], wanted: Iterable[str]) -> set[str]:
     of at most :data:`PREFIX_HITS` people each, counted over ``names`` (the whole list): for
     each wanted name the shortest prefix that few people share. A name shared by more people
     than that has no prefix (its people are searched one by one)."""
+    if len(names) <= PREFIX_HITS:
+        return {""}  # one search names everyone
     counts: Counter[str] = Counter()
     for name in names:
         key = _key(name)
@@ -143,13 +148,18 @@ class PatientReads(Identity):
         gets its GUID."""
         endpoint = "POST /v2/patients/search"
         fetch = _Fetch("v2", endpoint)
-        response = await self._v2.request(
-            "POST",
-            f"{self.v2_base}/v2/patients/search",
-            json={"fields": {"last_name": prefix}, "limit": SEARCH_LIMIT},
-            idempotent=True,
-            endpoint=endpoint,
-        )
+        try:
+            response = await self._v2.request(
+                "POST",
+                f"{self.v2_base}/v2/patients/search",
+                json={"fields": {"last_name": prefix}, "limit": SEARCH_LIMIT},
+                idempotent=True,
+                endpoint=endpoint,
+            )
+        except UpstreamStatusError as err:
+            if 400 <= err.status < 500 and err.status != 429:
+                return  # an upstream that refuses this search: its people are searched one each
+            raise
         hits = drift.check(response.json(), vw.PatientSearchResponse, endpoint, self.drift)
         fetch.page(len(hits.patients))
         fetch.done()
