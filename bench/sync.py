@@ -1,25 +1,39 @@
-"""The sync engine's throughput against dlt, its memory on a large tenant, and change-to-webhook
-latency.
+"""The sync engine's throughput against dlt and against the tenant's rate limit, its memory on a
+large tenant, and change-to-webhook latency.
 
-Run: ``.venv/bin/python bench/sync.py [--patients 10000] [--appointments 1000000] [--skip-rss]``
+Run: ``.venv/bin/python bench/sync.py [--patients 10000] [--rounds 3] [--limit 200]
+[--appointments 100000,1000000] [--skip-rss] [--skip-latency]``
 
-(a) **Throughput.** An emulated tenant (seed 42, ``--patients``) runs in its own process
-    (``bench/connector.py``'s ``start_sandbox``). carebridge, in this process over a temporary
-    SQLite store with no throttle (10,000 requests/s allowed), syncs every stream of the first
-    practice: records/s is records read over the wall time. In the same run, dlt's
-    ``rest_api`` source (dlt is a bench-only dependency) pulls the v2 endpoints the v2 streams
-    read (the appointment window, providers, locations, resources, visit reasons) into DuckDB;
-    carebridge's v2 streams alone are timed too, so the ratio compares the same endpoints.
-(b) **Memory.** A child process syncs the appointment stream of a synthetic tenant of
-    ``--appointments`` appointments (an in-memory upstream that makes them as it is read, so
-    no server is involved) into SQLite, and reports its peak RSS (``ru_maxrss``) against the
-    child's RSS before the sync.
-(c) **Latency.** With a webhook subscribed to appointment events and a real HTTP receiver
+(a) **Throughput against dlt.** An emulated tenant (seed 42, ``--patients``) runs in its own
+    process (``bench/connector.py``'s ``start_sandbox``). carebridge, in this process over a
+    temporary SQLite store with no throttle limit (10,000 requests/s allowed), syncs the v2
+    streams of the first practice (providers, locations, resources, visit reasons, the
+    appointment window) and its patients. In the same run, dlt's ``rest_api`` source (a
+    bench-only dependency) pulls the same v2 endpoints into DuckDB, patients included: each
+    patient's ``GET /v2/patients/{id}`` and ``/balance`` (the two reads carebridge makes of a
+    patient), the patients' GUIDs handed to dlt for free (v2 has no patient list; a naive client
+    is given them, carebridge finds them itself). Records are entities (patients, appointments,
+    the practice's lists) on both sides; requests are counted on both sides (carebridge's
+    surface clients, dlt's ``requests`` session). Each of ``--rounds`` rounds runs both, each
+    carebridge sync into a fresh store; the ratio of records/s is printed as its median and
+    spread (min-max).
+(b) **Share of the rate-limited ceiling.** The tenant's hidden limit is set (``--limit``
+    requests/s, burst 20) and carebridge syncs the same streams into a fresh store with its
+    default throttle (AIMD from 20 requests/s, as ``carebridge sync`` runs): the ceiling is the
+    time the sync's requests need at the limit (requests / limit), and the share is that time
+    over the time taken.
+(c) **Memory.** For each ``--appointments`` size, a fresh child process syncs the appointment
+    stream of a synthetic tenant of that many appointments (an in-memory upstream that makes
+    them as it is read, pages of 100 like v2's, so no server is involved) into SQLite, and
+    reports its peak RSS (``ru_maxrss``) against the child's RSS before the sync.
+(d) **Latency.** With a webhook subscribed to appointment events and a real HTTP receiver
     verifying each delivery (standardwebhooks), each change is a booking made upstream by the
     connector alone (carebridge's store does not see it); then, as a worker does on a nudge,
     the appointment stream is synced (a full read of its window) and a delivery round runs.
     The latency is from the booking's answer to the receiver's verified arrival; p50 and p95 are
     printed. The schedule's polling interval (a minute by default) comes on top.
+
+The machine is usually shared: read ratios measured in the same run, not absolute times.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import uvicorn
 from standardwebhooks.webhooks import Webhook
 
@@ -58,6 +73,17 @@ from carebridge.wiring.carecloud import from_sandbox
 
 TENANT = "ten_bench"
 V2_STREAMS = ["providers", "locations", "resources", "visit_reasons", "appointments"]
+SYNCED = ["providers", "locations", "resources", "visit_reasons", "patients", "appointments"]
+"""What (a) and (b) sync: the v2 streams and the patients."""
+DLT_TABLES = {
+    "appointments",
+    "providers",
+    "locations",
+    "appointment_resources",
+    "visit_reasons",
+    "patients",
+}
+"""dlt's tables of entities (its balance rows and nested tables are not records)."""
 
 
 def _unthrottled() -> AimdThrottle:
@@ -65,20 +91,21 @@ def _unthrottled() -> AimdThrottle:
         ThrottleConfig(
             start_rate=10_000,
             max_rate=10_000,
-            start_concurrency=32,
-            max_concurrency=32,
+            start_concurrency=8,
+            max_concurrency=8,
             burst=10.0,
         )
     )
 
 
 async def carebridge_sync(
-    base_url: str, streams: list[str] | None
-) -> tuple[int, float, dict[str, int]]:
-    """A fresh store and connection; returns (records read, seconds, per-stream counts)."""
+    base_url: str, streams: list[str] | None, *, throttle: Any = _unthrottled
+) -> tuple[int, float, int, dict[str, int]]:
+    """A fresh store and connection; returns (records read, seconds, requests, per-stream
+    counts). ``throttle`` makes the connection's throttle (None: the default one)."""
     workdir = tempfile.mkdtemp(prefix="cb-bench-sync-")
     deployment = await open_deployment(
-        f"sqlite:///{workdir}/store.db", KeyRing.generate(), throttle=_unthrottled
+        f"sqlite:///{workdir}/store.db", KeyRing.generate(), throttle=throttle
     )
     try:
         document = httpx.get(f"{base_url}/_sandbox/credentials", timeout=10).json()
@@ -99,13 +126,26 @@ async def carebridge_sync(
         if not report.ok:
             raise SystemExit(f"the sync failed: {report.as_json()}")
         counts = {name: r.read for name, r in report.streams.items()}
-        return sum(counts.values()), seconds, counts
+        sent = sum(b["sent"] for b in upstream.health()["brokers"].values())
+        return sum(counts.values()), seconds, sent, counts
     finally:
         await deployment.aclose()
 
 
-def dlt_pull(base_url: str) -> tuple[int, float]:
-    """dlt's rest_api source over the same v2 endpoints, into DuckDB.
+def patient_guids(base_url: str, practice_id: int) -> list[str]:
+    """The practice's patient GUIDs, from the sandbox's ground truth (a control route, not the
+    upstream): what a naive client is handed."""
+    body = httpx.get(
+        f"{base_url}/_sandbox/truth/patients",
+        params={"practice_id": practice_id},
+        timeout=60,
+    ).text
+    return [orjson.loads(line)["id"] for line in body.splitlines() if line.strip()]
+
+
+def dlt_pull(base_url: str, patients: bool = True) -> tuple[int, float, int]:
+    """dlt's rest_api source over the same v2 endpoints, into DuckDB: (records, seconds,
+    requests). With ``patients``, each patient's show and balance too (GUIDs handed to it).
 
     v2's ``Link`` header ends every entry with ``", "`` (the upstream's quirk); dlt's
     ``header_link`` paginator, which parses it with ``requests``, then misses ``next`` and stops
@@ -113,7 +153,8 @@ def dlt_pull(base_url: str) -> tuple[int, float]:
     does (``v2_next``): without it dlt would read 100 appointments of the window.
     """
     import dlt
-    from dlt.sources.helpers.rest_client.paginators import BasePaginator
+    import requests  # noqa: TID251 - dlt's own HTTP library, patched only to count its requests
+    from dlt.sources.helpers.rest_client.paginators import BasePaginator, SinglePagePaginator
     from dlt.sources.rest_api import rest_api_source
 
     class V2Link(BasePaginator):  # type: ignore[misc]
@@ -145,6 +186,32 @@ def dlt_pull(base_url: str) -> tuple[int, float]:
         "start_date": (today - engine.WINDOW_BACK).isoformat(),
         "end_date": (today + engine.WINDOW_AHEAD).isoformat(),
     }
+    guids = patient_guids(base_url, int(document["practices"][0]["id"])) if patients else []
+
+    @dlt.resource(name="patient_ids", selected=False)
+    def patient_ids() -> Any:
+        yield [{"id": guid} for guid in guids]
+
+    per_patient: list[Any] = []
+    if patients:
+        per_patient = [
+            patient_ids,
+            {
+                "name": "patients",
+                "endpoint": {
+                    "path": "patients/{resources.patient_ids.id}",
+                    "data_selector": "patient",
+                    "paginator": SinglePagePaginator(),
+                },
+            },
+            {
+                "name": "balances",
+                "endpoint": {
+                    "path": "patients/{resources.patient_ids.id}/balance",
+                    "paginator": SinglePagePaginator(),
+                },
+            },
+        ]
     source = rest_api_source(
         {
             "client": {
@@ -154,6 +221,7 @@ def dlt_pull(base_url: str) -> tuple[int, float]:
             },
             "resource_defaults": {"write_disposition": "replace"},
             "resources": [
+                *per_patient,
                 {"name": "appointments", "endpoint": {"path": "appointments", "params": window}},
                 {
                     "name": "providers",
@@ -175,13 +243,36 @@ def dlt_pull(base_url: str) -> tuple[int, float]:
         dataset_name="carecloud",
         pipelines_dir=f"{workdir}/pipelines",
     )
-    started = time.perf_counter()
-    info = pipeline.run(source)
-    seconds = time.perf_counter() - started
-    del info
+    sent = 0
+    send = requests.Session.send
+
+    def counted(self: Any, request: Any, **kwargs: Any) -> Any:
+        nonlocal sent
+        sent += 1
+        return send(self, request, **kwargs)
+
+    requests.Session.send = counted  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        pipeline.run(source)
+        seconds = time.perf_counter() - started
+    finally:
+        requests.Session.send = send  # type: ignore[method-assign]
     rows = pipeline.last_trace.last_normalize_info.row_counts
-    top = {"appointments", "providers", "locations", "appointment_resources", "visit_reasons"}
-    return sum(n for table, n in rows.items() if table in top), seconds
+    return sum(n for table, n in rows.items() if table in DLT_TABLES), seconds, sent
+
+
+def limited_sync(base_url: str, limit: float) -> tuple[int, float, int]:
+    """carebridge's sync with its default throttle under a hidden limit of ``limit``
+    requests/s (burst 20): (records, seconds, requests sent, 429s included)."""
+    put = {"rate_limit_rps": limit, "rate_limit_burst": 20}
+    httpx.put(f"{base_url}/_sandbox/settings", json=put, timeout=10).raise_for_status()
+    try:
+        records, seconds, sent, _ = asyncio.run(carebridge_sync(base_url, SYNCED, throttle=None))
+    finally:
+        off = {"rate_limit_rps": 0}
+        httpx.put(f"{base_url}/_sandbox/settings", json=off, timeout=10).raise_for_status()
+    return records, seconds, sent
 
 
 RSS_CHILD = r"""
@@ -236,10 +327,16 @@ asyncio.run(main())
 """
 
 
+LAUNCHER = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+"""Starts the RSS child from a small process: Linux carries the high-water RSS of the process
+that forks into the child's ``ru_maxrss`` across ``exec``, so a child forked straight from this
+(large) process would report this process's peak, not its own."""
+
+
 def rss(appointments: int) -> tuple[int, int, int, float]:
     """(RSS before in KiB, peak in KiB, records, seconds) of the synthetic sync child."""
     done = subprocess.run(
-        [sys.executable, "-c", RSS_CHILD, str(appointments)],
+        [sys.executable, "-c", LAUNCHER, sys.executable, "-c", RSS_CHILD, str(appointments)],
         capture_output=True,
         text=True,
         check=False,
@@ -378,48 +475,88 @@ async def _free_slots(facade: Any, need: int) -> list[Any]:
     return found
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} (spread {min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=10_000)
-    parser.add_argument("--appointments", type=int, default=1_000_000)
+    parser.add_argument("--patients", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", type=float, default=200.0, help="(b)'s limit, requests/s")
+    parser.add_argument("--appointments", default="100000,1000000", help="(c)'s sizes")
     parser.add_argument("--skip-rss", action="store_true")
-    parser.add_argument("--changes", type=int, default=40, help="latency samples (c)")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--changes", type=int, default=40, help="latency samples (d)")
     args = parser.parse_args()
 
     import bench.connector as connector
 
     connector.PATIENTS = args.patients
     base_url, stop = start_sandbox()
+    rounds: list[tuple[tuple[int, float, int, dict[str, int]], tuple[int, float, int]]] = []
+    limited: tuple[int, float, int] | None = None
+    waits: list[float] = []
     try:
-        total, seconds, counts = asyncio.run(carebridge_sync(base_url, None))
-        v2_total, v2_seconds, _ = asyncio.run(carebridge_sync(base_url, V2_STREAMS))
-        dlt_total, dlt_seconds = dlt_pull(base_url)
-        waits = asyncio.run(latency(base_url, args.changes))
+        for _ in range(args.rounds):
+            ours = asyncio.run(carebridge_sync(base_url, SYNCED))
+            theirs = dlt_pull(base_url)
+            rounds.append((ours, theirs))
+        if args.limit:
+            limited = limited_sync(base_url, args.limit)
+        if not args.skip_latency:
+            waits = asyncio.run(latency(base_url, args.changes))
     finally:
         stop()
 
-    print(f"(a) full sync of a {args.patients:,}-patient tenant (practice 1), no throttle")
-    print("    " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    print(f"{'':4}{'':<34} {'records':>10} {'seconds':>8} {'records/s':>10}")
-    rows = [
-        ("carebridge, every stream", total, seconds),
-        ("carebridge, the v2 streams", v2_total, v2_seconds),
-        ("dlt rest_api -> DuckDB, same v2", dlt_total, dlt_seconds),
-    ]
-    for name, n, s in rows:
-        print(f"{'':4}{name:<34} {n:>10,} {s:>8.1f} {n / s:>10,.0f}")
-    ratio = (v2_total / v2_seconds) / (dlt_total / dlt_seconds)
-    print(f"    ratio carebridge/dlt on the same v2 endpoints (records/s): {ratio:.2f}")
+    print(f"(a) the v2 streams and patients of a {args.patients:,}-patient tenant (practice 1)")
+    print("    " + ", ".join(f"{k} {v:,}" for k, v in rounds[0][0][3].items()))
+    print(
+        f"{'':4}{'round':<7}{'':<12} {'records':>8} {'requests':>9} {'req/rec':>8} {'s':>7} {'rec/s':>8}"
+    )
+    ratios: list[float] = []
+    for n, ((records, seconds, sent, _), (d_records, d_seconds, d_sent)) in enumerate(rounds, 1):
+        for name, r, s, q in (
+            ("carebridge", records, seconds, sent),
+            ("dlt", d_records, d_seconds, d_sent),
+        ):
+            print(f"{'':4}{n:<7}{name:<12} {r:>8,} {q:>9,} {q / r:>8.2f} {s:>7.2f} {r / s:>8,.0f}")
+        ratios.append((records / seconds) / (d_records / d_seconds))
+    print(f"    carebridge/dlt records/s: {_spread(ratios)} over {len(ratios)} rounds")
 
-    ordered = sorted(waits)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    print(f"(c) change -> verified webhook, {len(waits)} bookings (sync of the window + delivery):")
-    print(f"    p50 {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+    if limited is not None:
+        records, seconds, sent = limited
+        needed = rounds[0][0][2]  # the plan's requests, from an unlimited round
+        ceiling = needed / args.limit
+        print(f"(b) the same sync under a hidden limit of {args.limit:.0f} requests/s (burst 20),")
+        print("    default throttle (AIMD from 20 requests/s):")
+        print(
+            f"    {records:,} records in {seconds:.1f} s, {sent:,} requests "
+            f"({sent - needed:,} refused and retried); at the limit: {ceiling:.1f} s"
+        )
+        print(f"    share of the rate-limited ceiling: {ceiling / seconds:.0%}")
+
+    if waits:
+        ordered = sorted(waits)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(
+            f"(d) change -> verified webhook, {len(waits)} bookings (sync of the window + delivery):"
+        )
+        print(f"    p50 {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
 
     if not args.skip_rss:
-        before, peak, read, secs = rss(args.appointments)
-        print(f"(b) synthetic tenant of {read:,} appointments, synced in {secs:.0f} s:")
-        print(f"    RSS before {before / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB")
+        sizes = [int(n) for n in args.appointments.split(",") if n.strip()]
+        peaks: list[int] = []
+        print("(c) peak RSS syncing the appointment stream, each size in a fresh process:")
+        for size in sizes:
+            before, peak, read, secs = rss(size)
+            peaks.append(peak)
+            print(
+                f"    {read:>9,} appointments in {secs:>6.1f} s: "
+                f"RSS before {before / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB"
+            )
+        if len(peaks) > 1:
+            print(f"    largest/smallest peak: {max(peaks) / min(peaks):.2f}")
 
 
 if __name__ == "__main__":
