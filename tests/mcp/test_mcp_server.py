@@ -171,6 +171,57 @@ async def test_the_read_tools_answer_compact_records(live: Bed) -> None:
         assert reasons["items"][0]["id"].startswith("vr_")
 
 
+async def _guid(live: Bed, patient: str) -> str:
+    record = await live.deployment.live.records.get("ten_a", "patient", patient)
+    assert record is not None
+    return next(str(s["upstream_id"]) for s in record["sources"] if s["surface"] == "v2")
+
+
+async def test_the_chart_summary_has_problems_medications_and_allergies_phi_minimized(
+    live: Bed,
+) -> None:
+    async with live.client("admin_a") as client:
+        patients = [p["id"] for p in (await call(client, "search_patients", limit=10))["patients"]]
+        guids = {await _guid(live, p): p for p in patients}
+        marks = ",".join("?" * len(guids))
+        rows = live.truth(
+            f"SELECT patient_id, COUNT(*) AS n FROM medications WHERE patient_id IN ({marks}) "
+            "GROUP BY patient_id ORDER BY n DESC, patient_id LIMIT 1",
+            tuple(guids),
+        )
+        guid = str(rows[0]["patient_id"])
+        chart = await call(client, "get_chart_summary", patient_id=guids[guid])
+    medications = live.truth(
+        "SELECT rxnorm_code, status FROM medications WHERE patient_id = ?", (guid,)
+    )
+    assert medications, "the busiest patient has medications"
+    assert sorted(x["rxnorm_code"] for x in chart["medications"]) == sorted(
+        x["rxnorm_code"] for x in medications if x["status"] != "entered_in_error"
+    )
+    allergies = live.truth("SELECT allergen_code FROM allergies WHERE patient_id = ?", (guid,))
+    assert sorted(a["allergen_code"] for a in chart["allergies"]) == sorted(
+        a["allergen_code"] for a in allergies
+    )
+    problems = live.truth("SELECT icd10_code FROM problems WHERE patient_id = ?", (guid,))
+    assert sorted(p["code"] for p in chart["problems"]) == sorted(p["icd10_code"] for p in problems)
+    statuses = [x["status"] for x in chart["medications"]]
+    assert statuses == sorted(statuses, key=lambda s: s != "active"), "current ones first"
+    for item in chart["medications"]:
+        assert set(item) == {"name", "rxnorm_code", "status", "start_date", "end_date"}
+    for item in chart["allergies"]:
+        assert set(item) == {
+            "allergen", "allergen_code", "allergen_system", "category", "severity", "status"
+        }  # fmt: skip
+    text = json.dumps(chart)
+    assert "sig" not in chart["medications"][0]
+    assert "reaction" not in text
+    assert any(
+        e["patient_ids"] == [guids[guid]]
+        for e in await audit(live)
+        if e["route"].startswith("MCP get_chart_summary ok args:")
+    )
+
+
 async def test_a_write_previews_then_books_once_with_its_token(live: Bed) -> None:
     async with live.client("admin_a") as client:
         patient = await first_patient(client)

@@ -136,11 +136,59 @@ class ImmunizationBrief(Compact):
     status: str
 
 
+class ProblemBrief(Compact):
+    """A problem list entry: its ICD-10-CM code and status."""
+
+    code: str
+    description: str = ""
+    status: str
+    onset_date: str | None = None
+    resolved_date: str | None = None
+
+
+class MedicationBrief(Compact):
+    """A medication list entry: the drug (RxNorm) and status; no dosing text."""
+
+    name: str
+    rxnorm_code: str
+    status: str
+    start_date: str
+    end_date: str | None = None
+
+
+class AllergyBrief(Compact):
+    """An allergy: the allergen, its category, severity and status; no reaction text."""
+
+    allergen: str
+    allergen_code: str
+    allergen_system: str
+    category: str
+    severity: str | None = None
+    status: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _allergen(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("allergen"), dict):
+            allergen = data["allergen"]
+            data = {
+                **data,
+                "allergen": allergen.get("name", ""),
+                "allergen_code": allergen.get("code", ""),
+                "allergen_system": allergen.get("system", ""),
+            }
+        return data
+
+
 class ChartOut(BaseModel):
-    """Recent encounters (their diagnoses are the problems carebridge serves), labs and
-    immunizations. Medication and allergy lists are not served by carebridge yet."""
+    """A chart summary: the current problems, medications and allergies (current entries
+    first), recent encounters (with their diagnoses and procedures), labs and immunizations.
+    Free text (notes, dosing instructions, reactions, addenda) is left out."""
 
     patient_id: str
+    problems: list[ProblemBrief] = []
+    medications: list[MedicationBrief] = []
+    allergies: list[AllergyBrief] = []
     encounters: list[EncounterBrief]
     labs: list[LabBrief]
     immunizations: list[ImmunizationBrief]

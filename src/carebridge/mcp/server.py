@@ -405,7 +405,8 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
         return await kit.read(ctx, "list_appointments", arguments, body)
 
     async def get_chart_summary(ctx: Context[Any, Any], patient_id: PatientId) -> m.ChartOut:
-        """A patient's recent encounters (diagnoses, procedures), labs and immunizations."""
+        """A patient's chart summary: current problems, medications and allergies, recent
+        encounters (diagnoses, procedures), labs and immunizations."""
         arguments = _arguments(locals())
 
         async def body(p: Principal) -> tuple[m.ChartOut, list[str]]:
@@ -834,7 +835,10 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
     @server.resource(
         "carebridge://patients/{patient_id}/chart",
         name="patient_chart",
-        description="A patient's chart summary: encounters, labs, immunizations (JSON).",
+        description=(
+            "A patient's chart summary: problems, medications, allergies, recent encounters, "
+            "labs, immunizations (JSON)."
+        ),
         mime_type="application/json",
     )
     async def patient_chart(patient_id: str, ctx: Context[Any, Any]) -> str:
@@ -918,6 +922,9 @@ async def _chart(agent: Any, principal: Principal, patient_id: str) -> m.ChartOu
     chart = await agent.chart(principal, "MCP get_chart_summary", patient_id)
     return m.ChartOut(
         patient_id=patient_id,
+        problems=[m.ProblemBrief.model_validate(x) for x in chart.problems],
+        medications=[m.MedicationBrief.model_validate(x) for x in chart.medications],
+        allergies=[m.AllergyBrief.model_validate(x) for x in chart.allergies],
         encounters=[m.EncounterBrief.model_validate(e) for e in chart.encounters],
         labs=[m.LabBrief.model_validate(x) for x in chart.labs],
         immunizations=[m.ImmunizationBrief.model_validate(x) for x in chart.immunizations],

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from carebridge.domain.kinds import writes as kind_writes
+from carebridge.domain.values import PatientId
 from carebridge.errors import AgentLimitExceeded, ConfirmationRefused, Forbidden
 from carebridge.ports.confirmations import Confirmation, ConfirmationStore
 from carebridge.services.reads import Freshness, ListQuery, Reads, given
@@ -252,11 +253,29 @@ class Limiter:
 
 @dataclass(frozen=True)
 class ChartSummary:
-    """A patient's recent encounters (with their diagnoses), labs and immunizations."""
+    """A patient's recent encounters (with their diagnoses), labs and immunizations, and the
+    chart's problem, medication and allergy lists (read live: the store keeps none of them)."""
 
     encounters: list[dict[str, Any]]
     labs: list[dict[str, Any]]
     immunizations: list[dict[str, Any]]
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    medications: list[dict[str, Any]] = field(default_factory=list)
+    allergies: list[dict[str, Any]] = field(default_factory=list)
+
+
+CURRENT = {"active": 0, "on_hold": 1, "inactive": 2}
+"""How a chart list entry's status orders it: current entries first, then the rest (newest
+first within each); entries in error are left out."""
+
+
+def _chart_list(rows: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+    """A chart list's entries as JSON: none entered in error, current ones first, newest first
+    within a status, at most ``limit``."""
+    found = [r.model_dump(mode="json") for r in rows if r.status != "entered_in_error"]
+    found.sort(key=lambda r: str(r.get("updated_at") or r.get("created_at") or ""), reverse=True)
+    found.sort(key=lambda r: CURRENT.get(str(r.get("status")), len(CURRENT)))
+    return found[:limit]
 
 
 @dataclass
@@ -290,7 +309,9 @@ class AgentReads:
     async def chart(
         self, principal: Principal, route: str, patient_id: str, *, limit: int = 10
     ) -> ChartSummary:
-        """The patient's chart summary (``encounter.read``), newest encounters first."""
+        """The patient's chart summary (``encounter.read``): the newest ``limit`` encounters,
+        labs and immunizations from the store (read through when stale), and the problem,
+        medication and allergy lists read live (current entries first, ``2 * limit`` each)."""
         principal.require("encounter.read")
         await self.reads.patient_known(principal, patient_id)
         mine = given(patient_id=patient_id)
@@ -299,7 +320,22 @@ class AgentReads:
         labs = await self._list(principal, "lab", route, mine, 200)
         labs.sort(key=lambda e: str(e.get("collected_at") or e.get("resulted_at") or ""))
         shots = await self._list(principal, "immunization", route, mine, 200)
-        return ChartSummary(encounters[:limit], labs[-limit:][::-1], shots[:limit])
+        upstream = await self.reads.upstream(principal.tenant_id)
+        patient = PatientId(patient_id)
+        problems = [p async for p in upstream.problems(patient)]
+        medications = [x async for x in upstream.medications(patient)]
+        allergies = [a async for a in upstream.allergies(patient)]
+        await self.reads.audit.record(
+            principal.tenant_id, principal.id, route, [patient_id], self.reads.clock()
+        )
+        return ChartSummary(
+            encounters[:limit],
+            labs[-limit:][::-1],
+            shots[:limit],
+            problems=_chart_list(problems, 2 * limit),
+            medications=_chart_list(medications, 2 * limit),
+            allergies=_chart_list(allergies, 2 * limit),
+        )
 
     async def denials(self, principal: Principal, route: str, limit: int) -> list[dict[str, Any]]:
         """The denials work queue: the tenant's denied claims (``claim.read``)."""
