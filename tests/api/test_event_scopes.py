@@ -111,7 +111,11 @@ async def test_paging_keeps_its_positions_and_the_audit_names_only_patients_show
     live: Live,
 ) -> None:
     first = await live.get("/events", key="events_only", limit=3)
-    assert first.json()["next_after"] == first.json()["data"][-1]["seq"]
+    page = first.json()
+    assert page["next_cursor"] == str(page["data"][-1]["seq"])
+    assert page["has_more"] is True
+    following = await live.get("/events", key="events_only", limit=3, after=page["next_cursor"])
+    assert following.json()["data"][0]["seq"] > page["data"][-1]["seq"]
     audit = (await live.get("/audit_events", limit=500)).json()["data"]
     reads = [e for e in audit if e["route"] == "GET /events"]
     assert reads

@@ -138,8 +138,16 @@ async def test_every_read_route_answers_the_tenants_data(live: Live) -> None:
 
 async def test_rate_limit_headers_and_upstream_health(live: Live) -> None:
     r = await live.get("/patients", limit=1)
-    assert r.headers["ratelimit-policy"].startswith('"upstream";q=')
-    assert r.headers["ratelimit"].startswith('"upstream";r=')
+    # the caller's own quota, per key ...
+    assert r.headers["ratelimit-policy"] == '"key";q=600;w=60'
+    assert r.headers["ratelimit"].startswith('"key";r=')
+    # ... and, apart from it, the tenant's upstream budget (requests a second)
+    assert int(r.headers["x-upstream-ratelimit-limit"]) > 0
+    assert (
+        0
+        <= int(r.headers["x-upstream-ratelimit-remaining"])
+        <= int(r.headers["x-upstream-ratelimit-limit"])
+    )
     health = (await live.get("/health/upstream")).json()
     assert health["connected"] is True
     assert set(health["brokers"]) >= {"v2", "portal"}
@@ -295,7 +303,7 @@ async def test_operators_onboard_tenants_and_secrets_stay_sealed(
     assert (await live.client.post("/tenants", json=body, headers=wrong)).status_code == 401
     lacking = body | {"id": "ten_d", "secrets": {"v2.client_id": "x"}}
     refused = await live.client.post("/tenants", json=lacking, headers=operator)
-    assert refused.status_code == 400
+    assert refused.status_code == 422  # well-formed, but a secret is missing
     assert "secrets.v2.refresh_token" in refused.json()["detail"]
 
     added = await live.client.post("/tenants", json=body, headers=operator)
@@ -372,7 +380,8 @@ async def test_every_change_becomes_one_ordered_event(live: Live) -> None:
     assert mine[-1]["diff"]["status"] == ["scheduled", "arrived"]
     assert mine[-1]["patient_id"] == patient
     bad = await live.get("/events", types=["appointment.exploded"])
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # well-formed, but not an event type
+    assert [e["field"] for e in bad.json()["errors"]] == ["types"]
     other = (await live.get("/events", key="admin_b")).json()["data"]
     assert not {e["entity_id"] for e in other} & {e["entity_id"] for e in first}
 

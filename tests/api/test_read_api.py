@@ -202,7 +202,7 @@ async def test_appointments_read_in_a_window(api: Api) -> None:
         "/appointments", params={"start": start}, headers=_auth(api.keys["reader"])
     )
     assert r.status_code == 200
-    assert r.json() == {"data": [], "next_cursor": None}
+    assert r.json() == {"data": [], "has_more": False, "next_cursor": None}
 
 
 async def test_health_and_openapi(api: Api) -> None:
@@ -227,10 +227,18 @@ async def test_audit_events_show_who_read_which_patients(api: Api) -> None:
     assert (
         await api.client.get("/audit_events", headers=_auth(api.keys["reader"]))
     ).status_code == 403
+    assert all(e["id"] == f"aud_{e['seq']}" for e in events)
     paged = await api.client.get(
         "/audit_events", params={"after": events[-1]["seq"]}, headers=_auth(api.keys["auditor"])
     )
-    assert paged.json() == {"data": [], "next_after": None}
+    assert paged.json() == {"data": [], "has_more": False, "next_cursor": None}
+    previous = await api.client.get(
+        "/audit_events",
+        params={"after": events[-1]["seq"]},
+        headers=_auth(api.keys["auditor"]) | {"Carebridge-Version": "0"},
+    )
+    assert previous.json() == {"data": [], "next_after": None}  # the shape before v1
+    assert previous.headers["carebridge-version"] == "0"
 
 
 async def test_encounters_and_claims_are_served_with_their_detail(api: Api) -> None:

@@ -209,6 +209,16 @@ def _methods(routes: Sequence[BaseRoute], scope: Scope) -> set[str]:
     return methods
 
 
+_SOURCES = ("query", "body", "path", "header")
+
+
+def _field(loc: Sequence[Any]) -> str:
+    """A refused input's dotted path, without where it came from (``procedures.0.units``, a
+    query or header name as it was sent, even an empty one); the body itself is ``body``."""
+    parts = [str(p) for p in loc if p not in _SOURCES]
+    return ".".join(parts) if parts else "body"
+
+
 def _slug(name: str) -> str:
     out = "".join(f"-{c.lower()}" if c.isupper() else c for c in name)
     return out.lstrip("-")
@@ -243,10 +253,7 @@ def install(app: FastAPI, credential: Callable[[Request], Awaitable[None]] | Non
             return problem(400, "Bad Request", "the body is not valid JSON", errors=[error])
         errors = [
             {
-                "field": ".".join(
-                    str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path", "header")
-                )
-                or "body",
+                "field": _field(e.get("loc", ())),
                 "rule": str(e.get("type", "invalid")),
                 "message": e.get("msg", ""),
             }

@@ -236,11 +236,7 @@ def page_response(
 ) -> Response:
     """A page of stored records: their JSON text goes out as it is (no parse, no re-encode);
     a kind that carries amounts gets its ``currency`` spliced in front of each record."""
-    records = (
-        served.page.spliced(_CURRENCY_FIELD)
-        if kind in MONEY_KINDS
-        else served.page.joined
-    )
+    records = served.page.spliced(_CURRENCY_FIELD) if kind in MONEY_KINDS else served.page.joined
     more = served.page.next_cursor is not None
     body = b"".join(
         (

@@ -61,13 +61,19 @@ def router(reads: Reads) -> APIRouter:
         status, or what changed since an instant."""
         if dob is not None and birth_date is not None:
             raise BadRequest("give birth_date or its old name dob, not both", field="dob")
-        filters = patient_filters(
-            name=name,
-            dob=birth_date or dob,
-            provider_id=provider_id,
-            location_id=location_id,
-            status=status,
-        )
+        given = "dob" if dob is not None else "birth_date"  # a refusal names the one sent
+        try:
+            filters = patient_filters(
+                name=name,
+                dob=birth_date or dob,
+                provider_id=provider_id,
+                location_id=location_id,
+                status=status,
+            )
+        except BadRequest as refused:
+            if refused.field != "dob":
+                raise
+            raise BadRequest(f"{given} is not a calendar date", field=given) from None
         paging = (limit, cursor, max_age, cache_control)
         return await list_response(
             reads, principal, "patient", "/patients", paging, filters, updated_since=updated_since
