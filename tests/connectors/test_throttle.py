@@ -204,7 +204,8 @@ def test_it_keeps_close_to_a_hidden_limit_it_has_to_find() -> None:
     ok, limited = _against_limit(throttle, t, 200.0, 6000)
     assert ok / t.now >= 0.8 * 200
     assert limited / (ok + limited) < 0.05
-    assert throttle.ceiling is not None and 150 <= throttle.ceiling <= 400
+    assert throttle.ceiling is not None
+    assert 150 <= throttle.ceiling <= 400
 
 
 def test_a_learned_budget_is_resumed_within_bounds() -> None:
@@ -216,3 +217,18 @@ def test_a_learned_budget_is_resumed_within_bounds() -> None:
     second.resume(learned.rate, learned.concurrency, first.ceiling)
     assert second.budget().rate == pytest.approx(min(150, learned.rate))
     assert second.ceiling == pytest.approx(min(150, first.ceiling or 0))
+
+
+def test_concurrency_grows_only_while_answers_do_not_queue() -> None:
+    t = FakeTime()
+    throttle = AimdThrottle(
+        ThrottleConfig(start_concurrency=4, max_concurrency=32), clock=t.clock, sleep=t.sleep
+    )
+    for _ in range(5):
+        throttle.in_flight = throttle.concurrency  # the requests in flight fill the budget
+        throttle.on_success(latency=0.001)  # as fast as the upstream answers one
+    assert throttle.budget().concurrency == 9
+    for _ in range(20):
+        throttle.in_flight = throttle.concurrency
+        throttle.on_success(latency=0.05)  # fifty times slower: they wait in its queue
+    assert throttle.budget().concurrency == 9

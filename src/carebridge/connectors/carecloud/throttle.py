@@ -37,6 +37,7 @@ class ThrottleConfig:
     cooldown: float = 1.0  # seconds between two decreases
     burst: float = 1.0  # seconds of rate the bucket may hold
     recover: float = 0.85  # a decreased rate grows fast back to this share of the ceiling
+    queueing: float = 0.005  # seconds over twice the fastest answer that mean answers queue
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class AimdThrottle:
         self.rate = self.config.start_rate
         self.ceiling: float | None = None
         """The rate congestion last struck at (None: none yet, the throttle is in slow start)."""
+        self.fastest = float("inf")
+        """The lowest latency seen: the upstream's own time, without queueing."""
         self.concurrency = self.config.start_concurrency
         self.in_flight = 0
         self.tokens = self._capacity()
@@ -98,7 +101,11 @@ class AimdThrottle:
         else:
             step = cfg.increase / max(self.rate, 1.0) * 4  # probing past it
         self.rate = min(cfg.max_rate, self.rate + step)
-        if self.in_flight >= self.concurrency - 1:
+        self.fastest = min(self.fastest, latency)
+        queued = latency > 2 * self.fastest + cfg.queueing
+        if self.in_flight >= self.concurrency - 1 and not queued:
+            # one more in flight only while answers come as fast as the upstream can answer
+            # one: once they wait in its queue, more at once only lengthens the queue
             self.concurrency = min(cfg.max_concurrency, self.concurrency + 1)
 
     def on_congestion(self, retry_after: float | None = None) -> None:

@@ -134,9 +134,13 @@ class V2Model(WireModel):
 
     def upstream_key(self, name: str) -> str:
         """The key the upstream used for field ``name`` (its preferred spelling if not read)."""
-        if name in self._spelling:
-            return self._spelling[name]
-        if name in type(self).model_fields:
+        # The private attribute read straight from its slot: through ``self._spelling`` each
+        # read goes the long way round pydantic's ``__getattr__`` (mappers ask per field).
+        private = self.__pydantic_private__
+        spelling = private.get("_spelling") if private else None
+        if spelling and name in spelling:
+            return str(spelling[name])
+        if name in type(self).__pydantic_fields__:
             return upstream_keys(type(self), name)[0]
         return name
 
