@@ -468,12 +468,18 @@ class Generator:
     """Writes one synthetic tenant; use :func:`generate`."""
 
     def __init__(
-        self, db: TenantDB, config: SandboxConfig, anchor: date, progress: Progress | None
+        self,
+        db: TenantDB,
+        config: SandboxConfig,
+        anchor: date,
+        progress: Progress | None,
+        now: datetime | None = None,
     ) -> None:
         self.db = db
         self.cfg = config
         self.seed = config.seed
         self.anchor = anchor
+        self.clock_now = now
         self.progress: Progress = progress or (lambda *_: None)
         self.out = _Batcher(db)
         self.plans: list[PracticePlan] = []
@@ -483,6 +489,14 @@ class Generator:
         self.payments: dict[tuple[int, int, date], list[int]] = {}
         self.profile = lru_cache(maxsize=20_000)(self._profile)
         self._expected = lru_cache(maxsize=100_000)(self._expected_bookings)
+
+    def now(self, tz: ZoneInfo) -> datetime:
+        """The generator's "now" for a practice: 09:00 practice-local on the anchor day, but
+        never after the tenant clock's instant at generation (a tenant generated on the wall
+        clock before the practice's 09:00 must not hold bookings or edits stamped in the
+        future: its v2 writes stamp the real instant, which would then precede them)."""
+        local = datetime.combine(self.anchor, NOW_LOCAL, tz)
+        return local if self.clock_now is None else min(local, self.clock_now)
 
     def run(self) -> None:
         """Generate everything, in order, as a bulk load.
@@ -513,6 +527,7 @@ class Generator:
                     conn.execute(sql)
                 conn.execute(f"PRAGMA cache_size = {cache}")
         self.finish()
+        self.clamp_to_now()
 
     def _generate(self) -> None:
         self.plan_practices()
@@ -525,6 +540,36 @@ class Generator:
             self.patients(plan)
         for plan in self.plans:
             self.schedule(plan)
+
+    def clamp_to_now(self) -> None:
+        """Stamp nothing after the tenant clock's instant at generation.
+
+        The ledger plans by date (a claim paid on the anchor day, posted in the afternoon), so
+        some of its instants fall later on the anchor day than the clock: a real upstream never
+        answers a record changed in the future, and a change made now would precede them.
+        """
+        if self.clock_now is None:
+            return
+        now = _z(self.clock_now)
+        with self.db.transaction() as conn:
+            tables = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            for table in tables:
+                columns = [
+                    str(c[1])
+                    for c in conn.execute(f'PRAGMA table_info("{table}")')
+                    if str(c[1]).endswith("_at")
+                ]
+                for column in columns:
+                    conn.execute(
+                        f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" > ? '
+                        f"AND \"{column}\" LIKE '____-__-__T__:__:__Z'",
+                        (now, now),
+                    )
 
     # --- practices and reference data -------------------------------------------------------
 
@@ -1274,7 +1319,7 @@ class Generator:
         geo = plan.geo
         tz = plan.tz
         columns = plan.columns
-        now = datetime.combine(self.anchor, NOW_LOCAL, tz)
+        now = self.now(tz)
         for n in range(plan.patients):
             iid = plan.first_patient + n
             prof = self.profile(iid)
@@ -1604,7 +1649,7 @@ class Generator:
             return
         rng = random.Random(f"{self.seed}:schedule:{plan.id}")
         tz = plan.tz
-        now = datetime.combine(self.anchor, NOW_LOCAL, tz)
+        now = self.now(tz)
         weights = list(itertools.accumulate(r.weight for r in plan.reasons))
         reasons = plan.reasons
         total_days = plan.history_days + FUTURE_DAYS
@@ -2413,7 +2458,7 @@ class Generator:
         if reason.kind == "new" and rng.random() < 0.5:
             sources.append("History and Physical")
         at = _z(departed + timedelta(hours=rng.randrange(1, 30)))
-        at = min(at, _z(datetime.combine(self.anchor, NOW_LOCAL, plan.tz)))
+        at = min(at, _z(self.now(plan.tz)))
         for source in dict.fromkeys(sources):
             self.out.add(
                 SQL_DOCUMENT,
@@ -2539,7 +2584,12 @@ def member_number(payer: codes.PayerSeed, number: int, rng: random.Random) -> st
 
 
 def generate(
-    db: TenantDB, config: SandboxConfig, anchor: date, *, progress: Progress | None = None
+    db: TenantDB,
+    config: SandboxConfig,
+    anchor: date,
+    *,
+    progress: Progress | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Write a complete synthetic tenant for ``config.seed`` into ``db``.
 
@@ -2548,8 +2598,9 @@ def generate(
         config: sizes and the seed.
         anchor: the generator's "today": history lies before it, bookings after it.
         progress: optional ``(stage, done, total)`` callback.
+        now: the tenant clock's instant; nothing generated is stamped after it.
     """
-    Generator(db, config, anchor, progress).run()
+    Generator(db, config, anchor, progress, now).run()
 
 
 def iter_practice_plans(db: TenantDB) -> Iterator[tuple[int, str]]:

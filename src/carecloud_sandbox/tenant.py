@@ -73,7 +73,7 @@ class Tenant:
         db = TenantDB(state)
         if db.get_meta("generated") is None:
             anchor = config.anchor or clock.now().date()
-            generate(db, config, anchor, progress=progress)
+            generate(db, config, anchor, progress=progress, now=clock.now())
             db.set_meta("generated", to_db_instant(clock.now()))
             db.set_meta("seed", str(config.seed))
             db.set_meta("anchor", anchor.isoformat())
