@@ -347,9 +347,9 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
             raise failed(call, "terms must be a non-empty list of strings")
         for term in terms:
             dob = parse_dob(term)
-            narrow, values = _term_candidates(term, dob)
+            narrow, candidates = _term_candidates(term, dob)
             where.append(narrow)
-            params.extend(values)
+            params.extend(candidates)
             like = f"%{term.strip().lower()}%"
             clauses = [
                 "lower(first_name) LIKE ?",

@@ -62,7 +62,7 @@ async def gather(jobs: Iterable[Awaitable[T]]) -> list[T]:
 
 async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
     """Two reads at once (see :func:`gather`)."""
-    one, two = await gather([first, second])  # type: ignore[list-item]
+    one, two = await gather([first, second])
     return one, two  # type: ignore[return-value]
 
 
