@@ -460,3 +460,20 @@ async def test_a_reconciliation_sweep_finds_what_the_cursor_missed(live: Live) -
     assert sorted(stored.values()) == sorted(t["status"] for t in truth)
     bad = await live.post("/sync", {"streams": ["claims"], "reconcile_hours": 0})
     assert bad.status_code == 422
+
+
+async def test_unfiltered_encounters_on_a_fresh_tenant_list_the_tenants_encounters(
+    live: Live,
+) -> None:
+    # nothing read yet: neither a patient's chart nor a sync has filled the store
+    listed = await _all(live, "/encounters")
+    truth = live.truth("SELECT COUNT(*) AS n FROM encounters WHERE practice_id = 1")[0]["n"]
+    assert truth > 0
+    assert len(listed) == truth
+    assert len({e["id"] for e in listed}) == truth
+    assert {e["patient_id"] for e in listed} <= {p["id"] for p in await _all(live, "/patients")}
+    reads = _upstream_reads(live)
+    assert len(await _all(live, "/encounters")) == truth  # fresh now: from the store
+    assert _upstream_reads(live) == reads
+    theirs = await _all(live, "/encounters", key="admin_b")
+    assert not {e["id"] for e in theirs} & {e["id"] for e in listed}

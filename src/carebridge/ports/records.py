@@ -68,6 +68,7 @@ class RecordStore(Protocol):
         starts_before: datetime | None,
         limit: int,
         cursor: str | None,
+        order: str = "id",
     ) -> RecordPage: ...
 
     async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None: ...

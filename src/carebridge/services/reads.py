@@ -81,6 +81,14 @@ SOURCES: dict[str, Source] = {
 """Every kind the store serves by reading through (the registry's stored kinds; appointments are
 read by window), and how a stale slice of it is refreshed."""
 
+
+def _whole_tenant(u: Upstream, kind: Kind, since: datetime | None) -> AsyncIterator[Any]:
+    """Every patient's records of a kind read per patient whose upstream method also reads the
+    whole tenant (encounters: the kinds with a sync stream); ``since`` if it is incremental."""
+    method: Callable[..., AsyncIterator[Any]] = getattr(u, kind.upstream)
+    return method(updated_since=since) if kind.incremental else method()
+
+
 PHI_KINDS = frozenset(k.name for k in KINDS.values() if k.phi)
 """Kinds whose reads are PHI access, audited with the patients they name."""
 
@@ -112,6 +120,17 @@ class ListQuery:
     limit: int = 100
     cursor: str | None = None
     freshness: Freshness = Freshness()
+    order: str | None = None
+    """One of :func:`list_orders` (None: the kind's default, the first)."""
+
+
+ORDERS: dict[str, tuple[str, ...]] = {"appointment": ("start", "-start", "id")}
+"""The orders a kind's list offers, its default first: appointments by start (then id)."""
+
+
+def list_orders(kind: str) -> tuple[str, ...]:
+    """The orders a list of ``kind`` offers, its default first (by id for most kinds)."""
+    return ORDERS.get(kind, ("id",))
 
 
 def patient_filters(
@@ -299,9 +318,18 @@ class Reads:
                 del since  # appointments are read by window
                 return u.appointments(start, end)
 
+        elif source is not None and source.per_patient and patient_id is None:
+            whole = KINDS[kind]
+            if whole.stream is None:
+                return None  # read one patient at a time only: a tenant-wide list is as stored
+            scope = "*"  # the tenant's every patient's, as the kind's sync stream reads them
+
+            def fetch(u: Upstream, since: datetime | None) -> AsyncIterator[Any]:
+                return _whole_tenant(u, whole, since)
+
         elif source is not None and source.per_patient:
             if patient_id is None or await self.records.get(tenant, "patient", patient_id) is None:
-                return None  # a tenant-wide chart read is served as synced
+                return None  # an unknown patient's read answers as stored (a 404 upstream)
             scope, pid = f"patient:{patient_id}", PatientId(patient_id)
             chosen = source
 
@@ -345,6 +373,10 @@ class Reads:
         store as it is, so a walk through the pages is consistent."""
         kind, filters = query.kind, dict(query.filters)
         principal.require(read_scope(kind))
+        offered = list_orders(kind)
+        order = query.order or offered[0]
+        if order not in offered:
+            raise BadRequest(f"order is one of {', '.join(offered)}", field="order")
         if "patient_id" in filters and kind != "patient":
             await self.patient_known(principal, filters["patient_id"])
         window = None
@@ -367,6 +399,7 @@ class Reads:
             starts_before=query.starts_before,
             limit=query.limit,
             cursor=query.cursor,
+            order=order,
         )
         await self._audit_page(principal, kind, query.route, page)
         return Served(page, age)

@@ -91,6 +91,7 @@ class SqlRecords:
         starts_before: datetime | None,
         limit: int,
         cursor: str | None,
+        order: str = "id",
     ) -> RecordPage:
         key = (
             tenant_id,
@@ -101,6 +102,7 @@ class SqlRecords:
             starts_before,
             limit,
             cursor,
+            order,
         )
         # read before the page: a write committed after it moves it, and the page read next
         generation = await self.generations.value(tenant_id, entities_generation(kind))
@@ -119,6 +121,7 @@ class SqlRecords:
             starts_before=starts_before,
             limit=limit,
             cursor=cursor,
+            order=order,
         )
         page = RecordPage(found.raw, found.patient_ids, found.next_cursor)
         self._keep(key, generation, page)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Select, Text, cast, select
+from sqlalchemy import Select, Text, cast, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -138,6 +138,29 @@ def _after(cursor: str) -> str:
         raise BadCursor("the cursor is not one this API issued") from None
 
 
+ORDERS = ("id", "start", "-start")
+"""The orders :func:`query` reads in: by id, or by start (then id) ascending or descending."""
+_BY_START = "\x1e"
+"""Opens the cursor of an order by start (the start and the id, split by a unit separator);
+an id-order cursor is the bare id, so a cursor of one order given to another is refused."""
+
+
+def _start_cursor(starts_at: datetime, entity_id: str) -> str:
+    at = starts_at if starts_at.tzinfo else starts_at.replace(tzinfo=UTC)
+    return _cursor(f"{_BY_START}{at.astimezone(UTC).isoformat()}\x1f{entity_id}")
+
+
+def _after_start(cursor: str) -> tuple[datetime, str]:
+    text = _after(cursor)
+    at, sep, entity_id = text.removeprefix(_BY_START).partition("\x1f")
+    try:
+        if not text.startswith(_BY_START) or not sep or not entity_id:
+            raise ValueError(text)
+        return datetime.fromisoformat(at).astimezone(UTC), entity_id
+    except ValueError:
+        raise BadCursor("the cursor is not one this API issued for this order") from None
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of records and the cursor of the next, if any.
@@ -167,11 +190,18 @@ async def query(
     starts_before: datetime | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    order: str = "id",
 ) -> Page:
-    """A page of one kind's records, filtered by indexed columns, in id order."""
+    """A page of one kind's records, filtered by indexed columns, in ``order`` (one of
+    :data:`ORDERS`; by start, ties go by id, and the cursor is the last row's start and id)."""
+    if order not in ORDERS:
+        raise ValueError(f"no order {order!r}")
     limit = max(1, min(limit, MAX_LIMIT))
     statement: Select[Any] = select(
-        entities.c.id, entities.c.patient_id, cast(entities.c.data, Text).label("raw")
+        entities.c.id,
+        entities.c.patient_id,
+        cast(entities.c.data, Text).label("raw"),
+        entities.c.starts_at,
     ).where(
         entities.c.tenant_id == tenant_id, entities.c.kind == kind, entities.c.deleted.is_(False)
     )
@@ -183,14 +213,30 @@ async def query(
         statement = statement.where(entities.c.starts_at >= starts_from.astimezone(UTC))
     if starts_before is not None:
         statement = statement.where(entities.c.starts_at < starts_before.astimezone(UTC))
-    if cursor:
-        statement = statement.where(entities.c.id > _after(cursor))
-    statement = statement.order_by(entities.c.id).limit(limit + 1)
-    rows = await read_all(engine, statement)
+    if order == "id":
+        if cursor:
+            last_id = _after(cursor)
+            if last_id.startswith(_BY_START):
+                raise BadCursor("the cursor is not one this API issued for this order")
+            statement = statement.where(entities.c.id > last_id)
+        statement = statement.order_by(entities.c.id)
+    else:
+        key = tuple_(entities.c.starts_at, entities.c.id)
+        if cursor:
+            at, last = _after_start(cursor)
+            statement = statement.where(key > (at, last) if order == "start" else key < (at, last))
+        if order == "start":
+            statement = statement.order_by(entities.c.starts_at, entities.c.id)
+        else:
+            statement = statement.order_by(entities.c.starts_at.desc(), entities.c.id.desc())
+    rows = await read_all(engine, statement.limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(
-        [row.raw for row in rows],
-        [row.patient_id for row in rows],
-        _cursor(rows[-1].id) if more and rows else None,
-    )
+    following = None
+    if more and rows:
+        last_row = rows[-1]
+        by_start = order != "id" and last_row.starts_at is not None
+        following = (
+            _start_cursor(last_row.starts_at, last_row.id) if by_start else _cursor(last_row.id)
+        )
+    return Page([row.raw for row in rows], [row.patient_id for row in rows], following)

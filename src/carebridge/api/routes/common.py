@@ -199,6 +199,13 @@ Order = Annotated[
     Literal["id"],
     Query(description="The list's order: by id, ascending (the one order it offers)."),
 ]
+StartOrder = Annotated[
+    Literal["start", "-start", "id"],
+    Query(
+        description="The list's order: `start` (by start, then id; the default), `-start` "
+        "(latest first), or `id`. A cursor belongs to the order that issued it."
+    ),
+]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="The `next_cursor` of the previous page.")
 ]
@@ -267,9 +274,10 @@ async def list_response(
     updated_since: datetime | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    order: str | None = None,
 ) -> Response:
-    """A page of one kind's records (``GET path`` in the audit log), read through when stale,
-    and its answer."""
+    """A page of one kind's records (``GET path`` in the audit log) in ``order`` (None: the
+    kind's default), read through when stale, and its answer."""
     limit, cursor, max_age, cache_control = paging
     query = ListQuery(
         kind,
@@ -281,6 +289,7 @@ async def list_response(
         limit=limit,
         cursor=cursor,
         freshness=freshness(max_age, cache_control),
+        order=order,
     )
     return page_response(await reads.page(principal, query), reads, principal, kind)
 

@@ -16,7 +16,7 @@ from carebridge.api.routes.common import (
     IdemKey,
     Limit,
     MaxAge,
-    Order,
+    StartOrder,
     Until,
     envelope,
     list_response,
@@ -79,16 +79,25 @@ def router(reads: Reads) -> APIRouter:
         patient_id: PatientId | None = None,
         provider_id: ProviderId | None = None,
         location_id: LocationId | None = None,
-        order: Order = "id",  # noqa: ARG001 - the one order offered
+        order: StartOrder = "start",
     ) -> Response:
         """Appointments in a window of start times (default: a week back to 30 days ahead),
-        by patient, provider, location or status."""
+        by patient, provider, location or status; by start time (then id) unless ``order``
+        says otherwise."""
         filters = given(
             status=status, patient_id=patient_id, provider_id=provider_id, location_id=location_id
         )
         paging = (limit, cursor, max_age, cache_control)
         return await list_response(
-            reads, principal, "appointment", "/appointments", paging, filters, start=start, end=end
+            reads,
+            principal,
+            "appointment",
+            "/appointments",
+            paging,
+            filters,
+            start=start,
+            end=end,
+            order=order,
         )
 
     routes.add_api_route(
