@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from tests.support.mcp import Bed, bed
 
+from carebridge.domain.scheduling import Location
 from carebridge.errors import ConfirmationRefused, Forbidden
 from carebridge.mcp.server import READ_SCOPES, WRITE_OPERATIONS
 from carebridge.services.agents import AgentLimits
+from carebridge.services.writes import NewCharge
 from mcp import Client
 
 pytestmark = pytest.mark.anyio
@@ -484,3 +487,98 @@ async def test_the_chart_resource_and_the_prompts(live: Bed) -> None:
             "prepare_tomorrow_schedule", {"location_id": location, "day": "2026-11-25"}
         )
         assert location in got.messages[0].content.text  # type: ignore[union-attr]
+
+
+async def _schedule(client: Client, location: str, day: str) -> dict[str, Any]:
+    read = await client.read_resource(f"carebridge://locations/{location}/schedule/{day}")
+    return dict(json.loads(read.contents[0].text))  # type: ignore[union-attr]
+
+
+async def test_the_days_schedule_is_counted_from_midnight_in_the_locations_zone(
+    live: Bed,
+) -> None:
+    """A visit at 15:00 UTC or later is the next day in Tokyo: the location's day there holds
+    it, and the UTC day of the same date would not."""
+    records, tokyo = live.deployment.live.records, ZoneInfo("Asia/Tokyo")
+
+    def starts(a: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(a["start"])
+
+    async with live.client("admin_a") as client:
+        some = await call(client, "list_appointments", start="2026-11-17", end="2026-12-20")
+        visit = next(a for a in some["appointments"] if a["location_id"] and starts(a).hour >= 15)
+        location, local_day = visit["location_id"], starts(visit).astimezone(tokyo).date()
+        plain = await _schedule(client, location, local_day.isoformat())
+        assert plain["time_zone"] == "UTC", "the upstream names no zone: UTC midnight"
+        assert plain["starts_at"] == f"{local_day.isoformat()}T00:00:00+00:00"
+        stored = await records.get("ten_a", "location", location)
+        assert stored is not None
+        zoned = Location.model_validate(stored | {"time_zone": "Asia/Tokyo"})
+        await live.deployment.live.writer.put("ten_a", "location", [zoned], live.clock.now())
+        try:
+            day = await _schedule(client, location, local_day.isoformat())
+        finally:
+            back = Location.model_validate(stored | {"time_zone": None})
+            await live.deployment.live.writer.put("ten_a", "location", [back], live.clock.now())
+        around = await call(
+            client,
+            "list_appointments",
+            start=(local_day - timedelta(days=1)).isoformat(),
+            end=(local_day + timedelta(days=1)).isoformat(),
+            location_id=location,
+            limit=100,
+        )
+    before = local_day - timedelta(days=1)
+    assert day["time_zone"] == "Asia/Tokyo"
+    assert (day["starts_at"], day["ends_at"]) == (
+        f"{before.isoformat()}T15:00:00+00:00",
+        f"{local_day.isoformat()}T15:00:00+00:00",
+    )
+    seen = around["appointments"]
+    local = [a["id"] for a in seen if starts(a).astimezone(tokyo).date() == local_day]
+    by_utc = [a["id"] for a in seen if starts(a).astimezone(UTC).date() == local_day]
+    assert [a["id"] for a in day["appointments"]] == local
+    assert visit["id"] in local
+    assert visit["id"] not in by_utc, "UTC midnight would have counted it on another day"
+    assert [a["id"] for a in plain["appointments"]] == by_utc
+
+
+async def test_a_claim_from_an_unbilled_charge_is_submitted_once_confirmed(live: Bed) -> None:
+    admin = await live.principal("admin_a")
+    async with live.client("admin_a") as client:
+        patients = (await call(client, "search_patients", limit=8))["patients"]
+        summaries = [
+            await call(client, "get_patient_summary", patient_id=p["id"]) for p in patients
+        ]
+        patient = next(s["id"] for s in summaries if s["coverages"])
+        provider = (await call(client, "list_practice", kind="provider"))["items"][0]["id"]
+        command = NewCharge(
+            patient_id=patient,
+            procedure_code="99213",
+            diagnosis_codes=("J06.9",),
+            service_date=date(2026, 11, 23),
+            provider_id=provider,
+        )
+        charge = await live.services.writes.create_charge(
+            admin, command, key="mcp-test-charge", request=command.model_dump(mode="json")
+        )
+        charge_id = charge.value["id"]
+        args = {"patient_id": patient, "charge_ids": [charge_id]}
+        preview = await call(client, "submit_claim", **args)
+        assert preview["checks"] == [
+            {"name": "charges", "ok": True, "detail": "every charge is the patient's and unbilled"}
+        ]
+        claims_before = live.truth("SELECT COUNT(*) AS n FROM claims")[0]["n"]
+        token = preview["confirmation_token"]
+        done = await call(client, "submit_claim", **args, confirmation=token)
+        assert done["stage"] == "done"
+        assert done["operation"] == "submit_claim"
+        assert done["confirmation"] == "confirmed"
+        assert done["record"]["patient_id"] == patient
+        number = done["record"]["claim_number"]
+        upstream = live.truth("SELECT status FROM claims WHERE claim_number = ?", (number,))
+        assert len(upstream) == 1, "the claim is in the emulator's own database"
+        assert live.truth("SELECT COUNT(*) AS n FROM claims")[0]["n"] == claims_before + 1
+        again = await call(client, "submit_claim", **args)
+        assert again["checks"][0]["ok"] is False, "the charge is on a claim now"
+        assert "already on a claim" in again["checks"][0]["detail"]

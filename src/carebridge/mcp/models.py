@@ -99,6 +99,18 @@ class AppointmentList(BaseModel):
     next_cursor: str | None = None
 
 
+class ScheduleOut(BaseModel):
+    """A location's day: counted from local midnight in ``time_zone`` (the location's; UTC
+    when the upstream names none), its bounds as UTC instants, and its appointments."""
+
+    location_id: str
+    day: str
+    time_zone: str
+    starts_at: str
+    ends_at: str
+    appointments: list[AppointmentOut]
+
+
 class CodeOut(Compact):
     code: str
 

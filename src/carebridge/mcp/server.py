@@ -774,11 +774,10 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
         sent = command.model_dump(mode="json")
 
         async def preview(p: Principal) -> m.WriteOut:
-            await reads.patient_known(p, patient_id)
-            query = ListQuery("charge", "MCP submit_claim", {"patient_id": patient_id}, limit=500)
-            charges = {c["id"]: c for c in (await reads.page(p, query)).page.items}
+            found = await agent.charges(p, "MCP submit_claim", patient_id)
+            charges = {c["id"]: c for c in found}
             missing = [c for c in charge_ids if c not in charges]
-            billed = [c for c in charge_ids if c in charges and charges[c].get("claim_id")]
+            billed = [c for c in charge_ids if c in charges and charges[c].get("billed")]
             ok = not missing and not billed
             detail = (
                 "every charge is the patient's and unbilled"
@@ -852,7 +851,10 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
     @server.resource(
         "carebridge://locations/{location_id}/schedule/{day}",
         name="location_schedule",
-        description="A location's appointments on a day (YYYY-MM-DD, UTC day), in start order.",
+        description=(
+            "A location's appointments on a day (YYYY-MM-DD, counted from midnight in the "
+            "location's time zone), in start order (JSON)."
+        ),
         mime_type="application/json",
     )
     async def location_schedule(location_id: str, day: str, ctx: Context[Any, Any]) -> str:
@@ -862,8 +864,16 @@ def build_server(services: AgentServices, caller: Caller) -> MCPServer[Any]:
             except ValueError:
                 raise ResourceError("BadRequest: day is not a calendar date (YYYY-MM-DD)") from None
             found = await agent.day(p, "MCP resource:schedule", location_id, when, limiter.room(p))
-            items = [m.AppointmentOut.model_validate(a) for a in found]
-            return m.AppointmentList(appointments=items), [a.patient_id for a in items]
+            items = [m.AppointmentOut.model_validate(a) for a in found.appointments]
+            out = m.ScheduleOut(
+                location_id=location_id,
+                day=when.isoformat(),
+                time_zone=found.time_zone,
+                starts_at=found.starts_at.isoformat(),
+                ends_at=found.ends_at.isoformat(),
+                appointments=items,
+            )
+            return out, [a.patient_id for a in items]
 
         arguments = {"location_id": location_id, "day": day}
         return await resource(ctx, "resource:schedule", "appointment.read", arguments, body)

@@ -1,6 +1,6 @@
 """The agents' use cases (the MCP server's): two-phase writes, per-principal limits, and the
 few composite reads an agent asks for in one call (a patient's summary, a chart summary, the
-denials queue, statements and balances, a location's day).
+denials queue, statements and balances, a location's day in its own time zone).
 
 **Two-phase writes.** A write asked without a confirmation is only previewed: the preview
 (what would change, the availability or charge check) comes with a confirmation token. The
@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from carebridge.domain.kinds import KINDS
 from carebridge.domain.kinds import writes as kind_writes
 from carebridge.domain.values import PatientId
 from carebridge.errors import AgentLimitExceeded, ConfirmationRefused, Forbidden
@@ -278,6 +280,28 @@ def _chart_list(rows: Sequence[Any], limit: int) -> list[dict[str, Any]]:
     return found[:limit]
 
 
+@dataclass(frozen=True)
+class ScheduleDay:
+    """A location's day: the zone it is counted in, its bounds (UTC) and its appointments."""
+
+    time_zone: str
+    starts_at: datetime
+    ends_at: datetime
+    appointments: list[dict[str, Any]]
+
+
+def location_zone(location: Mapping[str, Any] | None) -> ZoneInfo:
+    """A location's time zone (``time_zone``, an IANA name); UTC when it names none or one
+    the zone database does not know."""
+    name = (location or {}).get("time_zone")
+    if not name:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 @dataclass
 class AgentReads:
     """The reads an agent makes in one call, each over :class:`Reads` (scopes, tenant,
@@ -337,6 +361,20 @@ class AgentReads:
             allergies=_chart_list(allergies, 2 * limit),
         )
 
+    async def charges(
+        self, principal: Principal, route: str, patient_id: str
+    ) -> list[dict[str, Any]]:
+        """A patient's ledger charges read live and kept (``charge.read``): what a claim's
+        preview checks, as the upstream has them now (one billed a moment ago included)."""
+        principal.require(KINDS["charge"].read_scope)
+        await self.reads.patient_known(principal, patient_id)
+        upstream = await self.reads.upstream(principal.tenant_id)
+        found = [c async for c in upstream.charges(patient_id=PatientId(patient_id))]
+        now = self.reads.clock()
+        await self.reads.writer.put(principal.tenant_id, "charge", found, now)
+        await self.reads.audit.record(principal.tenant_id, principal.id, route, [patient_id], now)
+        return [c.model_dump(mode="json") for c in found]
+
     async def denials(self, principal: Principal, route: str, limit: int) -> list[dict[str, Any]]:
         """The denials work queue: the tenant's denied claims (``claim.read``)."""
         return await self._list(principal, "claim", route, {"status": "denied"}, limit)
@@ -353,10 +391,17 @@ class AgentReads:
 
     async def day(
         self, principal: Principal, route: str, location_id: str, day: date, limit: int
-    ) -> list[dict[str, Any]]:
-        """A location's appointments on ``day`` (UTC day bounds), in start order."""
+    ) -> ScheduleDay:
+        """A location's appointments on ``day`` in the location's own time zone (its
+        ``time_zone``; UTC when the upstream names none), from local midnight to the next,
+        in start order (``appointment.read``)."""
+        principal.require("appointment.read")
         await self.reads.known(principal, [("location", location_id)])
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        place = await self.reads.records.get(principal.tenant_id, "location", location_id)
+        zone = location_zone(place)
+        following = day + timedelta(days=1)
+        start = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+        end = datetime(following.year, following.month, following.day, tzinfo=zone)
         found = await self._list(
             principal,
             "appointment",
@@ -364,9 +409,10 @@ class AgentReads:
             {"location_id": location_id},
             limit,
             starts_from=start,
-            starts_before=start + timedelta(days=1),
+            starts_before=end.astimezone(UTC),
         )
-        return sorted(found, key=lambda a: str(a.get("start")))
+        found.sort(key=lambda a: str(a.get("start")))
+        return ScheduleDay(str(zone), start, end.astimezone(UTC), found)
 
     async def appointment(self, principal: Principal, route: str, appointment_id: str) -> Any:
         """One stored appointment, read fresh (a preview shows its current state)."""
