@@ -126,8 +126,11 @@ async def carebridge_sync(
         if not report.ok:
             raise SystemExit(f"the sync failed: {report.as_json()}")
         counts = {name: r.read for name, r in report.streams.items()}
-        sent = sum(b["sent"] for b in upstream.health()["brokers"].values())
-        return sum(counts.values()), seconds, sent, counts
+        health = upstream.health()
+        sent = sum(b["sent"] for b in health["brokers"].values())
+        budget = upstream.connection.throttle.budget()
+        counts["_rate"], counts["_concurrency"] = round(budget.rate), budget.concurrency
+        return sum(n for k, n in counts.items() if not k.startswith("_")), seconds, sent, counts
     finally:
         await deployment.aclose()
 
@@ -262,17 +265,20 @@ def dlt_pull(base_url: str, patients: bool = True) -> tuple[int, float, int]:
     return sum(n for table, n in rows.items() if table in DLT_TABLES), seconds, sent
 
 
-def limited_sync(base_url: str, limit: float) -> tuple[int, float, int]:
+def limited_sync(base_url: str, limit: float) -> tuple[int, float, int, dict[str, int]]:
     """carebridge's sync with its default throttle under a hidden limit of ``limit``
-    requests/s (burst 20): (records, seconds, requests sent, 429s included)."""
+    requests/s (burst 20): (records, seconds, requests sent, 429s included, counts with the
+    throttle's final rate and concurrency)."""
     put = {"rate_limit_rps": limit, "rate_limit_burst": 20}
     httpx.put(f"{base_url}/_sandbox/settings", json=put, timeout=10).raise_for_status()
     try:
-        records, seconds, sent, _ = asyncio.run(carebridge_sync(base_url, SYNCED, throttle=None))
+        records, seconds, sent, counts = asyncio.run(
+            carebridge_sync(base_url, SYNCED, throttle=None)
+        )
     finally:
         off = {"rate_limit_rps": 0}
         httpx.put(f"{base_url}/_sandbox/settings", json=off, timeout=10).raise_for_status()
-    return records, seconds, sent
+    return records, seconds, sent, counts
 
 
 RSS_CHILD = r"""
@@ -483,7 +489,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--limit", type=float, default=200.0, help="(b)'s limit, requests/s")
+    parser.add_argument("--limit", type=float, default=100.0, help="(b)'s limit, requests/s")
     parser.add_argument("--appointments", default="100000,1000000", help="(c)'s sizes")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
@@ -495,7 +501,7 @@ def main() -> None:
     connector.PATIENTS = args.patients
     base_url, stop = start_sandbox()
     rounds: list[tuple[tuple[int, float, int, dict[str, int]], tuple[int, float, int]]] = []
-    limited: tuple[int, float, int] | None = None
+    limited: tuple[int, float, int, dict[str, int]] | None = None
     waits: list[float] = []
     try:
         for _ in range(args.rounds):
@@ -510,7 +516,10 @@ def main() -> None:
         stop()
 
     print(f"(a) the v2 streams and patients of a {args.patients:,}-patient tenant (practice 1)")
-    print("    " + ", ".join(f"{k} {v:,}" for k, v in rounds[0][0][3].items()))
+    print(
+        "    "
+        + ", ".join(f"{k} {v:,}" for k, v in rounds[0][0][3].items() if not k.startswith("_"))
+    )
     print(
         f"{'':4}{'round':<7}{'':<12} {'records':>8} {'requests':>9} {'req/rec':>8} {'s':>7} {'rec/s':>8}"
     )
@@ -525,7 +534,7 @@ def main() -> None:
     print(f"    carebridge/dlt records/s: {_spread(ratios)} over {len(ratios)} rounds")
 
     if limited is not None:
-        records, seconds, sent = limited
+        records, seconds, sent, counts = limited
         needed = rounds[0][0][2]  # the plan's requests, from an unlimited round
         ceiling = needed / args.limit
         print(f"(b) the same sync under a hidden limit of {args.limit:.0f} requests/s (burst 20),")
@@ -534,7 +543,10 @@ def main() -> None:
             f"    {records:,} records in {seconds:.1f} s, {sent:,} requests "
             f"({sent - needed:,} refused and retried); at the limit: {ceiling:.1f} s"
         )
-        print(f"    share of the rate-limited ceiling: {ceiling / seconds:.0%}")
+        print(
+            f"    share of the rate-limited ceiling: {ceiling / seconds:.0%} (the throttle ended "
+            f"at {counts['_rate']} requests/s, {counts['_concurrency']} in flight)"
+        )
 
     if waits:
         ordered = sorted(waits)
