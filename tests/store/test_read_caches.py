@@ -123,3 +123,30 @@ async def test_the_page_cache_holds_at_most_its_budget(seeded: AsyncEngine) -> N
     await _page(records, limit=1)  # and goes for the next
     await _page(records, limit=3)
     assert records.misses == 7
+
+
+async def test_a_record_is_kept_until_its_kind_changes_and_a_missing_one_appears(
+    seeded: AsyncEngine,
+) -> None:
+    patients = _patients(2)
+    await _write(seeded, "ten_a", "patient", patients[:1])
+    records = SqlRecords(seeded)
+    pid = str(patients[0].id)
+    first = await records.get("ten_a", "patient", pid)
+    assert first is not None
+    first["name"] = "changed by the caller"  # a copy: the kept record is not touched
+    kept = await records.get("ten_a", "patient", pid)
+    assert kept is not None
+    assert kept["name"]["first"] == "Test00"
+    assert await records.get("ten_b", "patient", pid) is None  # another tenant's: not found
+    assert await records.get("ten_a", "patient", str(patients[1].id)) is None
+
+    other = create_engine(seeded.url.render_as_string(hide_password=False))
+    try:
+        await _write(other, "ten_a", "patient", [patients[1], *_patients(1, first="Changed")])
+    finally:
+        await other.dispose()
+    assert await records.get("ten_a", "patient", str(patients[1].id)) is not None
+    changed = await records.get("ten_a", "patient", pid)
+    assert changed is not None
+    assert changed["name"]["first"] == "Changed00"

@@ -41,6 +41,9 @@ PAGE_CACHE_BYTES = 64 * 2**20
 """How much record JSON one process keeps in served pages, at most (the least recently served
 page goes first beyond it)."""
 
+RECORD_CACHE = 10_000
+"""Single records one process keeps (the least recently read goes first beyond it)."""
+
 _PageKey = tuple[Any, ...]
 
 
@@ -66,6 +69,9 @@ class SqlRecords:
         self.cache_bytes = cache_bytes
         self._pages: OrderedDict[_PageKey, tuple[int, RecordPage, int]] = OrderedDict()
         self._held = 0
+        self._records: OrderedDict[tuple[str, str, str], tuple[int, dict[str, Any] | None]] = (
+            OrderedDict()
+        )
         self.misses = 0  # pages read from the table (tests, benchmarks)
 
     def _keep(self, key: _PageKey, generation: int, page: RecordPage) -> None:
@@ -128,6 +134,15 @@ class SqlRecords:
         return page
 
     async def get(self, tenant_id: str, kind: str, entity_id: str) -> dict[str, Any] | None:
+        """One record (None: not stored, or a tombstone), kept like a page: served again from
+        memory while its kind's generation has not moved (a write's ownership checks of the
+        patient, resource, location and visit reason cost a generation read each)."""
+        key = (tenant_id, kind, entity_id)
+        generation = await self.generations.value(tenant_id, entities_generation(kind))
+        kept = self._records.get(key)
+        if kept is not None and kept[0] == generation:
+            self._records.move_to_end(key)
+            return None if kept[1] is None else dict(kept[1])
         row = await read_first(
             self.engine,
             select(entity_table.c.data).where(
@@ -137,7 +152,11 @@ class SqlRecords:
                 entity_table.c.deleted.is_(False),
             ),
         )
-        return None if row is None else dict(row[0])
+        found = None if row is None else dict(row[0])
+        self._records[key] = (generation, found)
+        if len(self._records) > RECORD_CACHE:
+            self._records.popitem(last=False)
+        return None if found is None else dict(found)
 
     async def put(
         self, tenant_id: str, kind: str, records: Sequence[DomainModel], fetched_at: datetime
