@@ -7,6 +7,7 @@ business rules (scopes, tenant checks, freshness, idempotency) live in the servi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from carebridge.api.routes.common import Caller as Caller
 from carebridge.api.routes.common import SessionCheck, caller
 from carebridge.contract import VERSION
 from carebridge.contract.problems import Problem
+from carebridge.errors import Unauthorized
 from carebridge.services.reads import Reads
 from carebridge.services.records import AuditReader, EventReader, KeyStore
 from carebridge.services.writes import Writes
@@ -90,12 +92,23 @@ async def _declared_query(request: Request) -> None:
 
 
 PUBLIC = frozenset({"/health", "/authenticate", "/tenants", "/docs", "/redoc", "/openapi.json"})
+OPERATOR = frozenset({"/tenants"})
+"""Routes that take the operator token rather than a tenant's credential."""
 
 
 async def _credential(request: Request) -> None:
-    """Raise unless the request carries a valid credential (public routes need none)."""
-    if request.url.path not in PUBLIC:
-        await caller(request, request.headers.get("authorization"))
+    """Raise unless the request carries a valid credential (public routes need none; the
+    operator's routes need the operator token)."""
+    authorization = request.headers.get("authorization")
+    if request.url.path in OPERATOR:
+        operator: Callable[[str | None], object] | None = getattr(
+            request.app.state, "operator", None
+        )
+        if operator is None:
+            raise Unauthorized("no operator token is configured")
+        operator(authorization)
+    elif request.url.path not in PUBLIC:
+        await caller(request, authorization)
 
 
 class Api(FastAPI):
@@ -230,12 +243,15 @@ def create_app(
     extra_routers: list[Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     limiter: Limiter | None = None,
+    operator: Callable[[str | None], object] | None = None,
 ) -> FastAPI:
     """The API over the read use cases (without a backend, they serve the store only) and the
     write use cases (by default, over the same reads).
 
     Request bodies over ``max_body_bytes`` are refused with 413 before they are parsed. Each
-    key's own rate limit is ``limiter``'s (default: ``CAREBRIDGE_RATE_LIMIT``, 600 a minute)."""
+    key's own rate limit is ``limiter``'s (default: ``CAREBRIDGE_RATE_LIMIT``, 600 a minute).
+    ``operator`` checks the operator token of ``/tenants`` before a refused request is
+    validated (without it, those routes answer 401)."""
     writing = writes if writes is not None else Writes(reads)
     app = Api(
         dependencies=[Depends(_declared_query)],
@@ -249,6 +265,7 @@ def create_app(
     install_log_ids()
     _self_hosted_docs(app)
     app.state.limiter = limiter if limiter is not None else from_environment()
+    app.state.operator = operator
     problems.install(app, credential=_credential)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.keys = keys

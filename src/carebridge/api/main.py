@@ -30,6 +30,7 @@ from carebridge.api.routes import mcp as mcp_routes
 from carebridge.api.routes import sync as sync_routes
 from carebridge.api.routes import webhooks as webhook_routes
 from carebridge.errors import ConfigError
+from carebridge.services.admin import OperatorGate
 from carebridge.wiring.admin import database_url, key_ring
 from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.jobs import background as background_loops
@@ -57,6 +58,7 @@ def build(
             mcp_routes.router(agent_services(deployment)),
         ],
         max_body_bytes=max_body_bytes,
+        operator=OperatorGate(admin_token).check,
     )
 
 

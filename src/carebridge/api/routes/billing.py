@@ -24,6 +24,7 @@ from carebridge.api.routes.common import (
     one_of,
     one_response,
     one_route,
+    with_article,
     write_response,
     written,
 )
@@ -85,7 +86,7 @@ def router(reads: Reads) -> APIRouter:
             f"{path}/{{id}}",
             one_route(reads, kind, path),
             methods=["GET"],
-            summary=f"Get a {kind}",
+            summary=f"Get {with_article(kind)}",
             **one_of(kind),
         )
     return routes

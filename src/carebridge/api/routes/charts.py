@@ -23,6 +23,7 @@ from carebridge.api.routes.common import (
     listed,
     one_of,
     one_route,
+    with_article,
     write_response,
     written,
 )
@@ -85,7 +86,7 @@ def router(reads: Reads) -> APIRouter:
             f"{path}/{{id}}",
             one_route(reads, kind, path),
             methods=["GET"],
-            summary=f"Get a {'lab result' if kind == 'lab' else kind}",
+            summary=f"Get {'a lab result' if kind == 'lab' else with_article(kind)}",
             **one_of(kind),
         )
     return routes

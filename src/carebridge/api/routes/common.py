@@ -341,6 +341,11 @@ async def write_response(
     return json_response(answer, status=201 if outcome.created else 200, headers=headers)
 
 
+def with_article(noun: str) -> str:
+    """``a charge``, ``an encounter``: a summary's noun with its article."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
 def kind_path(kind: str) -> str:
     """The path of a kind's list (``/appointments``): its table's name."""
     return f"/{KINDS[kind].table or kind}"

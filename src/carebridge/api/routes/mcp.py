@@ -52,7 +52,11 @@ def router(services: AgentServices) -> APIRouter:
     for path in (METADATA_PATH, f"{METADATA_PATH}/mcp"):
         routes.add_api_route(path, metadata, methods=["GET"], include_in_schema=False)
 
-    @routes.post("/mcp/confirmations/{token_id}/approve", response_model=Approved)
+    @routes.post(
+        "/mcp/confirmations/{token_id}/approve",
+        summary="Approve an agent's pending write",
+        response_model=Approved,
+    )
     async def approve(principal: Caller, token_id: TokenId) -> Response:
         """Approve an agent's pending write (its key's policy asks for a person): the
         write's scope is needed, and nobody approves their own."""
@@ -66,7 +70,11 @@ def router(services: AgentServices) -> APIRouter:
         }
         return json_response(body)
 
-    @routes.put("/mcp/policies/{principal_id}", response_model=Policy)
+    @routes.put(
+        "/mcp/policies/{principal_id}",
+        summary="Set whether a key's agent writes wait for a person",
+        response_model=Policy,
+    )
     async def set_policy(
         principal: Caller,
         principal_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],

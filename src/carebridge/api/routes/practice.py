@@ -17,6 +17,7 @@ from carebridge.api.routes.common import (
     listed,
     one_of,
     one_route,
+    with_article,
 )
 from carebridge.services.reads import Reads
 
@@ -45,7 +46,7 @@ def router(reads: Reads) -> APIRouter:
             one_route(reads, kind, path),
             methods=["GET"],
             tags=["practice"],
-            summary=f"Get a {kind.replace('_', ' ')}",
+            summary=f"Get {with_article(kind.replace('_', ' '))}",
             **one_of(kind),
         )
     return routes

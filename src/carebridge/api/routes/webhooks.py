@@ -32,7 +32,7 @@ and render.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Response
@@ -89,6 +89,12 @@ class NewWebhook(BaseModel):
         if unknown:
             raise ValueError("unknown event types: " + ", ".join(sorted(set(unknown))[:10]))
         return sorted(set(value))
+
+
+DeliveryOrder = Annotated[
+    Literal["-created_at"],
+    Query(description="Newest first (the one order the delivery log offers)."),
+]
 
 
 def _known(event_type: str) -> bool:
@@ -173,9 +179,11 @@ def router(service: Webhooks) -> APIRouter:
 
     @api.get("/webhooks/{webhook_id}", summary="Get a webhook subscription", response_model=Webhook)
     async def get_webhook(principal: Caller, webhook_id: str) -> dict[str, Any]:
+        """One subscription of the tenant: its URL, event types and state (never its
+        secret); another tenant's id is a 404."""
         return _subscription(await hooks.get(principal, webhook_id))
 
-    @api.delete("/webhooks/{webhook_id}", status_code=204, summary="Unsubscribe")
+    @api.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook subscription")
     async def delete_webhook(principal: Caller, webhook_id: str) -> Response:
         """Removes the subscription, its pending deliveries and its secrets."""
         await hooks.delete(principal, webhook_id)
@@ -216,6 +224,7 @@ def router(service: Webhooks) -> APIRouter:
         webhook_id: str,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         cursor: Annotated[str | None, Query(max_length=20)] = None,
+        order: DeliveryOrder = "-created_at",  # noqa: ARG001 - the one order offered
     ) -> dict[str, Any]:
         """Newest first: each delivery's seq, message id, event type, state (pending,
         delivered, dead), attempts, last status and error, and next attempt."""
