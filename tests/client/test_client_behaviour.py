@@ -240,3 +240,15 @@ def test_a_list_pages_by_cursor_and_keeps_its_filters() -> None:
     assert ids == ["whk_1", "whk_2"]
     assert script.seen[1].url.params["cursor"] == "c2"
     assert script.seen[1].url.params["limit"] == "1"
+
+
+def test_fields_the_client_does_not_know_yet_are_ignored_at_every_depth() -> None:
+    """The API may add fields within a version; an older client keeps reading the page."""
+    newer = EVENT | {"added_later": {"x": 1}}
+    answer = page([newer], None)
+    body = answer.json() | {"also_added": True}
+    script = Script(httpx.Response(200, json=body))
+    api, _ = client(script)
+    events = list(api.events.list(after=0))
+    assert [(e.id, e.seq) for e in events] == [("evt_1", 1)]
+    assert not hasattr(events[0], "added_later")

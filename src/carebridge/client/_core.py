@@ -105,11 +105,14 @@ class Call(Generic[T]):
 
 
 def reader(kind: Any) -> Callable[[httpx.Response], Any]:
-    """How to read an answer's JSON as ``kind`` (a model class or any type pydantic knows)."""
+    """How to read an answer's JSON as ``kind`` (a model class or any type pydantic knows).
+
+    Fields the models do not know are ignored, at every depth: the API adds fields without a new
+    version (docs/api-conventions.md), and a client must keep reading what it knows."""
     adapter: TypeAdapter[Any] = TypeAdapter(kind)
 
     def read(response: httpx.Response) -> Any:
-        return adapter.validate_json(response.content)
+        return adapter.validate_json(response.content, extra="ignore")
 
     return read
 
