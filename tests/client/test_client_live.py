@@ -82,6 +82,23 @@ async def test_a_booking_is_typed_and_replays_under_its_key(live: Live) -> None:
     assert again.ledger_id == booked.ledger_id
 
 
+async def test_an_encounter_is_opened_signed_and_given_an_addendum(live: Live) -> None:
+    async with client_of(live) as api:
+        patient = (await api.patients.list(limit=1).first_page()).data[0]
+        opened = await api.encounters.create(patient_id=patient.id, diagnoses=["J06.9"])
+        signed = await api.encounters.sign(opened.data.id)
+        added = await api.encounters.add_addendum(
+            opened.data.id, text="Culture result reviewed.", idempotency_key="client-add-1"
+        )
+        again = await api.encounters.add_addendum(
+            opened.data.id, text="Culture result reviewed.", idempotency_key="client-add-1"
+        )
+    assert signed.data.signed_at is not None
+    assert len(added.data.addenda) == len(signed.data.addenda) + 1
+    assert again.ledger_id == added.ledger_id
+    assert len(again.data.addenda) == len(added.data.addenda)
+
+
 async def test_a_bad_key_and_a_missing_scope_raise_their_types(live: Live) -> None:
     await live.key("ten_a", "practice.read", "narrow")
     live.keys["nobody"] = "cbk_not_a_key"

@@ -251,6 +251,21 @@ class EncountersNamespace(RecordsNamespace[Encounter]):
         fields = {"encounter_id": encounter_id}
         return await self._run(write("sign_encounter", "encounter", fields, idempotency_key))
 
+    async def add_addendum(
+        self, encounter_id: str, *, text: str, idempotency_key: str | None = None
+    ) -> WriteAnswer[Encounter]:
+        """Add an addendum to a signed encounter; the answer is the encounter read back, the
+        addendum last in its ``addenda``."""
+        return await self._run(
+            call(
+                "POST",
+                f"/encounters/{encounter_id}/addenda",
+                WriteAnswer[Encounter],
+                body=body(text=text),
+                idempotency_key=idempotency_key,
+            )
+        )
+
 
 class ChargesNamespace(RecordsNamespace[Charge]):
     """Charges, and entering one."""
