@@ -405,12 +405,12 @@ class Writes:
             )
         reads = self.reads
         tenant, who = principal.tenant_id, principal.id
-        stored = await reads.present(tenant, [("patient", p) for p in patients] + list(refs))
-        for patient_id, known in zip(patients, stored, strict=False):
+        present = await reads.present(tenant, [("patient", p) for p in patients] + list(refs))
+        for patient_id, known in zip(patients, present, strict=False):
             if not known:
                 raise NotFound(f"no patient {patient_id}")
         missing = [
-            ref for ref, known in zip(refs, stored[len(patients) :], strict=True) if not known
+            ref for ref, known in zip(refs, present[len(patients) :], strict=True) if not known
         ]
         await reads.known(principal, missing, patient_id=patients[0] if patients else None)
         sent = dict(request)
