@@ -424,7 +424,9 @@ async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Li
         unknown = await client.post(
             "/sync", json={"streams": ["gizmos"]}, headers=live.auth("admin_a")
         )
-        assert unknown.status_code == 400
+        # contract v1: well-formed but invalid input is a 422 that names the field
+        assert unknown.status_code == 422
+        assert "streams" in unknown.text
         extra = await client.post("/sync", json={"everything": True}, headers=live.auth("admin_a"))
         assert extra.status_code in (400, 422)
         anonymous = await client.post("/sync", json={})
