@@ -16,8 +16,11 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -73,11 +76,43 @@ SELECT = (
     "LEFT JOIN cancellation_reasons r ON r.id = a.cancellation_reason_id "
 )
 GENDER_IDS = {"M": 1, "F": 2, "O": 3, "U": 4}
+LIST_SELECT = SELECT.replace(
+    "SELECT a.*, ",
+    "SELECT a.id, a.practice_id, a.patient_id, a.provider_id, a.location_id, a.resource_id, "
+    "a.nature_of_visit_id, a.appointment_status_id, a.start_time, a.end_time, "
+    "a.reason_for_visit, a.comments, a.cancellation_reason_id, a.cancellation_comments, "
+    "a.arrived_at, a.departed_at, a.is_confirmed, a.is_force_overbook, a.patient_contacted, "
+    "a.referring_physician_npi, a.updated_by_application, a.created_at, a.updated_at, ",
+    1,
+)
+"""The listing's columns: what a list item renders (not the extended fields, nor the JSON
+column), so a page copies and compares less."""
 
 
-def render(tenant: Tenant, row: sqlite3.Row, *, extended: bool = False) -> dict[str, Any]:
+def render(tenant: Tenant, found: sqlite3.Row, *, extended: bool = False) -> dict[str, Any]:
     """The ``_appointment.jbuilder`` shape (``_appointment_extended`` when ``extended``)."""
-    tz = tenant.tz(row["practice_id"])
+    # A plain dict first: sqlite3.Row finds a column by name with a scan of its names, and
+    # an appointment reads forty of them.
+    row = dict(zip(found.keys(), found, strict=True))
+    return _render(row, tenant.tz(row["practice_id"]), extended=extended)
+
+
+def listed(tenant: Tenant, found: sqlite3.Row) -> orjson.Fragment:
+    """A list item (``{"appointment": ...}``) as JSON, rendered once per distinct row: the
+    item is a function of the row's values (the appointment and what it joins) and the
+    practice's time zone, so a row read again unchanged reuses its bytes."""
+    keys = tuple(found.keys())
+    values = tuple(found)
+    return _listed(keys, values, tenant.tz(found["practice_id"]))
+
+
+@lru_cache(maxsize=20_000)  # ~25 MB of items at most
+def _listed(keys: tuple[str, ...], values: tuple[Any, ...], tz: ZoneInfo) -> orjson.Fragment:
+    item = {"appointment": _render(dict(zip(keys, values, strict=True)), tz)}
+    return orjson.Fragment(orjson.dumps(item))
+
+
+def _render(row: dict[str, Any], tz: ZoneInfo, *, extended: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": row["id"],
         "appointment_status": {
@@ -219,7 +254,7 @@ async def list_appointments(request: Request, tenant: Tenant, grant: Grant) -> R
     # joined: the rows a deep page skips are never joined.
     page = paginate(
         lambda limit, offset: tenant.db.all(
-            SELECT + "WHERE a.internal_id IN (SELECT a.internal_id FROM appointments a "
+            LIST_SELECT + "WHERE a.internal_id IN (SELECT a.internal_id FROM appointments a "
             f"WHERE {clause} ORDER BY a.start_time, a.internal_id LIMIT ? OFFSET ?) "
             "ORDER BY a.start_time, a.internal_id",
             (*params, limit, offset),
@@ -228,7 +263,7 @@ async def list_appointments(request: Request, tenant: Tenant, grant: Grant) -> R
         parse_page(q.get("page")),
         PAGE_SIZE,
     )
-    items = [{"appointment": render(tenant, row)} for row in page.rows]
+    items = [listed(tenant, row) for row in page.rows]
     return paged_response(request, tenant.config.base_url, items, page)
 
 
