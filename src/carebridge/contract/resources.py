@@ -228,29 +228,99 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
-class UpstreamHealth(BaseModel):
-    """The caller's tenant's upstream: the throttle's budget, the drift report and each
-    surface's session state (never a secret). ``connected`` is false until the first call."""
+class UpstreamThrottle(BaseModel):
+    """The upstream budget: requests a second, requests at once, in flight and spare now."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "tenant": "ten_maple",
-                    "connected": True,
-                    "throttle": {"rate": 200.0, "concurrency": 8, "in_flight": 0, "tokens": 184.0},
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float
+    concurrency: int
+    in_flight: int
+    tokens: float
+
+
+class UpstreamDriftObservation(BaseModel):
+    """One way the upstream's answers differed from what the connector expects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="`unknown`, `missing`, `retyped` or `invalid`.")
+    path: str = Field(description="The field, as a JSON path into the upstream's answer.")
+    expected: str | None
+    actual: str | None
+    breaking: bool
+    count: int
+    first_seen: Timestamp
+    last_seen: Timestamp
+
+
+class UpstreamEndpointDrift(BaseModel):
+    """One upstream endpoint's answers checked against their wire model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checks: int
+    breaking: int
+    last_checked: Timestamp | None
+    unknown: int
+    missing: int
+    retyped: int
+    invalid: int
+    overflow: int
+    observations: list[UpstreamDriftObservation]
+
+
+class UpstreamDrift(BaseModel):
+    """Whether any endpoint drifted, and each endpoint's report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drifted: bool
+    endpoints: dict[str, UpstreamEndpointDrift]
+
+
+class UpstreamBroker(BaseModel):
+    """One upstream surface's session (never its secret)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    has_credential: bool
+    expires_at: Timestamp | None
+    renewals: int
+    last_error: str | None
+    sent: int = Field(description="Requests sent on this surface.")
+
+
+class UpstreamHealth(BaseModel):
+    """The caller's tenant's upstream: the throttle's budget, the drift report, the upstream
+    fields the mappings did not carry (per endpoint, with counts) and each surface's session
+    state (never a secret). ``connected`` is false until the first call, and the rest null."""
+
+    model_config = _examples(
+        {
+            "tenant": "ten_maple",
+            "connected": True,
+            "throttle": {"rate": 200.0, "concurrency": 8, "in_flight": 0, "tokens": 184.0},
+            "drift": {"drifted": False, "endpoints": {}},
+            "dropped": {"GET /v2/patients/{id}": {"patient.photo": 3}},
+            "brokers": {
+                "v2": {
+                    "has_credential": True,
+                    "expires_at": "2026-11-24T16:00:00Z",
+                    "renewals": 0,
+                    "last_error": None,
+                    "sent": 12,
                 }
-            ]
-        },
+            },
+        }
     )
 
     tenant: str
     connected: bool
-    throttle: dict[str, Any] | None = None
-    drift: dict[str, Any] | None = None
-    dropped: dict[str, Any] | None = None
-    brokers: dict[str, Any] | None = None
+    throttle: UpstreamThrottle | None = None
+    drift: UpstreamDrift | None = None
+    dropped: dict[str, dict[str, int]] | None = None
+    brokers: dict[str, UpstreamBroker] | None = None
 
 
 class Tenant(BaseModel):

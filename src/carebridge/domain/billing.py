@@ -380,6 +380,9 @@ class Remittance(Record):
     id: RemittanceId
     payment_id: PaymentId
     claim_id: ClaimId
+    patient_id: PatientId | None = None
+    """The claim's patient (835 loop 2100 NM1*QC); None only in a record stored before the
+    connector mapped it."""
     claim_status_code: RemittanceClaimStatus
     """835 CLP02 (``1`` processed as primary, ``4`` denied, ``22`` reversal ...)."""
     payer_claim_control_number: str | None = None

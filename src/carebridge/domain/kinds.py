@@ -18,7 +18,10 @@ name: ``patient``, ``appointment``, ``lab``... Each entry says, for its kind:
 - ``events``: the event types about it;
 - ``writes``: the write operations that change it, and whether each creates a record;
 - ``patient_key``: where its patient id sits (``id`` for a patient, ``patient_id`` otherwise,
-  None when it names no patient).
+  None when it names no patient);
+- ``columns``: the store's index columns a field of another name fills (a patient's
+  ``provider_id`` column holds its ``primary_provider_id``); a column not named here is filled
+  by the field of its own name. A list filters on a column under its field's name.
 
 Every other table of kinds (the read path's sources and PHI set, the sync's streams, the
 export's tables and models, the store's index columns, the write operations, the events'
@@ -75,6 +78,15 @@ class Kind:
     creates: tuple[str, ...] = ()
     changes: tuple[str, ...] = ()
     patient_key: Literal["id", "patient_id"] | None = "patient_id"
+    columns: tuple[tuple[str, str], ...] = ()
+
+    def field_of(self, column: str) -> str:
+        """The record's field that fills index column ``column``."""
+        return dict(self.columns).get(column, column)
+
+    def column_of(self, field: str) -> str:
+        """The index column a filter on the record's field ``field`` reads."""
+        return next((c for c, f in self.columns if f == field), field)
 
     @property
     def read_scope(self) -> str:
@@ -127,7 +139,9 @@ KINDS: Final[dict[str, Kind]] = {
         # Patients and the schedule.
         Kind("patient", Patient, "patient", True, "patients", incremental=True,
              stream="patients", table="patients", patient_key="id",
-             events=("patient.created", "patient.updated")),
+             events=("patient.created", "patient.updated"),
+             columns=(("provider_id", "primary_provider_id"),
+                      ("location_id", "primary_location_id"), ("status", "active"))),
         Kind("appointment", Appointment, "appointment", True, "appointments", reach="window",
              stream="appointments", tombstones=True, table="appointments",
              events=("appointment.created", "appointment.updated", "appointment.rescheduled",
@@ -148,9 +162,11 @@ KINDS: Final[dict[str, Kind]] = {
              events=("claim.submitted", "claim.status_changed", "claim.paid", "claim.denied"),
              creates=("submit_claim",)),
         Kind("payment", Payment, "payment", True, "payments", incremental=True,
-             stream="payments", table="payments", events=("payment.posted",)),
+             stream="payments", table="payments", events=("payment.posted",),
+             columns=(("status", "kind"),)),
         Kind("remittance", Remittance, "payment", True, "remittances", incremental=True,
-             stream="remittances", table="remittances", events=("remittance.received",)),
+             stream="remittances", table="remittances", events=("remittance.received",),
+             columns=(("status", "claim_status_code"),)),
         Kind("statement", Statement, "payment", True, "statements", incremental=True,
              stream="statements", table="statements"),
         # Read through per patient, never synced as streams.
@@ -158,7 +174,7 @@ KINDS: Final[dict[str, Kind]] = {
         Kind("immunization", Immunization, "encounter", True, "immunizations",
              reach="patient", table="immunizations"),
         Kind("document", Document, "document", True, "documents", reach="patient",
-             table="documents"),
+             table="documents", columns=(("status", "active"),)),
         # Asked in real time, never stored.
         Kind("eligibility", EligibilityCheck, "eligibility", True, "check_eligibility",
              reach="patient", events=("eligibility.changed",)),

@@ -137,12 +137,12 @@ def patient_filters(
     *,
     name: str | None = None,
     dob: str | None = None,
-    provider_id: str | None = None,
-    location_id: str | None = None,
-    status: str | None = None,
+    primary_provider_id: str | None = None,
+    primary_location_id: str | None = None,
+    active: bool | None = None,
 ) -> dict[str, str]:
-    """The store filters of a patient search: ``name`` ("Last, First", any case) and ``dob``
-    (a calendar date); an empty value is no filter.
+    """The store filters of a patient search: ``name`` ("Last, First", any case), ``dob``
+    (a calendar date) and the patient's fields; an empty value is no filter.
 
     Raises:
         BadRequest: ``dob`` is not a calendar date.
@@ -152,18 +152,30 @@ def patient_filters(
             date.fromisoformat(dob)
         except ValueError:
             raise BadRequest("dob is not a calendar date", field="dob") from None
-    return given(
-        name_key=name.lower() if name else None,
-        birth_date=dob,
-        provider_id=provider_id,
-        location_id=location_id,
-        status=status,
+    return given(name_key=name.lower() if name else None, birth_date=dob) | field_filters(
+        "patient",
+        primary_provider_id=primary_provider_id,
+        primary_location_id=primary_location_id,
+        active=active,
     )
 
 
 def given(**values: str | None) -> dict[str, str]:
     """The filters the caller gave (empty ones are not filters)."""
     return {key: value for key, value in values.items() if value}
+
+
+def field_filters(of: str, /, **values: str | bool | None) -> dict[str, str]:
+    """The store filters of a list of kind ``of`` filtered by its records' fields (``active``,
+    ``primary_provider_id``, a payment's ``kind``...): each on the index column the field
+    fills (the kinds registry's ``columns``); a flag as ``true``/``false``; an empty value is
+    no filter."""
+    found = KINDS[of]
+    return {
+        found.column_of(name): ("true" if value else "false") if isinstance(value, bool) else value
+        for name, value in values.items()
+        if value is not None and value != ""
+    }
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,23 @@ class Change:
 
 
 def _text(value: Any) -> str | None:
+    if isinstance(value, bool):  # a flag filters as ``true`` / ``false``, as the query gives it
+        return "true" if value else "false"
     return None if value is None else str(value)
 
 
 def _patient_key(kind: str) -> str | None:
     found = KINDS.get(kind)
     return found.patient_key if found is not None else "patient_id"
+
+
+_FILLED_BY: dict[str, tuple[str, str, str]] = {
+    name: (k.field_of("provider_id"), k.field_of("location_id"), k.field_of("status"))
+    for name, k in KINDS.items()
+}
+"""Each kind's fields that fill the ``provider_id``, ``location_id`` and ``status`` columns
+(the registry's ``columns``: a patient's ``primary_provider_id``...)."""
+_SAME = ("provider_id", "location_id", "status")
 
 
 def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
@@ -58,11 +69,12 @@ def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
     birth = get("birth_date")
     start = get("start")
     updated = get("updated_at")
+    provider, location, status = _FILLED_BY.get(kind, _SAME)
     return {
         "patient_id": _text(get(key)) if (key := _patient_key(kind)) else None,
-        "provider_id": _text(get("provider_id")),
-        "location_id": _text(get("location_id")),
-        "status": _text(get("status")),
+        "provider_id": _text(get(provider)),
+        "location_id": _text(get(location)),
+        "status": _text(get(status)),
         "name_key": name_key,
         "birth_date": birth.isoformat() if isinstance(birth, date) else None,
         "starts_at": start if isinstance(start, datetime) else None,

@@ -14,7 +14,7 @@ from carebridge.api.routes.common import (
     SeqOrder,
     envelope,
     instant_text,
-    page_of,
+    paged,
 )
 from carebridge.contract.resources import AuditEntry
 from carebridge.services.events import AuditReader, LogQuery, read_audit
@@ -29,7 +29,7 @@ def router(audit: AuditReader) -> APIRouter:
         "/audit_events",
         tags=["admin"],
         summary="Read the audit log",
-        response_model=page_of(AuditEntry),
+        **paged(AuditEntry, "1"),
     )
     async def audit_events(
         principal: Caller,

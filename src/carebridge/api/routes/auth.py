@@ -12,13 +12,13 @@ typed errors, answered as problems by :mod:`carebridge.api.problems`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
 from fastapi.openapi.models import Example
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from carebridge.contract.time import Timestamp
 from carebridge.services.sessions import (
     Challenge,
     ChooseMethod,
@@ -103,36 +103,59 @@ EXAMPLES = {
 }
 
 
-class Authenticated(BaseModel):
-    """Signed in: send ``Authorization: Bearer <token>`` until ``expires_at``."""
-
-    status: Literal["authenticated"] = "authenticated"
-    token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the token scheme, not a secret
-    expires_at: datetime
-    tenant: str
-    scopes: list[str]
+AuthenticateStatus = Literal["authenticated", "mfa_required", "code_sent", "code_required"]
 
 
-class MfaRequired(BaseModel):
-    """The password was right; choose one of ``methods`` before ``expires_at``."""
+class AuthenticateAnswer(BaseModel):
+    """Where the sign-in stands (``status``) and what the next step needs; a field the status
+    does not carry is absent:
 
-    status: Literal["mfa_required"] = "mfa_required"
-    challenge_id: str
-    methods: list[Method]
-    expires_at: datetime
+    - ``authenticated``: ``token`` (send ``Authorization: Bearer <token>`` until
+      ``expires_at``), ``token_type``, ``tenant`` and the token's ``scopes``;
+    - ``mfa_required``: the password was right; send ``challenge_id`` and one of ``methods``
+      before ``expires_at``;
+    - ``code_sent`` (texted or e-mailed to the masked ``destination``) or ``code_required``
+      (from the authenticator app): send ``challenge_id`` and the code.
+    """
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "authenticated",
+                    "token": "cbs_4q2v8m1c7x9z3k5t6w0r2y4u8i1o3p5a",
+                    "token_type": "Bearer",
+                    "expires_at": "2026-11-25T03:00:00Z",
+                    "tenant": "ten_maple",
+                    "scopes": ["appointment.read", "patient.read"],
+                },
+                {
+                    "status": "mfa_required",
+                    "challenge_id": "chl_6f1c0e5b2a9d4e7f8a1b2c3d4e5f6a7b",
+                    "methods": ["totp", "sms"],
+                    "expires_at": "2026-11-24T15:05:00Z",
+                },
+                {
+                    "status": "code_sent",
+                    "challenge_id": "chl_6f1c0e5b2a9d4e7f8a1b2c3d4e5f6a7b",
+                    "method": "sms",
+                    "destination": "***-***-4821",
+                },
+            ]
+        },
+    )
 
-class CodeSent(BaseModel):
-    """Send the code next: texted or e-mailed to ``destination`` (masked), or from the app."""
-
-    status: Literal["code_sent", "code_required"]
-    challenge_id: str
-    method: Method
+    status: AuthenticateStatus
+    token: str | None = None
+    token_type: Literal["Bearer"] | None = None
+    expires_at: Timestamp | None = None
+    tenant: str | None = None
+    scopes: list[str] | None = None
+    challenge_id: str | None = None
+    methods: list[Method] | None = None
+    method: Method | None = None
     destination: str | None = None
-
-
-AuthenticateReply = Authenticated | MfaRequired | CodeSent
 
 
 def _use_case_step(body: PasswordStep | MethodStep | CodeStep) -> Step:
@@ -143,22 +166,25 @@ def _use_case_step(body: PasswordStep | MethodStep | CodeStep) -> Step:
     return EnterCode(body.challenge_id, body.code)
 
 
-def _reply(outcome: Issued | Challenge | Sent) -> AuthenticateReply:
+def _reply(outcome: Issued | Challenge | Sent) -> AuthenticateAnswer:
     if isinstance(outcome, Sent):
-        return CodeSent(
+        return AuthenticateAnswer(
             status="code_required" if outcome.destination is None else "code_sent",
             challenge_id=outcome.challenge_id,
             method=outcome.method,
             destination=outcome.destination,
         )
     if isinstance(outcome, Issued):
-        return Authenticated(
+        return AuthenticateAnswer(
+            status="authenticated",
             token=outcome.token,
+            token_type="Bearer",  # noqa: S106 - the token scheme, not a secret
             expires_at=outcome.expires_at,
             tenant=outcome.tenant_id,
             scopes=sorted(outcome.scopes),
         )
-    return MfaRequired(
+    return AuthenticateAnswer(
+        status="mfa_required",
         challenge_id=outcome.challenge_id,
         methods=list(outcome.methods),
         expires_at=outcome.expires_at,
@@ -181,7 +207,12 @@ def router(sessions: Sessions) -> APIRouter:
     )
     async def authenticate(
         body: Annotated[AuthenticateBody, Body(openapi_examples=EXAMPLES)],
-    ) -> AuthenticateReply:
+    ) -> AuthenticateAnswer:
+        """Sign a tenant's user in for a session token, in up to three steps: the tenant,
+        username and password; then, when the user is enrolled in a second factor, the method
+        (`totp`, `sms`, `email`); then the 6-digit code. Each answer's `status` says which step
+        comes next; the token, once issued, works as an API key does until `expires_at`.
+        Repeated failures lock the account for a while (423 with `Retry-After`)."""
         return _reply(await sessions.step(_use_case_step(body)))
 
     return api

@@ -29,7 +29,9 @@ from carebridge.api.routes.common import (
     written,
 )
 from carebridge.domain.values import ClaimId, PatientId
-from carebridge.services.reads import Reads, given
+from carebridge.domain.vocab import PaymentKind, RemittanceClaimStatus
+from carebridge.errors import BadRequest
+from carebridge.services.reads import Reads, field_filters, given
 from carebridge.services.writes import Writes
 
 LEDGER = (
@@ -38,6 +40,17 @@ LEDGER = (
     ("remittance", "/remittances"),
     ("statement", "/statements"),
 )
+PaymentKindFilter = Annotated[
+    PaymentKind | None,
+    Query(
+        alias="kind",
+        description="`era` (a payer's remittance) or `patient` (a patient's payment).",
+    ),
+]
+ClaimStatusCode = Annotated[
+    RemittanceClaimStatus | None,
+    Query(description="835 CLP02: `1` processed as primary, `4` denied, `22` reversal..."),
+]
 
 
 def router(reads: Reads) -> APIRouter:
@@ -74,10 +87,11 @@ def router(reads: Reads) -> APIRouter:
         fresh = freshness(max_age, cache_control)
         return await one_response(reads, principal, "claim", "GET /claims/{id}", claim_id, fresh)
 
+    routes_of = {"payment": _payments_route, "remittance": _remittances_route}
     for kind, path in LEDGER:
         routes.add_api_route(
             path,
-            _billing_route(reads, kind, path),
+            routes_of.get(kind, _billing_route)(reads, kind, path),
             methods=["GET"],
             summary=f"List {path[1:]}",
             **listed(kind),
@@ -111,6 +125,70 @@ def _billing_route(reads: Reads, kind: str, path: str) -> Any:
         )
 
     route.__doc__ = f"The tenant's {path[1:]}, refreshed incrementally when stale."
+    return route
+
+
+def _payments_route(reads: Reads, kind: str, path: str) -> Any:
+    async def route(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
+        max_age: MaxAge = None,
+        patient_id: Annotated[
+            PatientId | None, Query(description="A patient's own payments.")
+        ] = None,
+        kind_: PaymentKindFilter = None,
+        updated_since: Since = None,
+    ) -> Response:
+        filters = field_filters(kind, patient_id=patient_id, kind=kind_)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, kind, path, paging, filters, updated_since=updated_since
+        )
+
+    route.__doc__ = (
+        "The tenant's payments (payers' ERAs and patients' payments), refreshed incrementally "
+        "when stale. Filter by `patient_id` or `kind`."
+    )
+    return route
+
+
+def _remittances_route(reads: Reads, kind: str, path: str) -> Any:
+    async def route(
+        principal: Caller,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
+        max_age: MaxAge = None,
+        patient_id: Annotated[
+            PatientId | None, Query(description="The remitted claims' patient.")
+        ] = None,
+        claim_status_code: ClaimStatusCode = None,
+        status: Annotated[
+            RemittanceClaimStatus | None,
+            Query(deprecated=True, description="Deprecated: use `claim_status_code`."),
+        ] = None,
+        updated_since: Since = None,
+    ) -> Response:
+        if claim_status_code is not None and status is not None:
+            raise BadRequest(
+                "give claim_status_code or its old name status, not both", field="status"
+            )
+        filters = field_filters(
+            kind, patient_id=patient_id, claim_status_code=claim_status_code or status
+        )
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(
+            reads, principal, kind, path, paging, filters, updated_since=updated_since
+        )
+
+    route.__doc__ = (
+        "The tenant's remittances (each claim as a payer's ERA reports it), refreshed "
+        "incrementally when stale. Filter by `patient_id` or `claim_status_code`."
+    )
     return route
 
 

@@ -28,7 +28,8 @@ from carebridge.api.routes.common import (
     written,
 )
 from carebridge.domain.values import EncounterId, PatientId, ProviderId
-from carebridge.services.reads import Reads, given
+from carebridge.errors import BadRequest
+from carebridge.services.reads import Reads, field_filters, given
 from carebridge.services.writes import Writes
 
 CHART = (
@@ -76,7 +77,7 @@ def router(reads: Reads) -> APIRouter:
     for kind, path in CHART:
         routes.add_api_route(
             path,
-            _chart_route(reads, kind, path),
+            (_documents_route if kind == "document" else _chart_route)(reads, kind, path),
             methods=["GET"],
             summary=f"List a patient's {path[1:]}",
             **listed(kind),
@@ -108,6 +109,40 @@ def _chart_route(reads: Reads, kind: str, path: str) -> Any:
         return await list_response(reads, principal, kind, path, paging, filters)
 
     route.__doc__ = f"A patient's {path[1:]}, read through the chart when stale."
+    return route
+
+
+def _documents_route(reads: Reads, kind: str, path: str) -> Any:
+    async def route(
+        principal: Caller,
+        patient_id: PatientId,
+        cache_control: CacheControl = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+        order: Order = "id",  # noqa: ARG001 - the one order offered
+        max_age: MaxAge = None,
+        active: Annotated[
+            bool | None, Query(description="Active (`true`) or inactive (`false`) documents.")
+        ] = None,
+        status: Annotated[
+            str | None,
+            Query(
+                pattern="^(active|inactive)$",
+                deprecated=True,
+                description="Deprecated: use `active` (`status=active` is `active=true`).",
+            ),
+        ] = None,
+    ) -> Response:
+        if active is not None and status is not None:
+            raise BadRequest("give active or its old name status, not both", field="status")
+        flag = active if status is None else status == "active"
+        filters = field_filters(kind, patient_id=patient_id, active=flag)
+        paging = (limit, cursor, max_age, cache_control)
+        return await list_response(reads, principal, kind, path, paging, filters)
+
+    route.__doc__ = (
+        "A patient's documents (metadata), read through the chart when stale. Filter by `active`."
+    )
     return route
 
 

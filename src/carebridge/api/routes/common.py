@@ -76,6 +76,17 @@ def written(kind: str, *, creates: bool = False) -> dict[str, Any]:
     }
 
 
+def paged(model: type[BaseModel], next_cursor: str) -> dict[str, Any]:
+    """A list's response model and example, from the example ``model`` carries (its
+    ``json_schema_extra``); ``next_cursor`` as this list issues them."""
+    extra = model.model_config.get("json_schema_extra")
+    example = extra["examples"][0] if isinstance(extra, dict) else {}  # type: ignore[index]
+    return {
+        "response_model": page_of(model),
+        "responses": _json_example(envelope([example], next_cursor)),
+    }
+
+
 def live_page(model: type[BaseModel], example: Any) -> dict[str, Any]:
     """A real-time list's response model (one page, never more) and example."""
     return {

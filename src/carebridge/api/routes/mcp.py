@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from carebridge.api.routes.common import Caller, json_response
+from carebridge.contract.time import Timestamp, rfc3339
 from carebridge.mcp.http import METADATA_PATH, McpEndpoint, base_url, resource_metadata
 from carebridge.services.keys import SCOPES
 from carebridge.wiring.mcp import AgentServices
@@ -20,15 +21,34 @@ TokenId = Annotated[str, Path(pattern=r"^mct_[0-9a-f]{24}$")]
 class Approved(BaseModel):
     """An approved confirmation: the agent's confirmed call may now run the write."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "token_id": "mct_3f9a1c2b7d4e5f60718293a4",
+                    "operation": "create_appointment",
+                    "requested_by": "key_agent",
+                    "approved_by": "key_frontdesk",
+                    "expires_at": "2026-11-24T15:10:00Z",
+                }
+            ]
+        },
+    )
+
     token_id: str
     operation: str
     requested_by: str
     approved_by: str
-    expires_at: str
+    expires_at: Timestamp
 
 
 class Policy(BaseModel):
     """Whether a key's (or user's) agent writes wait for a person's approval."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"needs_person": True}]}
+    )
 
     needs_person: bool
 
@@ -66,7 +86,7 @@ def router(services: AgentServices) -> APIRouter:
             "operation": found.tool,
             "requested_by": found.principal,
             "approved_by": found.approved_by,
-            "expires_at": found.expires_at.isoformat(),
+            "expires_at": rfc3339(found.expires_at),
         }
         return json_response(body)
 

@@ -31,6 +31,14 @@ from carebridge.errors import BadRequest
 from carebridge.services.reads import Reads, patient_filters
 
 
+def _one_of(current: tuple[str, object], deprecated: tuple[str, object]) -> None:
+    """Refuse a filter given under its name and its deprecated old name at once (400)."""
+    if current[1] is not None and deprecated[1] is not None:
+        raise BadRequest(
+            f"give {current[0]} or its old name {deprecated[0]}, not both", field=deprecated[0]
+        )
+
+
 def router(reads: Reads) -> APIRouter:
     """The patient routes (``/balances`` is the billing tag's, served beside them)."""
     routes = APIRouter()
@@ -51,24 +59,49 @@ def router(reads: Reads) -> APIRouter:
             str | None,
             Query(pattern=DATE, deprecated=True, description="Deprecated: use `birth_date`."),
         ] = None,
-        provider_id: ProviderId | None = None,
-        location_id: LocationId | None = None,
-        status: Annotated[str | None, Query(pattern="^(active|inactive)$")] = None,
+        primary_provider_id: Annotated[
+            ProviderId | None, Query(description="The patient's primary provider.")
+        ] = None,
+        primary_location_id: Annotated[
+            LocationId | None, Query(description="The patient's primary location.")
+        ] = None,
+        active: Annotated[
+            bool | None, Query(description="Active (`true`) or inactive (`false`) patients.")
+        ] = None,
+        provider_id: Annotated[
+            ProviderId | None,
+            Query(deprecated=True, description="Deprecated: use `primary_provider_id`."),
+        ] = None,
+        location_id: Annotated[
+            LocationId | None,
+            Query(deprecated=True, description="Deprecated: use `primary_location_id`."),
+        ] = None,
+        status: Annotated[
+            str | None,
+            Query(
+                pattern="^(active|inactive)$",
+                deprecated=True,
+                description="Deprecated: use `active` (`status=active` is `active=true`).",
+            ),
+        ] = None,
         updated_since: Since = None,
     ) -> Response:
         """Patients with their demographics, insurance (coverages with their eligibility) and
-        balances, in id order. Filter by name (`Last, First`), `birth_date`, provider, location,
-        status, or what changed since an instant."""
-        if dob is not None and birth_date is not None:
-            raise BadRequest("give birth_date or its old name dob, not both", field="dob")
+        balances, in id order. Filter by name (`Last, First`), `birth_date`,
+        `primary_provider_id`, `primary_location_id`, `active`, or what changed since an
+        instant."""
+        _one_of(("birth_date", birth_date), ("dob", dob))
+        _one_of(("primary_provider_id", primary_provider_id), ("provider_id", provider_id))
+        _one_of(("primary_location_id", primary_location_id), ("location_id", location_id))
+        _one_of(("active", active), ("status", status))
         given = "dob" if dob is not None else "birth_date"  # a refusal names the one sent
         try:
             filters = patient_filters(
                 name=name,
                 dob=birth_date or dob,
-                provider_id=provider_id,
-                location_id=location_id,
-                status=status,
+                primary_provider_id=primary_provider_id or provider_id,
+                primary_location_id=primary_location_id or location_id,
+                active=active if status is None else status == "active",
             )
         except BadRequest as refused:
             if refused.field != "dob":

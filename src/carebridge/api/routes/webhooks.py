@@ -39,7 +39,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from carebridge.api.routes.common import Caller, Order, envelope, instant, page_of
+from carebridge.api.routes.common import Caller, Order, envelope, instant, paged
 from carebridge.contract.resources import Delivery, Replay, SecretRotated, Webhook, WebhookCreated
 from carebridge.domain.events import EVENT_TYPES
 from carebridge.errors import BadCursor
@@ -159,7 +159,11 @@ def router(service: Webhooks) -> APIRouter:
         headers = NO_STORE | {"Location": f"/webhooks/{made.subscription.id}"}
         return JSONResponse(body_out, 201, headers=headers)
 
-    @api.get("/webhooks", summary="List webhook subscriptions", response_model=page_of(Webhook))
+    @api.get(
+        "/webhooks",
+        summary="List webhook subscriptions",
+        **paged(Webhook, "whk_ffac050c2651fd1a80756b9c8fddbd2a"),
+    )
     async def list_webhooks(
         principal: Caller,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Per page.")] = 100,
@@ -217,7 +221,7 @@ def router(service: Webhooks) -> APIRouter:
     @api.get(
         "/webhooks/{webhook_id}/deliveries",
         summary="Read a subscription's delivery log",
-        response_model=page_of(Delivery),
+        **paged(Delivery, "dlv_12"),
     )
     async def list_deliveries(
         principal: Caller,

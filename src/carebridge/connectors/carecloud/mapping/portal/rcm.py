@@ -151,6 +151,7 @@ def _remittance(
     r: wire.RemittancePayload,
     ctx: Context,
     claim_number: str,
+    chart_number: str,
     payer_control_number: str | None,
 ) -> Remittance:
     lines = []
@@ -177,6 +178,7 @@ def _remittance(
         id=remittance_id(ctx, r.era_id, claim_number),
         payment_id=payment_id(ctx, r.era_id),
         claim_id=claim_id(ctx, claim_number),
+        patient_id=patient_id(ctx, chart_number),
         claim_status_code=r.claim_status_code,
         payer_claim_control_number=payer_control_number,
         billed=money(ctx, r.billed_amount, "billedAmount"),
@@ -196,7 +198,13 @@ def remittances_from_claim(
     def one(r: wire.RemittancePayload) -> Mapped[Remittance]:
         return map_traced(
             r,
-            lambda: _remittance(r, ctx, payload.claim_number, payload.payer_control_number),
+            lambda: _remittance(
+                r,
+                ctx,
+                payload.claim_number,
+                payload.patient.chart_number,
+                payload.payer_control_number,
+            ),
             ctx,
             prefix="remittances[].",
         )
@@ -209,7 +217,10 @@ def remittances_from_era(payload: wire.EraPayload, ctx: Context) -> tuple[Mapped
 
     def one(r: wire.EraClaimPayload) -> Mapped[Remittance]:
         return map_traced(
-            r, lambda: _remittance(r, ctx, r.claim_number, None), ctx, prefix="claims[]."
+            r,
+            lambda: _remittance(r, ctx, r.claim_number, r.chart_number, None),
+            ctx,
+            prefix="claims[].",
         )
 
     return tuple(one(r) for r in payload.claims)
