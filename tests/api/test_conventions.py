@@ -140,6 +140,10 @@ async def test_every_operation_is_summarized_typed_secured_and_documents_its_pro
     assert "HTTPValidationError" not in str(doc)
     assert "ValidationError" not in doc["components"]["schemas"]
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    schemas = doc["components"]["schemas"]
+    titles = sorted(s.get("title", name) for name, s in schemas.items())
+    assert len(titles) == len(set(titles)), [t for t in titles if titles.count(t) > 1]
+    assert not [name for name in schemas if "__" in name]  # no module-qualified twin names
     assert_only_known(operation_breaks(doc))
 
 

@@ -39,13 +39,15 @@ def carries_money(model: type[BaseModel]) -> bool:
     return _schema_has_money(model.model_json_schema(mode="serialization"))
 
 
-def _record(model: type[BaseModel]) -> type[BaseModel]:
+def _record(model: type[BaseModel], name: str | None = None) -> type[BaseModel]:
     """The response model of ``model``'s records: the model itself, plus ``currency`` when
-    it carries amounts."""
+    it carries amounts. ``name`` names the copy (its OpenAPI schema) where the domain model
+    also appears in the document as it is, nested in another record: every schema's name is
+    unique, or a generated client drops both."""
     if not carries_money(model):
         return model
     made: type[BaseModel] = create_model(
-        model.__name__,
+        name or model.__name__,
         __base__=model,
         __module__=__name__,
         __doc__=(model.__doc__ or "").strip() + "\n\nAmounts are in ``currency``.",
@@ -62,8 +64,10 @@ RECORDS: Final[dict[str, type[BaseModel]]] = {
 }
 """Each kind's response model, by kind name."""
 
-Balance: Final[type[BaseModel]] = _record(billing.Balance)
-"""A patient's balance (``GET /balances``), read in real time."""
+Balance: Final[type[BaseModel]] = _record(billing.Balance, "PatientBalance")
+"""A patient's balance (``GET /balances``), read in real time: ``PatientBalance`` in the
+OpenAPI document, apart from the ``Balance`` a patient's record nests (whose amounts take the
+patient's ``currency``)."""
 
 Slot: Final[type[BaseModel]] = _record(scheduling.Slot)
 """A free slot (``GET /availability``), read in real time."""
