@@ -70,7 +70,7 @@ def start_sandbox() -> tuple[str, Callable[[], None]]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a 10k-patient tenant generates for minutes on a busy box
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base_url}/_sandbox/credentials", timeout=1).status_code == 200:
