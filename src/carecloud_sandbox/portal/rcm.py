@@ -110,6 +110,7 @@ def claim_item(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
         "status": row["status"],
         "patient": {"chartNumber": row["chart_number"], "rcmAccountNumber": row["account_number"]},
         "payer": {"id": row["payer_id"], "name": row["payer_name"]},
+        "insurancePolicyId": row["insurance_policy_id"],  # 837P 2000B: the subscriber's policy
         "renderingProvider": provider_json(tenant, row["provider_id"]),
         "encounterId": row["encounter_id"],
         "locationId": row["location_id"],
@@ -142,8 +143,9 @@ def _adjustments(tenant: Tenant, remittance_line_id: int) -> list[dict[str, Any]
     ]
 
 
-def remittance_json(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
-    """One claim on an ERA (835 CLP) with its service lines (SVC) and adjustments (CAS)."""
+def remittance_json(tenant: Tenant, row: sqlite3.Row, control_number: str | None) -> dict[str, Any]:
+    """One claim on an ERA (835 CLP) with its service lines (SVC) and adjustments (CAS);
+    ``control_number`` is the payer's claim control number (CLP07)."""
     lines = tenant.db.all(
         "SELECT rl.*, cl.line_number, cl.procedure_code FROM remittance_lines rl "
         "LEFT JOIN claim_lines cl ON cl.id = rl.claim_line_id WHERE rl.remittance_id = ? "
@@ -153,6 +155,7 @@ def remittance_json(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
     return {
         "eraId": row["payment_id"],
         "claimStatusCode": row["claim_status_code"],
+        "payerClaimControlNumber": control_number,
         "billedAmount": money(row["billed_cents"]),
         "paidAmount": money(row["paid_cents"]),
         "patientResponsibility": money(row["patient_resp_cents"]),
@@ -213,7 +216,7 @@ def claim_detail(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
         )
     ]
     body["remittances"] = [
-        remittance_json(tenant, r)
+        remittance_json(tenant, r, row["payer_control_number"])
         for r in tenant.db.all(
             "SELECT * FROM remittances WHERE claim_id = ? ORDER BY received_at, id", (row["id"],)
         )
@@ -436,12 +439,12 @@ async def show_era(request: Request, tenant: Tenant, session: PortalSession) -> 
     body = payment_json(row)
     claims = []
     for r in tenant.db.all(
-        "SELECT r.*, c.claim_number, p.chart_number FROM remittances r "
+        "SELECT r.*, c.claim_number, c.payer_control_number, p.chart_number FROM remittances r "
         "JOIN claims c ON c.id = r.claim_id JOIN patients p ON p.id = c.patient_id "
         "WHERE r.payment_id = ? ORDER BY r.id",
         (era_id,),
     ):
-        entry = remittance_json(tenant, r)
+        entry = remittance_json(tenant, r, r["payer_control_number"])
         entry["claimNumber"] = r["claim_number"]
         entry["chartNumber"] = r["chart_number"]
         claims.append(entry)

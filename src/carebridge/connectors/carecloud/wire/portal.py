@@ -548,6 +548,8 @@ class ClaimItemPayload(TracedModel):
     status: str
     patient: ClaimPatientPayload
     payer: PayerRefPayload
+    insurance_policy_id: int | None = Field(default=None, alias="insurancePolicyId")
+    """The patient's insurance policy billed (837P loop 2000B), a v2 ``insurance_policies`` id."""
     rendering_provider: ProviderRefPayload | None = Field(alias="renderingProvider")
     encounter_id: int | None = Field(default=None, alias="encounterId")
     location_id: int | None = Field(default=None, alias="locationId")
@@ -625,6 +627,8 @@ class RemittancePayload(TracedModel):
 
     era_id: int = Field(alias="eraId")
     claim_status_code: str = Field(alias="claimStatusCode")
+    payer_claim_control_number: str | None = Field(default=None, alias="payerClaimControlNumber")
+    """835 CLP07, the payer's own number for the claim."""
     billed_amount: str = Field(alias="billedAmount")
     paid_amount: str = Field(alias="paidAmount")
     patient_responsibility: str = Field(alias="patientResponsibility")

@@ -18,6 +18,7 @@ from carebridge.domain import (
     ChargeId,
     ClaimId,
     ClaimStatus,
+    CoverageId,
     DocumentId,
     Email,
     EncounterId,
@@ -53,6 +54,11 @@ T = TypeVar("T")
 def patient_id(ctx: Context, chart_number: str) -> PatientId:
     """A patient's id: derived from the chart number, the key every surface shares."""
     return PatientId.new(ctx.key("patient", chart_number.strip()))
+
+
+def coverage_id(ctx: Context, policy_id: int | str) -> CoverageId:
+    """A coverage's id: the v2 insurance policy's id, the key a patient's coverages share."""
+    return CoverageId.new(ctx.key("coverage", str(policy_id)))
 
 
 def encounter_id(ctx: Context, upstream_id: int | str) -> EncounterId:

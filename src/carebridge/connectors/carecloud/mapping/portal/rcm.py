@@ -10,6 +10,7 @@ from carebridge.connectors.carecloud.mapping.portal.base import (
     charge_id,
     claim_id,
     claim_status,
+    coverage_id,
     document_id,
     location_id,
     map_traced,
@@ -94,6 +95,11 @@ def claim_from_portal(payload: wire.ClaimDetailPayload, ctx: Context) -> Mapped[
             claim_number=c.claim_number,
             patient_id=patient_id(ctx, c.patient.chart_number),
             payer_id=payer_id(ctx, c.payer.id),
+            coverage_id=(
+                coverage_id(ctx, c.insurance_policy_id)
+                if c.insurance_policy_id is not None
+                else None
+            ),
             encounter_id=_opt_encounter(ctx, c.encounter_id),
             provider_id=provider_id(ctx, rendering.id),
             location_id=location_id(ctx, c.location_id) if c.location_id is not None else None,
@@ -180,7 +186,7 @@ def _remittance(
         claim_id=claim_id(ctx, claim_number),
         patient_id=patient_id(ctx, chart_number),
         claim_status_code=r.claim_status_code,
-        payer_claim_control_number=payer_control_number,
+        payer_claim_control_number=r.payer_claim_control_number or payer_control_number,
         billed=money(ctx, r.billed_amount, "billedAmount"),
         paid=money(ctx, r.paid_amount, "paidAmount"),
         patient_responsibility=money(ctx, r.patient_responsibility, "patientResponsibility"),
