@@ -25,7 +25,7 @@ from carebridge.domain.values import (
     ResourceId,
     VisitReasonId,
 )
-from carebridge.store import migrate
+from carebridge.store import migrate, sync_state
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import entities, sync_marks, tenants
 from carebridge.store.sync_state import SqlSyncStore
@@ -145,7 +145,10 @@ class Window:
             )
 
 
-async def test_the_window_is_diffed_in_the_store_on_a_frozen_clock(tmp_path: Path) -> None:
+async def test_the_window_is_diffed_in_the_store_on_a_frozen_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_state, "MARKS_CHUNK", 100)  # the marks are dropped in chunks
     url = f"sqlite:///{tmp_path / 'w.db'}"
     migrate.upgrade(url)
     db = create_engine(url)

@@ -90,6 +90,25 @@ async def _save_marks(
     )
 
 
+MARKS_CHUNK = 5_000
+"""Marks dropped per statement on SQLite: a ``DELETE`` gathers the rowids it removes in memory
+first, so a window of a million marks is dropped a chunk at a time (memory stays flat)."""
+
+
+async def _drop_marks(conn: AsyncConnection, tenant_id: str, stream: str) -> None:
+    ours = (sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream)
+    if conn.dialect.name != "sqlite":
+        await conn.execute(delete(sync_marks).where(*ours))
+        return
+    chunk = select(sync_marks.c.parent_id).where(*ours).limit(MARKS_CHUNK).scalar_subquery()
+    while True:
+        result = await conn.execute(
+            delete(sync_marks).where(*ours, sync_marks.c.parent_id.in_(chunk))
+        )
+        if not result.rowcount:
+            return
+
+
 class SqlSyncStore:
     """Sync cursors, checkpointed pages and tombstones."""
 
@@ -252,12 +271,8 @@ class SqlSyncStore:
         return marked
 
     async def forget_marks(self, tenant_id: str, stream: str) -> None:
-        await commit_one(
-            self.engine,
-            delete(sync_marks).where(
-                sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream
-            ),
-        )
+        async with self.engine.begin() as conn:
+            await _drop_marks(conn, tenant_id, stream)
 
     async def sweep(
         self,
@@ -295,10 +310,7 @@ class SqlSyncStore:
                 )
                 .values(deleted=True, fetched_at=at)
             )
-            await conn.execute(
-                delete(sync_marks).where(
-                    sync_marks.c.tenant_id == tenant_id, sync_marks.c.stream == stream
-                )
-            )
+            swept = int(result.rowcount or 0)
+            await _drop_marks(conn, tenant_id, stream)
             await _checkpoint(conn, tenant_id, kind, stream, cursor, at)
-        return int(result.rowcount or 0)
+        return swept
