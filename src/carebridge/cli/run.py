@@ -2,8 +2,10 @@
 
 ``run`` starts the emulated CareCloud tenant on a loopback port, then carebridge against it on
 a fresh SQLite store in ``.carebridge/``: it onboards the sandbox's first practice as tenant
-``ten_sandbox``, mints an API key and a sign-in user, prepares request bodies with live ids (a
-free slot, a charge to bill), and prints one ``curl`` line per seed endpoint. Everything it
+``ten_sandbox``, mints an API key with every scope a tenant's user can hold and a sign-in user,
+prepares request bodies with live ids (a free slot, a charge to bill, a webhook), and prints
+the ``export`` that points the CLI in another shell at the same store and vault, then one
+``curl`` line per seed endpoint, a webhook subscription and the event log. Everything it
 writes stays in ``.carebridge/`` (mode 0700), which each run starts afresh.
 
 Process control: a run holds an exclusive lock on ``.carebridge/run.lock`` for its whole life,
@@ -24,6 +26,7 @@ import fcntl
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -42,17 +45,20 @@ from carebridge.cli.common import fail as _fail
 from carebridge.domain.urls import ALLOW_ENV, LOOPBACK
 from carebridge.errors import CarebridgeError
 from carebridge.services.admin import SHELL, KeySpec, TenantSpec, UserSpec
+from carebridge.services.keys import SCOPES as EVERY_SCOPE
 from carebridge.wiring import admin
 from carebridge.wiring.admin import KeyRing
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 
 TENANT = "ten_sandbox"
-SCOPES = (
-    "practice.read,patient.read,appointment.read,appointment.write,encounter.read,"
-    "encounter.write,claim.read,claim.write,charge.read,charge.write,payment.read,"
-    "eligibility.read,document.read,audit.read"
-)
+SCOPES = ",".join(sorted(scope for scope in EVERY_SCOPE if scope != "admin"))
+"""The demo key's scopes: every scope a tenant's user can hold (each kind's, from the kinds
+registry, and the audit log's, events', webhooks' and syncs'), short of ``admin``."""
+DATABASE = "carebridge.db"
+VAULT_KEY = "vault.key"
+WEBHOOK_RECEIVER = "http://127.0.0.1:8799/carebridge"
+"""Where the demo's webhook body points (a loopback receiver of your own)."""
 
 
 def granian(host: str, port: int, *options: str) -> list[str]:
@@ -144,8 +150,19 @@ def run_lock(home: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def export_line(home: Path, *, vault_file: bool) -> str:
+    """The ``export`` that points the CLI (``carebridge keys ...``, ``carebridge sync``...) in
+    another shell at the run's store and vault (the vault's key file, unless the key came
+    from the environment, which that shell must then share)."""
+    names = [f"CAREBRIDGE_DATABASE_URL={shlex.quote(f'sqlite:///{home / DATABASE}')}"]
+    if vault_file:
+        names.append(f"CAREBRIDGE_VAULT_KEY_FILE={shlex.quote(str(home / VAULT_KEY))}")
+    return "export " + " ".join(names)
+
+
 def curl_lines(base: str, home: str) -> list[str]:
-    """The ready-to-paste requests, one per seed endpoint (the README shows the same)."""
+    """The ready-to-paste requests, one per seed endpoint, then a webhook subscription and the
+    event log (the README shows the same)."""
     key = f'-H "Authorization: Bearer $(cat {home}/api_key)"'
     json_body = "-H 'Content-Type: application/json'"
     patient = f"$(cat {home}/patient_id)"
@@ -159,6 +176,8 @@ def curl_lines(base: str, home: str) -> list[str]:
         f"curl -s -X POST {base}/submit_claim {key} {json_body}"
         f' -H "Idempotency-Key: claim-$(date +%s)" -d @{home}/submit_claim.json',
         f'curl -s "{base}/eligibility?patient_id={patient}" {key}',
+        f"curl -s -X POST {base}/webhooks {key} {json_body} -d @{home}/webhook.json",
+        f'curl -s "{base}/events?limit=2" {key}',
     ]
 
 
@@ -271,7 +290,7 @@ async def _prepare(client: httpx.AsyncClient, key: str, home: Path) -> None:
 
 async def _onboard(url: str, sandbox: str, home: Path, ring: KeyRing) -> str:
     """A fresh store with the sandbox tenant, an API key and a sign-in user; returns the key."""
-    for stale in home.glob("carebridge.db*"):
+    for stale in home.glob(f"{DATABASE}*"):
         stale.unlink()
     deployment = await open_deployment(url, ring)
     try:
@@ -291,6 +310,8 @@ async def _onboard(url: str, sandbox: str, home: Path, ring: KeyRing) -> str:
     _write(home / "api_key", new_key.key)
     sign_in = {"tenant": TENANT, "username": "frontdesk", "password": password}
     _write(home / "authenticate.json", json.dumps(sign_in) + "\n")
+    hook = {"url": WEBHOOK_RECEIVER, "event_types": ["appointment.*", "claim.*"]}
+    _write(home / "webhook.json", json.dumps(hook, indent=2) + "\n")
     return new_key.key
 
 
@@ -337,14 +358,15 @@ def run_command(
 
 def _run(host: str, port: int, sandbox_port: int, seed: int, patients: int, home: Path) -> None:
     """The run itself, under the lock and the stop signals."""
-    key_file = home / "vault.key"
-    if "CAREBRIDGE_VAULT_KEY" in os.environ:
+    key_file = home / VAULT_KEY
+    vault_file = "CAREBRIDGE_VAULT_KEY" not in os.environ
+    if not vault_file:
         ring = admin.key_ring()
     else:
         if not key_file.exists():
             _write(key_file, admin.new_key_ring().to_text())
         ring = admin.parse_key_ring(key_file.read_text().strip())
-    url = f"sqlite:///{home / 'carebridge.db'}"
+    url = f"sqlite:///{home / DATABASE}"
     try:
         with _sandbox(host, sandbox_port, seed, patients) as sandbox:
             key = asyncio.run(_onboard(url, sandbox, home, ring))
@@ -355,6 +377,8 @@ def _run(host: str, port: int, sandbox_port: int, seed: int, patients: int, home
                     f"carebridge is serving {base} (OpenAPI: {base}/docs), upstream {sandbox}"
                 )
                 typer.echo(f"tenant {TENANT}; the key, a user and request bodies are in {home}/\n")
+                typer.echo("point the CLI in another shell at this store and vault:")
+                typer.echo(export_line(home, vault_file=vault_file) + "\n")
                 for line in curl_lines(base, str(home.relative_to(Path.cwd()))):
                     typer.echo(line)
                 typer.echo("\nCtrl-C stops both.")
