@@ -34,13 +34,16 @@ async def _statements(engine: AsyncEngine, log: AuditLog, n: int) -> list[str]:
     seen: list[str] = []
 
     def record(*args: Any) -> None:
-        seen.append(str(args[2]))
+        if not str(args[2]).startswith("BEGIN"):  # the transaction's own start, not a statement
+            seen.append(str(args[2]))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    # on a SQLite file the append runs on a plain connection in a worker thread
+    runs = log.transactions.sync or engine.sync_engine
+    event.listen(runs, "before_cursor_execute", record)
     try:
         await log.record(_entry(n))
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(runs, "before_cursor_execute", record)
     return seen
 
 

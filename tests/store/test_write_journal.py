@@ -18,6 +18,7 @@ from tests.support import factories
 from carebridge.ports.writes import LEASE, Audited, InFlight, Mismatch, Opened, Replay, Start
 from carebridge.store.adapters import SqlAudit, SqlWriteJournal
 from carebridge.store.audit import verify
+from carebridge.store.engine import Transactions
 from carebridge.store.schema import audit_log, entities, events, idempotency, write_ledger
 from carebridge.store.vault import KEY_BYTES, KeyRing, Vault
 
@@ -74,7 +75,10 @@ async def _count(engine: AsyncEngine, table: Any) -> int:
 async def test_a_write_takes_two_transactions_and_replays_its_answer(seeded: AsyncEngine) -> None:
     journal = _journal(seeded)
     commits: list[int] = []
-    event.listen(seeded.sync_engine, "commit", lambda conn: commits.append(1))
+    # on a SQLite file the transactions run on a plain connection in a worker thread
+    plain = Transactions.of(seeded).sync
+    for engine in (seeded.sync_engine, plain) if plain is not None else (seeded.sync_engine,):
+        event.listen(engine, "commit", lambda conn: commits.append(1))
     opened = await _open(journal, "k1")
     assert opened.outcome == Start()
     assert opened.entry is not None

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from carebridge.errors import CarebridgeError
 from carebridge.ports.vault import Verification as Verification
+from carebridge.store.engine import Transactions
 from carebridge.store.schema import audit_heads, audit_log, vault_secrets
 from carebridge.store.vault import Sealed, Vault, needs_vault
 
@@ -204,7 +205,8 @@ class AuditLog:
     checkpoint with an UPDATE conditional on the head it started from: when another process
     appended meanwhile, that UPDATE matches nothing, the transaction rolls back, and the batch
     is written again from the checkpoint read under its row lock. The chain stays one chain
-    across processes, and an append by the only writer costs one INSERT and one UPDATE.
+    across processes, and an append by the only writer costs one INSERT and one UPDATE, in one
+    trip to a worker thread on a SQLite file (:class:`~carebridge.store.engine.Transactions`).
 
     Args:
         engine: the store.
@@ -214,6 +216,7 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
         self.engine = engine
         self.vault = vault
+        self.transactions = Transactions.of(engine)
         self._keys: dict[str, bytes] = {}
         self._heads: dict[str, _Head] = {}
         self._pending: list[tuple[AuditEntry, asyncio.Future[int]]] = []
@@ -259,14 +262,18 @@ class AuditLog:
         returned and the entry's seq (None: not appended)."""
         async with self._lock:
             for from_memory in (True, False):
+
+                async def body(
+                    conn: AsyncConnection, from_memory: bool = from_memory
+                ) -> tuple[_T, dict[str, _Head], list[int]]:
+                    result, audited = await work(conn)
+                    if not audited:
+                        return result, {}, []
+                    heads, seqs = await self._append(conn, [entry], from_memory=from_memory)
+                    return result, heads, seqs
+
                 try:
-                    async with self.engine.begin() as conn:
-                        result, audited = await work(conn)
-                        heads, seqs = (
-                            await self._append(conn, [entry], from_memory=from_memory)
-                            if audited
-                            else ({}, [])
-                        )
+                    result, heads, seqs = await self.transactions.run(body)
                     break
                 except _Moved:
                     if not from_memory:  # pragma: no cover - the row lock is held
@@ -286,8 +293,12 @@ class AuditLog:
         self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]], *, from_memory: bool
     ) -> tuple[dict[str, _Head], list[int]]:
         """One transaction: the batch's entries, then each tenant's checkpoint moved."""
-        async with self.engine.begin() as conn:
-            return await self._append(conn, [e for e, _ in batch], from_memory=from_memory)
+        entries = [e for e, _ in batch]
+
+        async def body(conn: AsyncConnection) -> tuple[dict[str, _Head], list[int]]:
+            return await self._append(conn, entries, from_memory=from_memory)
+
+        return await self.transactions.run(body)
 
     async def _append(
         self, conn: AsyncConnection, batch: Sequence[AuditEntry], *, from_memory: bool

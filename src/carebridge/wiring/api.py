@@ -35,7 +35,7 @@ from carebridge.store.adapters import (
     SqlRecords,
     SqlWriteJournal,
 )
-from carebridge.store.engine import create_engine
+from carebridge.store.engine import Transactions, create_engine
 from carebridge.store.events import SqlAnnouncer, wake_on_commit
 from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
@@ -194,6 +194,7 @@ class Deployment:
         """Close the upstream connections, the webhook client and the store."""
         await self.deliverer.http.aclose()
         await self.upstreams.aclose()
+        Transactions.of(self.engine).dispose()
         await self.engine.dispose()
 
 
