@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,14 @@ async def test_the_openapi_document_is_unchanged(tmp_path: Path) -> None:
     deployment = await open_deployment(f"sqlite:///{tmp_path / 'store.db'}", KeyRing.generate())
     try:
         document = build(deployment, admin_token="operator").openapi()
+        again = build(deployment, admin_token="operator").openapi()  # another app, one process
     finally:
         await deployment.aclose()
     if os.environ.get("CAREBRIDGE_WRITE_OPENAPI"):
         SNAPSHOT.write_text(_text(document))
+    assert _text(again) == _text(document)  # building an app leaves shared schemas as they were
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', _text(document)))
+    assert refs <= set(document["components"]["schemas"])  # every reference resolves
     saved = SNAPSHOT.read_text()
     assert list(document["paths"]) == list(json.loads(saved)["paths"])
     assert _text(document) == saved

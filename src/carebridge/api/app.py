@@ -162,9 +162,10 @@ def _document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for name in _UNUSED:
         schemas.pop(name, None)
-    for name, schema in PROBLEM_SCHEMA.pop("$defs", {}).items():
+    problem = dict(PROBLEM_SCHEMA)  # every app's document gets the whole schema, $defs included
+    for name, schema in problem.pop("$defs", {}).items():
         schemas[name] = schema
-    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["Problem"] = problem
     components.setdefault("securitySchemes", {})["bearer"] = BEARER
     problem_content = {problems.MEDIA: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, item in doc.get("paths", {}).items():
