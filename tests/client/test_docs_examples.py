@@ -42,6 +42,11 @@ NOT_RUN = {
     "carebridge ": "administration of a real CareCloud tenant (the CLI's own tests run it)",
     "--settings": "administration of a real CareCloud tenant",
     "--secret ": "administration of a real CareCloud tenant",
+    "CAREBRIDGE_API_KEY=cbk_... npx @modelcontextprotocol/inspector": (
+        "the MCP Inspector comes from npm at run time (tests/mcp lists the tools with the SDK)"
+    ),
+    "npx @modelcontextprotocol/inspector": "the MCP Inspector comes from npm at run time",
+    '--header "Authorization: Bearer cbk_..."': "the MCP Inspector (continued)",
 }
 """Shell lines that are not run here, by their start, and why."""
 
