@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carebridge.api import params
 from carebridge.contract import PREVIOUS_VERSION, TYPES_BASE, VERSION
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -90,6 +91,7 @@ class Edge:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        params.install()  # a query's parameters validated once per distinct query
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
