@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Header, Query
 from fastapi.dependencies import utils as fastapi_utils
 from starlette.datastructures import Headers, QueryParams
 
@@ -89,6 +89,33 @@ def test_headers_are_resolved_as_fastapi_does() -> None:
     resolve(fields, Headers({"limit": "3"}))
     resolve(fields, Headers({"limit": "3"}))
     assert len(calls) == 2
+
+
+def test_plain_text_headers_are_read_as_fastapi_validates_them_and_never_kept() -> None:
+    app = FastAPI()
+
+    @app.get("/plain")
+    async def plain(
+        authorization: Annotated[str | None, Header()] = None,
+        cache_control: Annotated[str | None, Header(alias="Cache-Control")] = None,
+    ) -> None:
+        del authorization, cache_control
+
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/plain")
+    fields = list(route.dependant.header_params)  # type: ignore[attr-defined]
+    resolve, calls = _counting()
+    original = getattr(
+        fastapi_utils.request_params_to_args,
+        "__wrapped__",
+        fastapi_utils.request_params_to_args,
+    )
+    for sent in (
+        {},
+        {"Authorization": "Bearer cbk_x", "cache-control": "no-cache"},
+        {"authorization": "", "CACHE-CONTROL": "max-age=5"},
+    ):
+        assert resolve(fields, Headers(sent)) == original(fields, Headers(sent))
+    assert calls == []
 
 
 def test_install_wraps_fastapi_once() -> None:

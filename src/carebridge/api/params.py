@@ -12,8 +12,11 @@ other names are another check's business: ``api.app``'s refusal of undeclared pa
 
 Only successful validations made only of immutable values are kept (a refusal is worked out
 again, so its problem is built as before), within a bound per route (least recently used
-first out). Headers, path parameters and bodies are resolved as FastAPI does. Installed once
-per process; a FastAPI without the helpers it relies on is left as it is.
+first out). Headers that are plain optional text (``Authorization``, ``Cache-Control``,
+``Idempotency-Key``) are read as they are, which is what FastAPI's validation answers for
+them, and never kept (a credential stays out of the memo); any other header, path parameters
+and bodies are resolved as FastAPI does. Installed once per process; a FastAPI without the
+helpers it relies on is left as it is.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Optional
 
 from fastapi.dependencies import utils as fastapi_utils
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, QueryParams
 
 QUERIES_PER_ROUTE = 256
 """Distinct queries kept per list of declared parameters (least recently used out first)."""
@@ -45,6 +48,31 @@ class _Declared:
         self.fields = tuple(fields)
         self.names = names  # None: not memoizable (a parameter model)
         self.seen: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self.plain = _plain_headers(fields)
+
+
+_PLAIN = (str, str | None, Optional[str])  # noqa: UP045 - the spelling an annotation may have
+
+
+def _plain_headers(fields: Sequence[Any]) -> tuple[tuple[str, str, Any], ...] | None:
+    """(name, header, default) of each parameter when every one is a plain optional text
+    header (``str | None``, no constraint, a default): FastAPI's validation of a header's text
+    as ``str`` answers the text itself, so such headers are read as they are, never kept."""
+    plain: list[tuple[str, str, Any]] = []
+    for field in fields:
+        info = field.field_info
+        aliases = fastapi_utils._get_param_aliases(field)
+        if (
+            info.annotation not in _PLAIN
+            or info.metadata
+            or info.is_required()
+            or len(aliases) != 1
+            or fastapi_utils._get_param_model(field) is not None
+            or not isinstance(field.default, str | None)
+        ):
+            return None
+        plain.append((field.name, aliases[0][1], field.default))
+    return tuple(plain)
 
 
 def _names(fields: Sequence[Any]) -> tuple[str, ...] | None:
@@ -67,7 +95,8 @@ def memoized(resolve: _Resolve) -> _Resolve:
     def request_params_to_args(
         fields: Sequence[Any], received_params: Any
     ) -> tuple[dict[str, Any], list[Any]]:
-        if not fields or type(received_params) is not QueryParams:
+        kind = type(received_params)
+        if not fields or (kind is not QueryParams and kind is not Headers):
             return resolve(fields, received_params)
         ids = tuple(map(id, fields))
         entry = declared.get(ids)
@@ -75,6 +104,11 @@ def memoized(resolve: _Resolve) -> _Resolve:
             entry = declared[ids] = _Declared(fields, _names(fields))
             if len(declared) > ROUTES:
                 declared.popitem(last=False)
+        if kind is Headers:
+            if entry.plain is None:
+                return resolve(fields, received_params)
+            get = received_params.get
+            return {name: get(header, default) for name, header, default in entry.plain}, []
         if entry.names is None:
             return resolve(fields, received_params)
         sent = tuple(
