@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -197,6 +197,30 @@ async def _lock_head(
     return _Head(key, last_seq, entries, row.head, signed, locked=True)
 
 
+# an append's statements, built once (bound by name): building one costs several times what
+# running it does on SQLite
+_INSERT_ENTRIES = audit_log.insert().returning(audit_log.c.seq, sort_by_parameter_order=True)
+_MOVE: dict[str, Any] = {
+    "last_seq": bindparam("n_last_seq"),
+    "entries": bindparam("n_entries"),
+    "head": bindparam("n_head"),
+    "mac": bindparam("n_mac"),
+    "updated_at": bindparam("n_at"),
+}
+_MOVE_LOCKED = (
+    update(audit_heads).where(audit_heads.c.tenant_id == bindparam("h_tenant")).values(**_MOVE)
+)
+_MOVE_IF_UNMOVED = (
+    update(audit_heads)
+    .where(
+        audit_heads.c.tenant_id == bindparam("h_tenant"),
+        audit_heads.c.last_seq == bindparam("h_last_seq"),
+        audit_heads.c.head == bindparam("h_last_head"),
+    )
+    .values(**_MOVE)
+)
+
+
 class AuditLog:
     """Appends entries for every tenant through one engine, by group commit.
 
@@ -338,9 +362,7 @@ class AuditLog:
                 }
             )
             head.head, head.entries = digest, head.entries + 1
-        inserted = await conn.execute(
-            audit_log.insert().returning(audit_log.c.seq, sort_by_parameter_order=True), rows
-        )
+        inserted = await conn.execute(_INSERT_ENTRIES, rows)
         seqs = [int(seq) for seq in inserted.scalars()]
         for entry, seq in zip(batch, seqs, strict=True):
             heads[entry.tenant_id].last_seq = seq
@@ -350,20 +372,20 @@ class AuditLog:
                 if head.signed
                 else _UNSIGNED
             )
-            statement = update(audit_heads).where(audit_heads.c.tenant_id == tenant)
-            if not head.locked:  # only if nobody moved it since this process did
-                last_seq, last_head = started[tenant]
-                statement = statement.where(
-                    audit_heads.c.last_seq == last_seq, audit_heads.c.head == last_head
-                )
+            last_seq, last_head = started[tenant]
             moved = await conn.execute(
-                statement.values(
-                    last_seq=head.last_seq,
-                    entries=head.entries,
-                    head=head.head,
-                    mac=mac,
-                    updated_at=max(_utc(e.at) for e in batch),
-                )
+                # from memory: only if nobody moved it since this process did
+                _MOVE_LOCKED if head.locked else _MOVE_IF_UNMOVED,
+                {
+                    "h_tenant": tenant,
+                    "h_last_seq": last_seq,
+                    "h_last_head": last_head,
+                    "n_last_seq": head.last_seq,
+                    "n_entries": head.entries,
+                    "n_head": head.head,
+                    "n_mac": mac,
+                    "n_at": max(_utc(e.at) for e in batch),
+                },
             )
             if moved.rowcount != 1:
                 raise _Moved(tenant)  # rolls the transaction back

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -94,6 +94,48 @@ async def begin(
     return InFlight()  # claimed by a concurrent request between our two passes
 
 
+# A write's claim and completion are built once (bound by name), not per request: building a
+# statement and its cache key costs several times what running it does on SQLite.
+_CLAIMS: dict[str, Any] = {}
+
+
+def _claim(dialect: str) -> Any:
+    """The claim's ``INSERT ... ON CONFLICT DO NOTHING RETURNING key``, built once per dialect."""
+    found = _CLAIMS.get(dialect)
+    if found is None:
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(idempotency)
+        found = _CLAIMS[dialect] = (
+            insert.values(
+                tenant_id=bindparam("c_tenant"),
+                principal=bindparam("c_principal"),
+                key=bindparam("c_key"),
+                request_hash=bindparam("c_hash"),
+                state="in_flight",
+                created_at=bindparam("c_now"),
+                expires_at=bindparam("c_expires"),
+            )
+            .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
+            .returning(idempotency.c.key)
+        )
+    return found
+
+
+_COMPLETE = (
+    update(idempotency)
+    .where(
+        idempotency.c.tenant_id == bindparam("k_tenant"),
+        idempotency.c.principal == bindparam("k_principal"),
+        idempotency.c.key == bindparam("k_key"),
+    )
+    .values(
+        state="done",
+        status_code=bindparam("d_status"),
+        response=bindparam("d_response"),
+        expires_at=bindparam("d_expires"),
+    )
+)
+
+
 async def claim_in(
     conn: AsyncConnection,
     *,
@@ -110,22 +152,17 @@ async def claim_in(
     waits for this transaction and then finds the row; an expired record is taken over in place
     under its row lock.
     """
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-        idempotency
-    )
     claimed = (
         await conn.execute(
-            insert.values(
-                tenant_id=tenant_id,
-                principal=principal,
-                key=key,
-                request_hash=fingerprint,
-                state="in_flight",
-                created_at=now,
-                expires_at=now + LEASE,
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id", "principal", "key"])
-            .returning(idempotency.c.key)
+            _claim(conn.dialect.name),
+            {
+                "c_tenant": tenant_id,
+                "c_principal": principal,
+                "c_key": key,
+                "c_hash": fingerprint,
+                "c_now": now,
+                "c_expires": now + LEASE,
+            },
         )
     ).first()
     if claimed is not None:
@@ -171,14 +208,15 @@ async def complete_in(
     """:func:`complete` in the caller's transaction, in one statement: the caller says when it
     claimed the key (:func:`claim_in`'s ``now``, the record's ``created_at``)."""
     await conn.execute(
-        update(idempotency)
-        .where(_key(tenant_id, principal, key))
-        .values(
-            state="done",
-            status_code=status_code,
-            response=response,
-            expires_at=claimed_at + TTL,
-        )
+        _COMPLETE,
+        {
+            "k_tenant": tenant_id,
+            "k_principal": principal,
+            "k_key": key,
+            "d_status": status_code,
+            "d_response": response,
+            "d_expires": claimed_at + TTL,
+        },
     )
 
 
