@@ -15,6 +15,8 @@ PATIENTS ?= 2000
 RUN_PATIENTS ?= 120
 # pytest-xdist workers for `make test`: one per core (`TEST_WORKERS=0` runs in one process)
 TEST_WORKERS ?= auto
+# the tenant `make bench` syncs against dlt (issue 13 measures at 10,000 patients)
+BENCH_PATIENTS ?= 10000
 
 .PHONY: install tools run sandbox test test-slow test-all test-services chaos chaos-short lint type check fmt bench lock clean
 
@@ -84,12 +86,16 @@ type: $(STAMP)
 
 check: lint type test
 
+## bench: every benchmark, each printing its ratio against a peer measured in the same run (3 rounds, spread)
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox_appointments.py
 	$(BIN)/python bench/activity.py 2000
 	$(BIN)/python bench/api_read.py
+	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api_write.py
-	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/sync.py --patients $(BENCH_PATIENTS) --skip-latency
+	$(BIN)/python bench/webhook_latency.py
+	$(BIN)/python bench/mcp_stdio.py
 
 ## lock: re-resolve requirements.lock from pyproject.toml (needs uv; not part of the bootstrap)
 lock:
