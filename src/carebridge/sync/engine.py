@@ -16,6 +16,9 @@ Four modes:
   patient without a mark (never read: a fresh store, or a patient the patients stream had not
   stored yet) is read in full. The cursor moves only past what was read and stored. The stream's
   cursor names the last patient whose encounters were saved, so a resumed pass skips those.
+  Where the upstream has a Bulk export of the kind (:class:`BulkExporter`), the stream is one
+  export instead, ``_since`` the last successful export's ``transactionTime`` (the cursor's
+  ``bulk_since``); without Bulk, or when the export fails, it reads per patient as above.
 - **window** (appointments): a full read of a date window (30 days back, 60 ahead); an
   appointment the store has in the window's interior that the read did not return is tombstoned.
   The diff is the store's (each page saves its ids as the stream's marks; ``SyncStore.sweep``
@@ -35,12 +38,13 @@ lease's time to live lapses (``LEASE_TTL``), unless a retry of the same job take
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from carebridge.domain.kinds import KINDS, StreamMode, streamed_kinds
 from carebridge.domain.provenance import DomainModel
@@ -51,6 +55,8 @@ from carebridge.ports.sync import Hold, LeaseLost, SyncStore
 from carebridge.ports.upstream import Upstream
 from carebridge.sync.slices import LAG as LAG
 from carebridge.sync.slices import read_slice
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 WINDOW_BACK = timedelta(days=30)
@@ -139,6 +145,23 @@ class SyncReport:
             "ok": self.ok,
             "streams": {name: r.as_json() for name, r in self.streams.items()},
         }
+
+
+class Exported(Protocol):
+    """One finished Bulk export: its snapshot instant and its records (read as they stream)."""
+
+    transaction_time: datetime
+
+    def records(self) -> AsyncIterator[Any]: ...
+
+
+@runtime_checkable
+class BulkExporter(Protocol):
+    """An upstream that can export a kind's records changed since an instant (the connector's
+    Bulk ``$export``): None when it has no Bulk for the kind; an ``UpstreamError`` when the
+    export fails."""
+
+    async def bulk_export(self, kind: str, since: datetime | None) -> Exported | None: ...
 
 
 class Progress(Protocol):
@@ -316,6 +339,9 @@ class _Run:
         marks of the patients whose records it holds, so a patient is marked only once what
         was read of it is stored."""
         previous = await self.store.cursor(self.tenant_id, self.stream.name) or {}
+        if isinstance(self.upstream, BulkExporter) and await self.bulk(self.upstream, previous):
+            return
+        kept = {"bulk_since": previous["bulk_since"]} if "bulk_since" in previous else {}
         resumed = previous.get("pass")
         after: str | None = None
         if isinstance(resumed, dict) and isinstance(resumed.get("after"), str):
@@ -339,10 +365,37 @@ class _Run:
             read[patient] = high_water(mark, newest, started)
             after = patient
             if len(batch) >= self.page_size:
-                await self.save(batch, {"pass": {"after": after}}, read)
+                await self.save(batch, {**kept, "pass": {"after": after}}, read)
                 batch, read = [], {}
-        done = {"completed_at": _iso(self.clock()), "patients": len(patients)}
+        done = {**kept, "completed_at": _iso(self.clock()), "patients": len(patients)}
         await self.save(batch, done, read)
+
+    async def bulk(self, exporter: BulkExporter, previous: dict[str, Any]) -> bool:
+        """The stream as one Bulk export since the last one's ``transactionTime``; False (the
+        caller reads per patient) when the upstream has no Bulk for the kind or the export
+        fails. Pages saved before a failure stay: the per-patient pass re-reads them unchanged."""
+        since = _instant(previous.get("bulk_since"))
+        in_pass = {"bulk_since": _iso(since), "pass": {"bulk": True}}
+        if since is None:
+            in_pass.pop("bulk_since")
+        try:
+            export = await exporter.bulk_export(self.stream.kind, since)
+            if export is None:
+                return False
+            rest = await self.pages(export.records(), lambda: in_pass, lambda _: None)
+        except UpstreamError as err:
+            log.warning(
+                "bulk export failed; reading per patient",
+                extra={"stream": self.stream.name, "error": type(err).__name__},
+            )
+            return False
+        final = {
+            "bulk_since": _iso(export.transaction_time),
+            "completed_at": _iso(self.clock()),
+            "bulk": True,
+        }
+        await self.save(rest, final)
+        return True
 
     async def full(self) -> None:
         started = self.clock()

@@ -278,6 +278,46 @@ class SurfaceClient(_Sender, Generic[C]):
             yield body
             page = portal_next(body)
 
+    async def lines(self, url: str, *, endpoint: str) -> AsyncIterator[bytes]:
+        """A file's lines as they stream (an NDJSON export file; never held whole), in one
+        throttle slot. Not retried: a file that breaks half way is the caller's to redo.
+
+        Raises:
+            UpstreamStatusError, AuthError: a non-2xx answer. TransportError: the connection
+                failed.
+        """
+        credential = await self.broker.current()
+        request = self.http.build_request("GET", url)
+        self.apply(request, credential)
+        async with self.throttle.slot():
+            started = self._monotonic()
+            try:
+                response = await self.http.send(request, stream=True)
+            except (httpx.HTTPError, OSError) as err:
+                raise TransportError(
+                    f"{endpoint}: {type(err).__name__}", endpoint=endpoint
+                ) from None
+            self.sent += 1
+            try:
+                status = response.status_code
+                if status in (401, 403):
+                    self.broker.invalidate(credential)
+                    raise AuthError(f"{endpoint}: refused (status {status})", endpoint=endpoint)
+                if not 200 <= status < 300:
+                    raise UpstreamStatusError(
+                        f"{endpoint}: status {status}", status=status, endpoint=endpoint
+                    )
+                self.throttle.on_success(self._monotonic() - started)
+                try:
+                    async for line in response.aiter_lines():
+                        yield line.encode()
+                except (httpx.HTTPError, OSError) as err:
+                    raise TransportError(
+                        f"{endpoint}: {type(err).__name__}", endpoint=endpoint
+                    ) from None
+            finally:
+                await response.aclose()
+
 
 class AuthRunner(_Sender):
     """Runs a surface's auth flows (token grants, portal sign-in) under the same policy as every

@@ -11,7 +11,9 @@ Which surface serves which entity (``upstream/carecloud.md``; DESIGN §3):
   service date, codes, responsible party and billed flag that the v2 ledger lacks), claims (the
   detail, with lines and the 277 history), payments, remittances (from the ERAs) and statements.
 - **Connector FHIR**: the portal carries every clinical list the port asks for, so FHIR is used
-  only where the portal lacks something: the Connector's logical patient id, for the crosswalk.
+  only where the portal lacks something: the Connector's logical patient id, for the crosswalk,
+  and its Bulk ``$export`` with ``_since``, which names the encounters changed since the last
+  export without a read per patient (``reads_bulk``).
 
 Every payload passes ``drift.check``/``check_list`` into the tenant's one :class:`DriftReport`
 before it is mapped; every mapping's ``dropped`` paths are counted per endpoint. The ids it
@@ -29,7 +31,7 @@ from carebridge.connectors.carecloud import writes
 from carebridge.connectors.carecloud.base import FHIR_PAGE_SIZE, PORTAL_PAGE_SIZE, _Fetch
 from carebridge.connectors.carecloud.identity import PersonIds
 from carebridge.connectors.carecloud.reads_billing import BillingReads
-from carebridge.connectors.carecloud.reads_charts import ChartReads
+from carebridge.connectors.carecloud.reads_bulk import BulkReads
 from carebridge.connectors.carecloud.reads_patients import PatientReads
 from carebridge.connectors.carecloud.reads_practice import AVAILABILITY_DAYS, PracticeReads
 from carebridge.connectors.carecloud.reads_schedule import ScheduleReads
@@ -51,7 +53,7 @@ from carebridge.ports.upstream import (
 )
 
 
-class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, ChartReads, BillingReads):
+class CareCloudTenant(PracticeReads, PatientReads, ScheduleReads, BulkReads, BillingReads):
     """A tenant's CareCloud practice, read through v2, the portal and the Connector.
 
     Args:

@@ -1,0 +1,195 @@
+"""The Connector's Bulk Data ``$export`` (FHIR Bulk Data Access 2.0, async pattern) for the
+clinical streams, with ``_since``.
+
+An export is kicked off at the practice's Patient level (``GET {fhir}/Patient/$export`` with
+``Prefer: respond-async``), polled at its ``Content-Location`` as the server's ``Retry-After``
+says (``X-Progress`` is logged), and its NDJSON files are read line by line as they stream (no
+file is held whole). The export says *what* changed since ``_since`` (the previous export's
+``transactionTime``); the records themselves are the portal's encounter details, which carry
+the note, codes, vitals and addenda the FHIR Encounter lacks, so a record read through an export
+is the record the per-patient read stores. A batch of ids is read at once, under the throttle.
+
+A tenant without the Connector, or whose Connector refuses the kick-off (a 4xx), has no Bulk:
+:meth:`BulkReads.bulk_export` answers None and the sync reads per patient. Any other failure
+(a poll that never finishes, an error in the manifest, a broken file) raises, and the sync falls
+back the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from carebridge.connectors.carecloud import drift
+from carebridge.connectors.carecloud.client import SurfaceClient
+from carebridge.connectors.carecloud.mapping import portal as pmap
+from carebridge.connectors.carecloud.mapping.fhir.charts import encounter_key
+from carebridge.connectors.carecloud.reads_charts import ChartReads
+from carebridge.connectors.carecloud.wire import fhir as fw
+from carebridge.connectors.carecloud.wire import portal as pw
+from carebridge.domain import Encounter
+from carebridge.errors import ConfigError, TransportError, UpstreamStatusError
+
+log = logging.getLogger(__name__)
+
+KICKOFF = "GET /Patient/$export"
+STATUS = "GET /bulkstatus/{job}"
+FILE = "GET /bulkfiles/{job}/{type}.ndjson"
+DETAIL_BATCH = 100
+"""Encounter details read at once (the throttle decides how many are really in flight)."""
+BULK_TYPES = {"encounter": "Encounter"}
+"""The kinds an export serves, by FHIR type."""
+
+
+@dataclass
+class BulkExport:
+    """One finished export: its snapshot instant (the next export's ``_since``) and its records,
+    read as they stream."""
+
+    transaction_time: datetime
+    records: Callable[[], AsyncIterator[Any]]
+
+
+class BulkReads(ChartReads):
+    """The Connector's Bulk ``$export`` for the clinical streams."""
+
+    bulk_sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
+    """How a poll waits ``Retry-After`` (tests move the emulator's clock instead)."""
+    bulk_wait_limit: float = 1800.0
+    """Seconds of ``Retry-After`` an export may ask for in all before it counts as failed."""
+
+    @property
+    def _fhir(self) -> SurfaceClient[Any]:
+        if self.connection.fhir is None:
+            raise ConfigError("the Connector's FHIR surface is not configured for this tenant")
+        return self.connection.fhir
+
+    async def bulk_export(self, kind: str, since: datetime | None) -> BulkExport | None:
+        """Export ``kind``'s resources changed after ``since`` (all of them for None).
+
+        Returns None when the tenant has no Bulk for it (no Connector, a kind it does not
+        export, a kick-off refused with a 4xx).
+
+        Raises:
+            UpstreamError: the export failed after its kick-off (the caller falls back).
+        """
+        fhir_type = BULK_TYPES.get(kind)
+        client = self.connection.fhir
+        if fhir_type is None or self.fhir_base is None or client is None:
+            return None
+        params = {"_type": fhir_type, "_outputFormat": "application/fhir+ndjson"}
+        if since is not None:
+            params["_since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+        try:
+            started = await client.request(
+                "GET",
+                f"{self.fhir_base}/Patient/$export",
+                params=params,
+                headers=headers,
+                endpoint=KICKOFF,
+            )
+        except UpstreamStatusError as err:
+            if err.status is not None and 400 <= err.status < 500:
+                log.info("bulk export refused", extra={"endpoint": KICKOFF, "status": err.status})
+                return None
+            raise
+        location = started.headers.get("content-location")
+        if started.status_code != 202 or not location:
+            log.info("bulk export not started", extra={"endpoint": KICKOFF})
+            return None
+        manifest = await self._bulk_manifest(location)
+        at = manifest.get("transactionTime")
+        if not isinstance(at, str):
+            raise TransportError("bulk export manifest without transactionTime", endpoint=STATUS)
+        transaction_time = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(UTC)
+        if manifest.get("error"):
+            raise TransportError("bulk export reported errors", endpoint=STATUS)
+        urls = [
+            str(o["url"])
+            for o in manifest.get("output") or []
+            if isinstance(o, dict) and o.get("type") == fhir_type and o.get("url")
+        ]
+
+        def records() -> AsyncIterator[Encounter]:
+            return self._bulk_encounters(urls)
+
+        return BulkExport(transaction_time, records)
+
+    async def _bulk_manifest(self, location: str) -> dict[str, Any]:
+        """Poll the status URL until the manifest, waiting as ``Retry-After`` says."""
+        client = self._fhir
+        waited = 0.0
+        while True:
+            r = await client.request("GET", location, endpoint=STATUS)
+            if r.status_code == 200:
+                body = r.json()
+                if not isinstance(body, dict):
+                    raise TransportError("bulk export manifest is not an object", endpoint=STATUS)
+                return body
+            try:
+                wait = max(float(r.headers.get("retry-after", "1")), 0.0)
+            except ValueError:
+                wait = 1.0
+            if waited + wait > self.bulk_wait_limit:
+                await self._bulk_cancel(location)
+                raise TransportError(f"bulk export not ready after {waited:.0f} s", endpoint=STATUS)
+            log.info(
+                "bulk export in progress",
+                extra={"endpoint": STATUS, "progress": r.headers.get("x-progress"), "wait": wait},
+            )
+            waited += wait
+            await self.bulk_sleep(wait)
+
+    async def _bulk_cancel(self, location: str) -> None:
+        client = self._fhir
+        try:
+            await client.request("DELETE", location, idempotent=True, endpoint="DELETE /bulkstatus")
+        except (UpstreamStatusError, TransportError):  # pragma: no cover - best effort
+            log.info("bulk export cancel failed", extra={"endpoint": STATUS})
+
+    async def _bulk_lines(self, url: str) -> AsyncIterator[bytes]:
+        """One NDJSON file's lines as they stream (the file is never held whole)."""
+        client = self._fhir
+        async for line in client.lines(url, endpoint=FILE):
+            if line.strip():
+                yield line
+
+    async def _bulk_encounters(self, urls: list[str]) -> AsyncIterator[Encounter]:
+        """The portal's detail of each encounter the export names, a batch at a time."""
+        ids: list[int] = []
+        for url in urls:
+            async for line in self._bulk_lines(url):
+                resource = drift.check(orjson.loads(line), fw.Encounter, FILE, self.drift)
+                key = encounter_key(resource)
+                if not key.isdigit():
+                    continue  # not an encounter of the portal's
+                ids.append(int(key))
+                if len(ids) >= DETAIL_BATCH:
+                    for encounter in await self._encounter_details(ids):
+                        yield encounter
+                    ids = []
+        for encounter in await self._encounter_details(ids):
+            yield encounter
+
+    async def _encounter_details(self, ids: list[int]) -> list[Encounter]:
+        shown = "GET /portal/api/encounters/{id}"
+        details = await asyncio.gather(
+            *(self._portal_get(shown, f"/encounters/{n}", pw.EncounterDetailPayload) for n in ids)
+        )
+        out: list[Encounter] = []
+        for number, detail in zip(ids, details, strict=True):
+            encounter = self._keep(
+                shown, pmap.encounter_from_portal(detail, self._ctx("portal", shown))
+            )
+            self._writes.index.encounters[encounter.id] = number
+            self._learn("encounter", "portal", number, encounter.id)
+            out.append(encounter)
+        await self._flush()
+        return out
