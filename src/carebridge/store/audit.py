@@ -245,24 +245,39 @@ class AuditLog:
         self._heads: dict[str, _Head] = {}
         self._pending: list[tuple[AuditEntry, asyncio.Future[int]]] = []
         self._lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None
         self.commits = 0
         self.moved = 0  # commits retried because another process appended first
 
     async def record(self, entry: AuditEntry) -> int:
-        """Append ``entry``; returns its sequence number once it is committed."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        """Append ``entry``; returns its sequence number once it is committed.
+
+        The entry waits in the queue that one committing task drains, a batch per transaction;
+        a request awaits only its own entry's commit (no turn at a lock per request)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._pending.append((entry, future))
-        async with self._lock:
-            if not future.done():  # nobody committed it while we waited: lead this commit
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Commit the queue, a batch at a time, until it is empty (entries queued while a batch
+        commits go in the next one). A failed batch fails its entries' requests; the next
+        batch is tried all the same."""
+        while self._pending:
+            async with self._lock:
                 batch, self._pending = self._pending, []
                 try:
                     await self._commit(batch)
-                except BaseException as err:
+                except Exception as err:  # noqa: BLE001 - handed to each waiting request
                     for _, waiting in batch:
                         if not waiting.done():
                             waiting.set_exception(err)
+                except BaseException:
+                    for _, waiting in batch:
+                        waiting.cancel()
                     raise
-        return await future
 
     async def _commit(self, batch: Sequence[tuple[AuditEntry, asyncio.Future[int]]]) -> None:
         try:
@@ -272,7 +287,8 @@ class AuditLog:
             heads, seqs = await self._write(batch, from_memory=False)
         self._remember(heads)
         for (_, future), seq in zip(batch, seqs, strict=True):
-            future.set_result(seq)
+            if not future.done():  # its request may have been cancelled meanwhile
+                future.set_result(seq)
         self.commits += 1
 
     async def record_with(
