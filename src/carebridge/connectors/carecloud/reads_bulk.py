@@ -59,9 +59,10 @@ class BulkExport:
 class BulkReads(ChartReads):
     """The Connector's Bulk ``$export`` for the clinical streams."""
 
-    bulk_sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
-    """How a poll waits ``Retry-After`` (tests move the emulator's clock instead)."""
-    bulk_wait_limit: float = 1800.0
+    bulk_sleep: Callable[[float], Awaitable[None]] | None = None
+    """How a poll waits ``Retry-After``; None: the tenant throttle's sleep (``asyncio.sleep`` in
+    a deployment; tests inject one that moves the emulator's clock)."""
+    bulk_wait_limit: float = 300.0
     """Seconds of ``Retry-After`` an export may ask for in all before it counts as failed."""
 
     @property
@@ -145,7 +146,8 @@ class BulkReads(ChartReads):
                 extra={"endpoint": STATUS, "progress": r.headers.get("x-progress"), "wait": wait},
             )
             waited += wait
-            await self.bulk_sleep(wait)
+            sleep = self.bulk_sleep or self.connection.throttle.sleep
+            await sleep(wait)
 
     async def _bulk_cancel(self, location: str) -> None:
         client = self._fhir
