@@ -34,6 +34,8 @@ _PROBLEM = b"application/problem+json"
 _JSON = b"application/json"
 _PREFIX = "/v1"
 _LOG_IDS = {"installed": False}
+_OURS = frozenset((b"x-request-id", b"carebridge-version"))
+"""Answer headers the edge sets itself (an inner layer's are replaced)."""
 
 
 def new_request_id() -> str:
@@ -98,7 +100,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _GIVEN_ID.match(given) else new_request_id()
+        request_id = given if given is not None and _GIVEN_ID.match(given) else new_request_id()
         token = REQUEST_ID.set(request_id)
         try:
             await self._serve(scope, receive, send, request_id)
@@ -129,19 +131,13 @@ class Edge:
         async def edged(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if bytes(k).lower() not in (b"x-request-id", b"carebridge-version")
-                ]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OURS]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.append((b"carebridge-version", asked.encode()))
                 limit = state.get("ratelimit")
                 if limit is not None:
-                    names = {bytes(k).lower() for k, _ in headers}
-                    for name, value in limit.headers().items():
-                        if name.lower().encode() not in names:
-                            headers.append((name.lower().encode(), value.encode()))
+                    names = {k.lower() for k, _ in headers}
+                    headers.extend(h for h in limit.raw_headers() if h[0] not in names)
                 if prefixed:
                     headers = [
                         (k, _PREFIX.encode() + bytes(v))

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from carebridge.errors import ConfigError, TooManyRequests
 
@@ -41,6 +42,18 @@ class Decision:
             "RateLimit-Policy": f'"key";q={self.quota};w={self.window}',
             "RateLimit": f'"key";r={self.remaining};t={self.reset}',
         }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as an ASGI answer carries them (lower-case names, bytes)."""
+        return [
+            (b"ratelimit-policy", _policy(self.quota, self.window)),
+            (b"ratelimit", b'"key";r=%d;t=%d' % (self.remaining, self.reset)),
+        ]
+
+
+@lru_cache(maxsize=64)
+def _policy(quota: int, window: int) -> bytes:
+    return f'"key";q={quota};w={window}'.encode()
 
 
 class Limiter:

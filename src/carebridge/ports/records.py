@@ -28,6 +28,12 @@ class RecordPage:
         return [json.loads(text) for text in self.raw]
 
     @cached_property
+    def patients(self) -> tuple[str, ...]:
+        """The distinct patients the records are about, sorted (the audit's subjects), worked
+        out once per page."""
+        return tuple(sorted({p for p in self.patient_ids if p}))
+
+    @cached_property
     def joined(self) -> bytes:
         """The records as the inside of a JSON array, encoded once per page (a page the store
         serves again is not serialized again)."""

@@ -575,8 +575,9 @@ class Reads:
     ) -> None:
         if kind not in PHI_KINDS:
             return
-        patients = sorted({p for p in page.patient_ids if p})
-        await self.audit.record(principal.tenant_id, principal.id, route, patients, self.clock())
+        await self.audit.record(
+            principal.tenant_id, principal.id, route, page.patients, self.clock()
+        )
 
     async def _audit(self, principal: Principal, kind: str, route: str, items: Any) -> None:
         if kind not in PHI_KINDS:
