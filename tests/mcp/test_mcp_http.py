@@ -160,3 +160,20 @@ async def test_a_booking_over_http_is_previewed_then_confirmed_upstream(
     done_entry = next(e for e in entries if str(e["route"]).startswith("MCP book_appointment done"))
     assert done_entry["principal"] == "key_admin_a"
     assert done_entry["patient_ids"] == [patient]
+
+
+async def test_a_policy_is_set_by_an_admin_with_a_strict_boolean_only(
+    live: Bed, app: FastAPI
+) -> None:
+    async with _http(app, live.keys["admin_a"]) as admin:
+        set_ = await admin.put("/mcp/policies/key_reader_a", json={"needs_person": True})
+        coerced = await admin.put("/mcp/policies/key_reader_a", json={"needs_person": 0})
+        cleared = await admin.put("/mcp/policies/key_reader_a", json={"needs_person": False})
+    async with _http(app, live.keys["reader_a"]) as reader:
+        refused = await reader.put("/mcp/policies/key_reader_a", json={"needs_person": False})
+    assert (set_.status_code, set_.json()) == (200, {"needs_person": True})
+    assert coerced.status_code == 422
+    assert coerced.headers["content-type"].startswith("application/problem+json")
+    assert "needs_person" in coerced.text
+    assert cleared.json() == {"needs_person": False}
+    assert refused.status_code == 403

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from carebridge.api.routes.common import Caller, json_response
 from carebridge.contract.time import Timestamp, rfc3339
@@ -50,7 +50,7 @@ class Policy(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"needs_person": True}]}
     )
 
-    needs_person: bool
+    needs_person: StrictBool  # true or false: 0, 1 or "yes" are refused, not coerced
 
 
 def router(services: AgentServices) -> APIRouter:
