@@ -104,3 +104,23 @@ async def test_a_patient_is_indexed_by_name_and_birth_date(engine: AsyncEngine) 
 async def test_a_forged_cursor_is_refused(engine: AsyncEngine) -> None:
     with pytest.raises(entities.BadCursor):
         await entities.query(engine, "ten_a", "appointment", cursor="%%%")
+
+
+async def test_an_older_read_never_takes_a_stored_record_back(engine: AsyncEngine) -> None:
+    """The change feed and the sync read one record at different moments: whichever answer is
+    older than the stored record's upstream updated_at changes nothing and announces nothing."""
+    (record,) = _appointments(1)
+    stamp = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    newer = factories.changed(record, status="cancelled", updated_at=stamp)
+    older = factories.changed(record, status="scheduled", updated_at=stamp - timedelta(minutes=5))
+    latest = factories.changed(record, status="no_show", updated_at=stamp + timedelta(hours=1))
+    async with engine.begin() as conn:
+        await entities.upsert(conn, "ten_a", "appointment", [newer], fetched_at=NOW)
+    async with engine.begin() as conn:
+        stale = await entities.upsert(conn, "ten_a", "appointment", [older], fetched_at=NOW)
+    assert stale == []
+    page = await entities.query(engine, "ten_a", "appointment")
+    assert [r["status"] for r in page.items] == ["cancelled"]
+    async with engine.begin() as conn:
+        moved = await entities.upsert(conn, "ten_a", "appointment", [latest], fetched_at=NOW)
+    assert [(c.before["status"], c.after["status"]) for c in moved] == [("cancelled", "no_show")]

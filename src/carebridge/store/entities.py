@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Select, Text, cast, select, tuple_
+from sqlalchemy import Select, Text, cast, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -95,23 +95,34 @@ async def upsert(
     fetched_at: datetime,
 ) -> list[Change]:
     """Insert or update records of one kind in the caller's transaction; returns the changes
-    (a record whose content is unchanged, provenance aside, is not a change)."""
+    (a record whose content is unchanged, provenance aside, is not a change).
+
+    A read older than the stored record (its upstream ``updated_at`` is earlier) changes
+    nothing: the sync and the change feed read the same records at different moments, and the
+    slower one's answer must not take the record back. The statement itself says so too, so a
+    concurrent writer between this function's read and its write cannot either."""
     rows = [(str(r.__dict__["id"]), r.model_dump(mode="json"), r) for r in records]
     if not rows:
         return []
-    existing = {
-        row.id: row.data
-        for row in await conn.execute(
-            select(entities.c.id, entities.c.data).where(
-                entities.c.tenant_id == tenant_id,
-                entities.c.kind == kind,
-                entities.c.id.in_([row[0] for row in rows]),
-            )
+    existing: dict[str, Any] = {}
+    stamped: dict[str, datetime] = {}
+    for row in await conn.execute(
+        select(entities.c.id, entities.c.data, entities.c.upstream_updated_at).where(
+            entities.c.tenant_id == tenant_id,
+            entities.c.kind == kind,
+            entities.c.id.in_([row[0] for row in rows]),
         )
-    }
+    ):
+        existing[row.id] = row.data
+        if row.upstream_updated_at is not None:
+            stamped[row.id] = _aware(row.upstream_updated_at)
     changes: list[Change] = []
     batch: dict[str, dict[str, Any]] = {}
     for entity_id, fetched, record in rows:
+        columns = index_columns(kind, record)
+        newer = columns["upstream_updated_at"]
+        if newer is not None and entity_id in stamped and _aware(newer) < stamped[entity_id]:
+            continue  # an older read than the stored record's: it changes nothing
         before = existing.get(entity_id)
         data = keep_sticky(kind, before, fetched)
         batch[entity_id] = {  # a record listed twice: its last read wins, as it did row by row
@@ -121,21 +132,33 @@ async def upsert(
             "data": data,
             "fetched_at": fetched_at,
             "deleted": False,
-            **index_columns(kind, record),
+            **columns,
         }
         if content(before) != content(data):
             changes.append(Change(kind, entity_id, before, data))
+    if not batch:
+        return changes
     statement = _insert(conn)
     updated = {
         column: statement.excluded[column]
         for column in next(iter(batch.values()))
         if column not in ("tenant_id", "kind", "id")
     }
+    stored, incoming = entities.c.upstream_updated_at, statement.excluded.upstream_updated_at
     await conn.execute(  # one statement for the page (executemany), not one per record
-        statement.on_conflict_do_update(index_elements=["tenant_id", "kind", "id"], set_=updated),
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "kind", "id"],
+            set_=updated,
+            where=or_(stored.is_(None), incoming.is_(None), incoming >= stored),
+        ),
         list(batch.values()),
     )
     return changes
+
+
+def _aware(moment: datetime) -> datetime:
+    """An instant read back from the store (SQLite keeps no offset: its instants are UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _cursor(entity_id: str) -> str:
