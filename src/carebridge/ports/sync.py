@@ -130,7 +130,6 @@ class SyncStore(Protocol):
         tombstones. No event is recorded: the event vocabulary has no ``*.deleted`` type yet."""
         ...
 
-
     async def forget_marks(self, tenant_id: str, stream: str) -> None:
         """Drop every mark of ``stream`` (a window stream's pass starts with none)."""
         ...

@@ -405,6 +405,7 @@ def entities_generation(kind: str) -> str:
     of ``kind`` is inserted, updated or deleted, by any writer in any process."""
     return f"entities:{kind}"
 
+
 # --- issue 15: the MCP server's confirmation tokens and approval policy (migration 0009) -------
 
 mcp_confirmations = Table(
