@@ -5,9 +5,28 @@ An export is kicked off at the practice's Patient level (``GET {fhir}/Patient/$e
 ``Prefer: respond-async``), polled at its ``Content-Location`` as the server's ``Retry-After``
 says (``X-Progress`` is logged), and its NDJSON files are read line by line as they stream (no
 file is held whole). The export says *what* changed since ``_since`` (the previous export's
-``transactionTime``); the records themselves are the portal's encounter details, which carry
-the note, codes, vitals and addenda the FHIR Encounter lacks, so a record read through an export
-is the record the per-patient read stores. A batch of ids is read at once, under the throttle.
+``transactionTime``); the records themselves are read from the surfaces the per-patient reads
+use, so a record read through an export is the record the per-patient read stores, whichever
+path ran:
+
+- **encounters**: each exported ``Encounter`` names a portal encounter, whose detail (the note,
+  codes, vitals and addenda the FHIR Encounter lacks) is read, a batch of ids at once;
+- **labs, immunizations, documents** (``Observation`` of the ``laboratory`` category,
+  ``Immunization``, ``DocumentReference``): each exported resource names its patient
+  (``subject``/``patient``); the export says *which patients* have records of the kind that
+  changed, and only those patients' own lists are read (the portal's labs and immunizations,
+  v2's documents: the per-patient reads themselves), a batch of patients at once. A FHIR
+  patient id is resolved to the carebridge patient through this process's people, then the
+  crosswalk's ``fhir`` surface, then one ``GET {fhir}/Patient/{id}`` (its chart number), which
+  the crosswalk then remembers. A fresh store thus reads only the patients who have any record
+  of the kind; a later sync only those with a change. ``_typeFilter`` is not sent (a server may
+  refuse it, and the emulated Connector does): the client keeps the laboratory Observations
+  itself (vital signs are Observations too).
+
+What the export cannot tell: a record removed upstream (the manifest lists no deletions, and a
+resource that is gone names no patient). Neither path drops it from the store (the per-patient
+stream never tombstones, and a named patient's list read only adds and updates); a patient none
+of whose records remain is never named again. See ADR 0019.
 
 A tenant without the Connector, or whose Connector refuses the kick-off (a 4xx), has no Bulk:
 :meth:`BulkReads.bulk_export` answers None and the sync reads per patient. Any other failure
@@ -28,12 +47,15 @@ import orjson
 
 from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.client import SurfaceClient
+from carebridge.connectors.carecloud.mapping import fhir as fmap
 from carebridge.connectors.carecloud.mapping import portal as pmap
 from carebridge.connectors.carecloud.mapping.fhir.charts import encounter_key
 from carebridge.connectors.carecloud.reads_charts import ChartReads
 from carebridge.connectors.carecloud.wire import fhir as fw
 from carebridge.connectors.carecloud.wire import portal as pw
 from carebridge.domain import Encounter
+from carebridge.domain.kinds import KINDS
+from carebridge.domain.values import PatientId
 from carebridge.errors import ConfigError, TransportError, UpstreamStatusError
 
 log = logging.getLogger(__name__)
@@ -41,10 +63,20 @@ log = logging.getLogger(__name__)
 KICKOFF = "GET /Patient/$export"
 STATUS = "GET /bulkstatus/{job}"
 FILE = "GET /bulkfiles/{job}/{type}.ndjson"
+PATIENT_READ = "GET /Patient/{id}"
 DETAIL_BATCH = 100
 """Encounter details read at once (the throttle decides how many are really in flight)."""
-BULK_TYPES = {"encounter": "Encounter"}
+PATIENT_BATCH = 100
+"""Patients whose lists are read at once (the throttle decides how many are really in flight)."""
+BULK_TYPES = {
+    "encounter": "Encounter",
+    "lab": "Observation",
+    "immunization": "Immunization",
+    "document": "DocumentReference",
+}
 """The kinds an export serves, by FHIR type."""
+LAB_CATEGORY = "laboratory"
+"""The Observation category of a lab result (the others, vital signs, are not the lab stream's)."""
 
 
 @dataclass
@@ -118,8 +150,10 @@ class BulkReads(ChartReads):
             if isinstance(o, dict) and o.get("type") == fhir_type and o.get("url")
         ]
 
-        def records() -> AsyncIterator[Encounter]:
-            return self._bulk_encounters(urls)
+        def records() -> AsyncIterator[Any]:
+            if kind == "encounter":
+                return self._bulk_encounters(urls)
+            return self._bulk_patients(kind, urls)
 
         return BulkExport(transaction_time, records)
 
@@ -195,3 +229,102 @@ class BulkReads(ChartReads):
             out.append(encounter)
         await self._flush()
         return out
+
+    # --- the kinds read per patient: the export names the patients -----------------------
+
+    async def _bulk_patients(self, kind: str, urls: list[str]) -> AsyncIterator[Any]:
+        """The per-patient reads of each patient the export's resources name (each patient once,
+        in the order first named), a batch of patients at a time."""
+        by_fhir = {p.fhir_id: p.patient_id for p in self._people.values() if p.fhir_id}
+        named: set[str] = set()
+        batch: list[str] = []
+        for url in urls:
+            async for line in self._bulk_lines(url):
+                fhir_id = _patient_named(kind, orjson.loads(line), self.drift)
+                if fhir_id is None or fhir_id in named:
+                    continue
+                named.add(fhir_id)
+                batch.append(fhir_id)
+                if len(batch) >= PATIENT_BATCH:
+                    for record in await self._patients_records(kind, batch, by_fhir):
+                        yield record
+                    batch = []
+        for record in await self._patients_records(kind, batch, by_fhir):
+            yield record
+
+    async def _patients_records(
+        self, kind: str, fhir_ids: list[str], by_fhir: dict[str, PatientId]
+    ) -> list[Any]:
+        """Each named patient's records of ``kind``, read as the per-patient stream reads them."""
+        patients = await self._patients_of(fhir_ids, by_fhir)
+        reader: Callable[[PatientId], AsyncIterator[Any]] = getattr(self, KINDS[kind].upstream)
+
+        async def one(patient_id: PatientId) -> list[Any]:
+            return [record async for record in reader(patient_id)]
+
+        lists = await asyncio.gather(*(one(p) for p in patients))
+        await self._flush()
+        return [record for records in lists for record in records]
+
+    async def _patients_of(
+        self, fhir_ids: list[str], by_fhir: dict[str, PatientId]
+    ) -> list[PatientId]:
+        """The carebridge patients of FHIR patient ids: this process's people, the crosswalk's
+        ``fhir`` surface, else the Connector's Patient read (its chart number); a FHIR id whose
+        Patient is gone (404) names nobody."""
+        found: dict[str, PatientId] = {}
+        unknown: list[str] = []
+        for fhir_id in fhir_ids:
+            patient = by_fhir.get(fhir_id)
+            if patient is None:
+                entity = await self.links.entity_id(self.tenant, "patient", "fhir", fhir_id)
+                patient = PatientId(entity) if entity is not None else None
+            if patient is None:
+                unknown.append(fhir_id)
+            else:
+                found[fhir_id] = by_fhir[fhir_id] = patient
+        charts = await asyncio.gather(*(self._fhir_chart(f) for f in unknown))
+        for fhir_id, chart in zip(unknown, charts, strict=True):
+            if chart is not None:
+                found[fhir_id] = by_fhir[fhir_id] = self._person(chart, fhir_id=fhir_id).patient_id
+        await self._flush()
+        return [found[f] for f in fhir_ids if f in found]
+
+    async def _fhir_chart(self, fhir_id: str) -> str | None:
+        """The chart number of the Connector's Patient ``fhir_id`` (None: gone, or none)."""
+        try:
+            r = await self._fhir.request(
+                "GET", f"{self.fhir_base}/Patient/{fhir_id}", endpoint=PATIENT_READ
+            )
+        except UpstreamStatusError as err:
+            if err.status in (404, 410):
+                return None
+            raise
+        patient = drift.check(r.json(), fw.Patient, PATIENT_READ, self.drift)
+        return fmap.chart_number_of(patient)
+
+
+def _reference_id(reference: fw.Reference | None, resource_type: str) -> str | None:
+    """The logical id a reference points at (relative or absolute), if it is of that type."""
+    if reference is None or not reference.reference:
+        return None
+    parts = reference.reference.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _patient_named(kind: str, raw: Any, report: drift.DriftReport) -> str | None:
+    """The FHIR id of the patient an exported resource of ``kind`` is about (None: a resource
+    that is not the kind's, such as a vital-sign Observation in the labs' export)."""
+    if kind == "lab":
+        observation = drift.check(raw, fw.Observation, FILE, report)
+        categories = {c.code for concept in observation.category for c in concept.coding}
+        if LAB_CATEGORY not in categories:
+            return None
+        return _reference_id(observation.subject, "Patient")
+    if kind == "immunization":
+        immunization = drift.check(raw, fw.Immunization, FILE, report)
+        return _reference_id(immunization.patient, "Patient")
+    document = drift.check(raw, fw.DocumentReference, FILE, report)
+    return _reference_id(document.subject, "Patient")
