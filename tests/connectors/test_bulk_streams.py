@@ -347,3 +347,27 @@ async def test_an_export_that_fails_falls_back_to_per_patient_reads(live: Live) 
     cursor = await SqlSyncStore(live.deployment.engine).cursor(TENANT, "labs")
     assert cursor is not None
     assert "bulk" not in cursor
+
+
+async def test_a_patient_the_crosswalk_does_not_know_is_read_from_the_connector(
+    live: Live,
+) -> None:
+    # no patients stream first: the crosswalk holds no FHIR id, so each named patient's chart
+    # number comes from one Patient read, and the crosswalk remembers the link
+    upstream = await _facade(live.deployment, live)
+    before = _count(live, "/Patient/")
+    report = await _sync(live.deployment, live, upstream, "labs")
+    reads = _count(live, "/Patient/") - before - 1  # less the kick-off (.../Patient/$export)
+    assert reads == _having(live, "lab_results") > 0
+    assert report.streams["labs"].read == _rows(live, "lab_results")
+    fhir = {
+        r["fhir_id"]
+        for r in live.truth(
+            "SELECT f.fhir_id FROM fhir_ids f JOIN lab_results l ON l.patient_id = f.entity_id "
+            "WHERE f.resource_type = 'Patient' AND l.practice_id = ?",
+            (PRACTICE,),
+        )
+    }
+    links = upstream.links
+    for fhir_id in fhir:
+        assert await links.entity_id(TENANT, "patient", "fhir", fhir_id) is not None
