@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from carebridge.api import problems
+from carebridge.api import heap, problems
 from carebridge.api.app import Api, create_app
 from carebridge.api.middleware import DEFAULT_MAX_BODY
 from carebridge.api.routes import admin as admin_routes
@@ -86,6 +86,7 @@ def app() -> FastAPI:
             max_body_bytes=max_body_bytes(),
         )
         outer.mount("/", inner)
+        heap.settle()  # after start-up: what lives as long as the process leaves the GC's scans
         background: list[asyncio.Task[None]] = []
         every = float(os.environ.get("CAREBRIDGE_SYNC_INTERVAL", "300"))
         if deployment.engine.dialect.name == "sqlite" and every > 0:
