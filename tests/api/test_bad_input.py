@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from tests.support.api import API, Live, running
 
+from carebridge.api.app import create_app
 from carebridge.api.main import build, max_body_bytes, shell
 from carebridge.errors import ConfigError
 
@@ -206,6 +207,25 @@ async def test_an_undeclared_query_parameter_is_422_naming_it(live: Live) -> Non
     assert fields(problem(await live.get("/events", **{"": "0.0"}), 422)) == {""}
     reply = await live.client.get("/patients?x=1")  # the credential is asked for first
     assert reply.status_code == 401
+    # routes without a caller check their query all the same
+    for path in ("/health?x=1", "/docs?x=1", "/redoc?x=1"):
+        assert fields(problem(await live.client.get(path), 422)) == {"x"}, path
+    answer = await live.client.post("/authenticate?x=1", json={})
+    assert fields(problem(answer, 422)) == {"x"}
+    assert (await live.client.get("/health")).status_code == 200
+
+
+async def test_an_app_refuses_a_route_that_would_let_undeclared_parameters_pass(
+    live: Live,
+) -> None:
+    unchecked = APIRouter()
+
+    @unchecked.get("/unchecked")
+    async def route(limit: int = 1) -> dict[str, int]:
+        return {"limit": limit}
+
+    with pytest.raises(TypeError, match="/unchecked"):
+        create_app(live.deployment.live, live.deployment.keys, extra_routers=[unchecked])
 
 
 async def test_a_path_the_mount_cannot_route_is_a_problem_with_the_headers(live: Live) -> None:

@@ -7,15 +7,16 @@ business rules (scopes, tenant checks, freshness, idempotency) live in the servi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fastapi.routing
 import fastapi_offline
 from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -27,7 +28,12 @@ from carebridge.api.routes import audit as audit_routes
 from carebridge.api.routes import billing, charts, health, patients, practice, scheduling
 from carebridge.api.routes import events as event_routes
 from carebridge.api.routes.common import Caller as Caller
-from carebridge.api.routes.common import SessionCheck, caller
+from carebridge.api.routes.common import (
+    SessionCheck,
+    declared_query,
+    principal_of,
+    refuses_undeclared_query,
+)
 from carebridge.contract import VERSION
 from carebridge.contract.problems import Problem
 from carebridge.errors import Unauthorized
@@ -57,40 +63,6 @@ next_cursor}`; amounts are decimal strings with a `currency`; errors are RFC 945
 """The OpenAPI document's description of the API."""
 
 
-def _query_names(dependant: Any) -> frozenset[str]:
-    names = {field.alias for field in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return frozenset(names)
-
-
-async def _declared_query(request: Request) -> None:
-    """Refuse query parameters the route does not declare (422): a misspelt filter
-    (``update_since``) must not silently widen a read."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:  # pragma: no cover - every API route has one
-        return
-    # kept on the route itself: a table keyed by id() would outlive a collected route, and
-    # another app's route could reuse its id
-    known: frozenset[str] | None = getattr(route, "_carebridge_query_names", None)
-    if known is None:
-        known = _query_names(dependant)
-        route._carebridge_query_names = known  # type: ignore[union-attr]
-    unknown = sorted({name for name in request.query_params if name not in known})
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name[:64]),
-                    "msg": "not a query parameter of this route",
-                }
-                for name in unknown
-            ]
-        )
-
-
 PUBLIC = frozenset({"/health", "/authenticate", "/tenants", "/docs", "/redoc", "/openapi.json"})
 OPERATOR = frozenset({"/tenants"})
 """Routes that take the operator token rather than a tenant's credential."""
@@ -108,7 +80,7 @@ async def _credential(request: Request) -> None:
             raise Unauthorized("no operator token is configured")
         operator(authorization)
     elif request.url.path not in PUBLIC:
-        await caller(request, authorization)
+        await principal_of(request, authorization)
 
 
 class Api(FastAPI):
@@ -211,7 +183,7 @@ def _self_hosted_docs(app: FastAPI) -> None:
     package's own files: no CDN, so they render on an air-gapped network."""
     app.mount(_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(declared_query)])
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="openapi.json",
@@ -222,7 +194,7 @@ def _self_hosted_docs(app: FastAPI) -> None:
             swagger_ui_parameters={"persistAuthorization": True},
         )
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, dependencies=[Depends(declared_query)])
     async def redoc() -> HTMLResponse:
         return get_redoc_html(
             openapi_url="openapi.json",
@@ -255,7 +227,6 @@ def create_app(
     validated (without it, those routes answer 401)."""
     writing = writes if writes is not None else Writes(reads)
     app = Api(
-        dependencies=[Depends(_declared_query)],
         title="carebridge",
         version=f"{VERSION}.0.0",
         openapi_url="/openapi.json",
@@ -290,4 +261,33 @@ def create_app(
         app.include_router(event_routes.router(events, reads))
     for router in extra_routers or []:
         app.include_router(router)
+    _every_route_checks_its_query(app)
     return app
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes, with the dependencies they are served with: through the routers
+    they were included from, where FastAPI keeps them so (``iter_route_contexts``)."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:  # pragma: no cover - a FastAPI that copies included routes
+        yield from (route for route in app.routes if isinstance(route, APIRoute))
+        return
+    for context in contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _every_route_checks_its_query(app: FastAPI) -> None:
+    """Raise unless each route refuses undeclared query parameters: through its caller
+    (:data:`Caller`) or, without one, :func:`declared_query` among its dependencies. (One
+    app-wide dependency would cost every request a second dependency solve.)"""
+    missing = sorted(
+        f"{sorted(route.methods or ())} {route.path}"
+        for route in _api_routes(app)
+        if not refuses_undeclared_query(route.dependant)
+    )
+    if missing:
+        raise TypeError(
+            "routes without Caller nor Depends(declared_query) (undeclared query parameters "
+            f"would pass): {', '.join(missing)}"
+        )

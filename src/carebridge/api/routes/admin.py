@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from carebridge.api.routes.common import declared_query
 from carebridge.contract.resources import Tenant
 from carebridge.errors import BadRequest, ConfigError
 from carebridge.services.admin import Admin, OperatorGate, TenantSpec
@@ -77,7 +78,7 @@ def router(admin: Admin, admin_token: str | None) -> APIRouter:
         status_code=201,
         summary="Onboard a tenant",
         response_model=Tenant,
-        dependencies=[Depends(check_operator)],
+        dependencies=[Depends(declared_query), Depends(check_operator)],
     )
     async def add_tenant(
         body: NewTenant, authorization: Annotated[str | None, Header()] = None

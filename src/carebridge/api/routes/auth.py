@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from fastapi.openapi.models import Example
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from carebridge.api.routes.common import declared_query
 from carebridge.contract.time import Timestamp
 from carebridge.services.sessions import (
     Challenge,
@@ -198,6 +199,7 @@ def router(sessions: Sessions) -> APIRouter:
     @api.post(
         "/authenticate",
         summary="Sign in with a password and, when enrolled, a second factor",
+        dependencies=[Depends(declared_query)],
         response_model_exclude_none=True,
         responses={
             401: {"description": "Invalid credentials, code or challenge"},

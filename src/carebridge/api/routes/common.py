@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from carebridge.api import problems
@@ -169,10 +170,69 @@ def freshness(max_age: int | None, cache_control: str | None) -> Freshness:
     return Freshness(timedelta(seconds=int(found.group(1)))) if found else Freshness()
 
 
+def _query_names(dependant: Any) -> frozenset[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+def refuse_undeclared_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422): a misspelt filter
+    (``update_since``) must not silently widen a read."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:  # pragma: no cover - every API route has one
+        return
+    # kept on the route itself: a table keyed by id() would outlive a collected route, and
+    # another app's route could reuse its id
+    known: frozenset[str] | None = getattr(route, "_carebridge_query_names", None)
+    if known is None:
+        known = _query_names(dependant)
+        route._carebridge_query_names = known  # type: ignore[union-attr]
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name[:64]),
+                    "msg": "not a query parameter of this route",
+                }
+                for name in unknown
+            ]
+        )
+
+
+async def declared_query(request: Request) -> None:
+    """The dependency of a route without a :data:`Caller` (public and operator routes):
+    :func:`refuse_undeclared_query`. A route with a caller gets the check from :func:`caller`
+    (one dependency to solve per request, not two)."""
+    refuse_undeclared_query(request)
+
+
+def refuses_undeclared_query(dependant: Any) -> bool:
+    """Whether a route's dependencies include :func:`caller` or :func:`declared_query`."""
+    return any(
+        sub.call is caller or sub.call is declared_query or refuses_undeclared_query(sub)
+        for sub in dependant.dependencies
+    )
+
+
 async def caller(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller: a session token (``cbs_``) from ``POST /authenticate``, or an API key."""
+    """The caller: a session token (``cbs_``) from ``POST /authenticate``, or an API key;
+    first, the query's names are checked (:func:`refuse_undeclared_query`)."""
+    refuse_undeclared_query(request)
+    return await principal_of(request, authorization)
+
+
+async def principal_of(request: Request, authorization: str | None) -> Principal:
+    """The principal of a credential (counted against its rate limit), without the query
+    check: a refused request's credential is checked with it (401 before 422)."""
     bare = bearer(authorization)
     sessions: SessionCheck | None = request.app.state.sessions
     if sessions is not None and bare.startswith("cbs_"):

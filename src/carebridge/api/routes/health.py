@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from carebridge.api.routes.common import Caller
+from carebridge.api.routes.common import Caller, declared_query
 from carebridge.contract.resources import Health, UpstreamHealth
 from carebridge.services.reads import Reads
 
@@ -15,7 +15,7 @@ def router(reads: Reads) -> APIRouter:
     """Liveness, and the caller's tenant's upstream."""
     routes = APIRouter(tags=["health"])
 
-    @routes.get("/health", summary="Is the service up?")
+    @routes.get("/health", summary="Is the service up?", dependencies=[Depends(declared_query)])
     async def health() -> Health:
         """Liveness of the service."""
         return Health(status="ok")

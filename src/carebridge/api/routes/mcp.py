@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from carebridge.api.routes.common import Caller, json_response
+from carebridge.api.routes.common import Caller, declared_query, json_response
 from carebridge.contract.time import Timestamp, rfc3339
 from carebridge.mcp.http import METADATA_PATH, McpEndpoint, base_url, resource_metadata
 from carebridge.services.keys import SCOPES
@@ -70,7 +70,13 @@ def router(services: AgentServices) -> APIRouter:
         return json_response(resource_metadata(base_url(request.scope), sorted(SCOPES)))
 
     for path in (METADATA_PATH, f"{METADATA_PATH}/mcp"):
-        routes.add_api_route(path, metadata, methods=["GET"], include_in_schema=False)
+        routes.add_api_route(
+            path,
+            metadata,
+            methods=["GET"],
+            include_in_schema=False,
+            dependencies=[Depends(declared_query)],
+        )
 
     @routes.post(
         "/mcp/confirmations/{token_id}/approve",
