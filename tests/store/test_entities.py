@@ -124,3 +124,10 @@ async def test_an_older_read_never_takes_a_stored_record_back(engine: AsyncEngin
     async with engine.begin() as conn:
         moved = await entities.upsert(conn, "ten_a", "appointment", [latest], fetched_at=NOW)
     assert [(c.before["status"], c.after["status"]) for c in moved] == [("cancelled", "no_show")]
+
+
+def test_the_prepared_upsert_writes_every_indexed_column() -> None:
+    """The upsert statement is built once: it must name every column ``index_columns`` fills."""
+    patient = factories.patient()
+    written = set(entities._WRITTEN) - {"data", "fetched_at", "deleted"}
+    assert written == set(entities.index_columns("patient", patient))

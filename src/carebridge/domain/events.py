@@ -49,11 +49,21 @@ _SUBMITTED: Final = frozenset({"submitted", "accepted", "pending"})
 _UNSENT: Final = frozenset({"draft", "scrubbed", "rejected"})
 
 
+_NESTED: Final = (dict, list)
+
+
 def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in PROVENANCE}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
+    """``value`` without provenance at any depth; a leaf is returned as is (no call per leaf:
+    records are wide and mostly leaves)."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            k: (_strip(v) if type(v) in _NESTED else v)
+            for k, v in value.items()
+            if k not in PROVENANCE
+        }
+    if kind is list:
+        return [_strip(v) if type(v) in _NESTED else v for v in value]
     return value
 
 
@@ -65,16 +75,48 @@ def content(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return stripped
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Whether two JSON values are equal once stripped of provenance, without stripping them:
+    equal values are equal stripped, so only unequal dicts and lists are walked (and only down
+    their unequal branches)."""
+    if old == new:
+        return True
+    kind = type(old)
+    if kind is not type(new):
+        return False  # a dict never equals a non-dict, nor a list a non-list, once stripped
+    if kind is dict:
+        keys = old.keys() - PROVENANCE
+        if keys != new.keys() - PROVENANCE:
+            return False
+        return all(_same(old[k], new[k]) for k in keys)
+    if kind is list:
+        return len(old) == len(new) and all(map(_same, old, new))
+    return False
+
+
+def same_content(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """``content(before) == content(after)``, without building either."""
+    if before is None or after is None:
+        return before is after
+    return _same(before, after)
+
+
 def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list[Any]]:
     """The top-level fields that changed, as ``{field: [before, after]}`` (all of them for a new
-    record, with ``None`` before)."""
-    old = content(before) or {}
-    new = content(after) or {}
-    return {
-        key: [old.get(key), new.get(key)]
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key) != new.get(key)
-    }
+    record, with ``None`` before), their values stripped of provenance."""
+    if not before:  # a new record: every field it has
+        fresh: dict[str, Any] = _strip(after)
+        return {key: [None, fresh[key]] for key in sorted(fresh) if fresh[key] is not None}
+    old = before
+    changed: dict[str, list[Any]] = {}
+    for key in sorted((old.keys() | after.keys()) - PROVENANCE):
+        was, now = old.get(key), after.get(key)
+        if was == now:
+            continue  # equal raw, equal stripped
+        was, now = _strip(was), _strip(now)
+        if was != now:
+            changed[key] = [was, now]
+    return changed
 
 
 def _coverage_terms(patient: dict[str, Any] | None) -> list[Any]:
@@ -86,9 +128,16 @@ def _coverage_terms(patient: dict[str, Any] | None) -> list[Any]:
     )
 
 
-def classify(kind: str, before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
-    """The event types of one change; empty when only provenance changed."""
-    changed = diff(before, after)
+def classify(
+    kind: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    changed: dict[str, list[Any]] | None = None,
+) -> list[str]:
+    """The event types of one change; empty when only provenance changed. ``changed`` is the
+    change's :func:`diff`, when the caller has it already."""
+    if changed is None:
+        changed = diff(before, after)
     if not changed:
         return []
     new = before is None

@@ -1,8 +1,8 @@
 """The crosswalk in the store (``crosswalk``), shared by every process of a deployment.
 
-``remember`` is one ``INSERT ... ON CONFLICT DO UPDATE`` per batch (a page of records; split
-only past :data:`CHUNK` rows, under SQLite's bound on statement parameters), which leaves a row
-that already says the same untouched. Lookups by entity use ``ix_crosswalk_entity``
+``remember`` runs one ``INSERT ... ON CONFLICT DO UPDATE``, built once, over a batch's rows (a
+page of records; executemany, in chunks of :data:`CHUNK`), which leaves a row that already says
+the same untouched. Lookups by entity use ``ix_crosswalk_entity``
 (tenant, entity id); lookups by upstream id the primary key. When one entity has two ids on a
 surface (an upstream that re-keyed a record), the smallest is answered, the same every time.
 """
@@ -23,7 +23,26 @@ from carebridge.store.schema import crosswalk
 T = crosswalk.c
 
 CHUNK = 500
-"""Rows per statement at most (5 parameters a row: under SQLite's 32766)."""
+"""Rows per ``executemany`` at most (a bounded batch of parameters in flight)."""
+
+
+_REMEMBER: dict[str, Any] = {}
+
+
+def _remember(dialect: str) -> Any:
+    """The links' ``INSERT ... ON CONFLICT DO UPDATE`` (only where the entity differs), built
+    once per dialect and run with a list of rows (executemany): a multi-``VALUES`` statement is
+    compiled anew for every batch."""
+    found = _REMEMBER.get(dialect)
+    if found is None:
+        insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(crosswalk)
+        found = _REMEMBER[dialect] = statement.on_conflict_do_update(
+            index_elements=["tenant_id", "surface", "kind", "upstream_id"],
+            set_={"entity_id": statement.excluded.entity_id},
+            where=T.entity_id != statement.excluded.entity_id,
+        )
+    return found
 
 
 class SqlCrosswalk:
@@ -47,16 +66,9 @@ class SqlCrosswalk:
             return
         values = list(rows.values())
         async with self.engine.begin() as conn:
-            insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = _remember(conn.dialect.name)
             for start in range(0, len(values), CHUNK):
-                statement = insert(crosswalk).values(values[start : start + CHUNK])
-                await conn.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["tenant_id", "surface", "kind", "upstream_id"],
-                        set_={"entity_id": statement.excluded.entity_id},
-                        where=T.entity_id != statement.excluded.entity_id,
-                    )
-                )
+                await conn.execute(statement, values[start : start + CHUNK])
 
     async def upstream_id(self, tenant: str, kind: str, surface: str, entity_id: str) -> str | None:
         return (await self.upstream_ids(tenant, kind, surface, [entity_id])).get(entity_id)

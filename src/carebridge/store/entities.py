@@ -20,7 +20,7 @@ from sqlalchemy import Select, Text, cast, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from carebridge.domain.events import content, keep_sticky
+from carebridge.domain.events import keep_sticky, same_content
 from carebridge.domain.kinds import KINDS
 from carebridge.errors import BadCursor as BadCursor
 from carebridge.store.engine import read_all
@@ -82,8 +82,39 @@ def index_columns(kind: str, record: BaseModel) -> dict[str, Any]:
     }
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(entities)
+_UPSERTS: dict[str, Any] = {}
+_KEY = ("tenant_id", "kind", "id")
+_WRITTEN = (
+    "data",
+    "fetched_at",
+    "deleted",
+    "patient_id",
+    "provider_id",
+    "location_id",
+    "status",
+    "name_key",
+    "birth_date",
+    "starts_at",
+    "upstream_updated_at",
+)
+"""The columns an upsert writes besides the key: the record, when it was read, and
+:func:`index_columns`."""
+
+
+def _upsert(dialect: str) -> Any:
+    """The page's ``INSERT ... ON CONFLICT DO UPDATE`` (unless the stored read is newer), built
+    once per dialect and run with a list of rows (executemany): building a statement and its
+    cache key per page costs more than running it."""
+    found = _UPSERTS.get(dialect)
+    if found is None:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entities)
+        stored, incoming = entities.c.upstream_updated_at, statement.excluded.upstream_updated_at
+        found = _UPSERTS[dialect] = statement.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_={column: statement.excluded[column] for column in _WRITTEN},
+            where=or_(stored.is_(None), incoming.is_(None), incoming >= stored),
+        )
+    return found
 
 
 async def upsert(
@@ -134,24 +165,12 @@ async def upsert(
             "deleted": False,
             **columns,
         }
-        if content(before) != content(data):
+        if not same_content(before, data):
             changes.append(Change(kind, entity_id, before, data))
     if not batch:
         return changes
-    statement = _insert(conn)
-    updated = {
-        column: statement.excluded[column]
-        for column in next(iter(batch.values()))
-        if column not in ("tenant_id", "kind", "id")
-    }
-    stored, incoming = entities.c.upstream_updated_at, statement.excluded.upstream_updated_at
     await conn.execute(  # one statement for the page (executemany), not one per record
-        statement.on_conflict_do_update(
-            index_elements=["tenant_id", "kind", "id"],
-            set_=updated,
-            where=or_(stored.is_(None), incoming.is_(None), incoming >= stored),
-        ),
-        list(batch.values()),
+        _upsert(conn.dialect.name), list(batch.values())
     )
     return changes
 

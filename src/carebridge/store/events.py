@@ -149,17 +149,27 @@ async def append(
     """Record the events of ``changes`` and queue their deliveries; returns the new seqs."""
     rows: list[dict[str, Any]] = []
     for change in changes:
-        for event_type in classify(change.kind, change.before, change.after):
-            patient = change.after.get("patient_id")
-            version = change_version(event_type, change.after)
+        changed = diff(change.before, change.after)  # once per change, for its types and rows
+        types = classify(change.kind, change.before, change.after, changed)
+        if not types:
+            continue
+        patient = change.id if change.kind == "patient" else change.after.get("patient_id")
+        occurred = _occurred(change.after, detected_at)
+        updated: str | None = None  # the content's hash, worked out once if an event needs it
+        for event_type in types:
+            if event_type.endswith(".created"):
+                version = ""
+            else:
+                updated = updated or _digest(content(change.after))
+                version = updated
             rows.append(
                 {
                     "type": event_type,
                     "kind": change.kind,
                     "entity_id": change.id,
-                    "patient_id": change.id if change.kind == "patient" else patient,
-                    "diff": diff(change.before, change.after),
-                    "occurred_at": _occurred(change.after, detected_at),
+                    "patient_id": patient,
+                    "diff": changed,
+                    "occurred_at": occurred,
                     "message_id": message_id(
                         tenant_id, event_type, change.kind, change.id, version
                     ),

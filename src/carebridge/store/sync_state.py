@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,6 +32,25 @@ def scope_of(stream: str) -> str:
     return f"{SCOPE_PREFIX}{stream}"
 
 
+_CHECKPOINTS: dict[str, Any] = {}
+
+
+def _checkpoint_statement(dialect: str) -> Any:
+    """The cursor's ``INSERT ... ON CONFLICT DO UPDATE``, built once per dialect and bound by
+    name (building it, with the cursor as a literal, cost more than running it)."""
+    found = _CHECKPOINTS.get(dialect)
+    if found is None:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(freshness)
+        found = _CHECKPOINTS[dialect] = statement.on_conflict_do_update(
+            index_elements=["tenant_id", "kind", "scope"],
+            set_={
+                "refreshed_at": statement.excluded.refreshed_at,
+                "cursor": statement.excluded.cursor,
+            },
+        )
+    return found
+
+
 async def _checkpoint(
     conn: AsyncConnection,
     tenant_id: str,
@@ -40,12 +59,15 @@ async def _checkpoint(
     cursor: dict[str, Any],
     at: datetime,
 ) -> None:
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(freshness)
-    values = {"refreshed_at": at, "cursor": cursor}
     await conn.execute(
-        insert.values(
-            tenant_id=tenant_id, kind=kind, scope=scope_of(stream), **values
-        ).on_conflict_do_update(index_elements=["tenant_id", "kind", "scope"], set_=values)
+        _checkpoint_statement(conn.dialect.name),
+        {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "scope": scope_of(stream),
+            "refreshed_at": at,
+            "cursor": cursor,
+        },
     )
 
 
@@ -57,17 +79,40 @@ def _insert(conn: AsyncConnection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+_RENEW = (
+    update(sync_leases)
+    .where(
+        sync_leases.c.tenant_id == bindparam("r_tenant"),
+        sync_leases.c.stream == bindparam("r_stream"),
+        sync_leases.c.holder == bindparam("r_holder"),
+    )
+    .values(expires_at=bindparam("r_expires"))
+)
+_MARKS: dict[str, Any] = {}
+
+
+def _marks_statement(dialect: str) -> Any:
+    found = _MARKS.get(dialect)
+    if found is None:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(sync_marks)
+        found = _MARKS[dialect] = statement.on_conflict_do_update(
+            index_elements=["tenant_id", "stream", "parent_id"],
+            set_={"high_water": statement.excluded.high_water},
+        )
+    return found
+
+
 async def _renew(
     conn: AsyncConnection, tenant_id: str, stream: str, hold: Hold, now: datetime
 ) -> bool:
     result = await conn.execute(
-        update(sync_leases)
-        .where(
-            sync_leases.c.tenant_id == tenant_id,
-            sync_leases.c.stream == stream,
-            sync_leases.c.holder == hold.holder,
-        )
-        .values(expires_at=_utc(now) + hold.ttl)
+        _RENEW,
+        {
+            "r_tenant": tenant_id,
+            "r_stream": stream,
+            "r_holder": hold.holder,
+            "r_expires": _utc(now) + hold.ttl,
+        },
     )
     return bool(result.rowcount)
 
@@ -77,12 +122,8 @@ async def _save_marks(
 ) -> None:
     if not marks:
         return
-    statement = _insert(conn)(sync_marks)
     await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["tenant_id", "stream", "parent_id"],
-            set_={"high_water": statement.excluded.high_water},
-        ),
+        _marks_statement(conn.dialect.name),
         [
             {"tenant_id": tenant_id, "stream": stream, "parent_id": parent, "high_water": _utc(at)}
             for parent, at in sorted(marks.items())
