@@ -240,12 +240,14 @@ def test_kill9_of_sync_and_api_on_sqlite_loses_duplicates_and_jams_nothing(
     receiver = Receiver()
     with sandbox(seed=seed, patients=40) as sb, serving(receiver.app) as hooks:
         key = anyio.run(_onboard, database, ring, sb, f"{hooks}/hook", receiver.secret)
-        # a killed sync blocks its streams for a lease: 15 s here, two minutes by default
+        # a killed sync blocks its streams for a lease, and a killed server's claimed webhook
+        # deliveries wait out theirs: 15 s and 10 s here, two minutes each by default
         children = env(
             database,
             ring.to_text(),
             CAREBRIDGE_SYNC_INTERVAL="3600",
             CAREBRIDGE_SYNC_LEASE_SECONDS="15",
+            CAREBRIDGE_DELIVERY_LEASE_SECONDS="10",
         )
         killed = 0
         for _ in range(kills):
@@ -317,6 +319,8 @@ def test_kill9_of_sync_and_api_on_sqlite_loses_duplicates_and_jams_nothing(
 # --- PostgreSQL: carebridge worker -----------------------------------------------------------
 
 STREAMS = tuple(ENGINE_STREAMS)
+STALLED_AFTER = 5
+"""Seconds without a heartbeat after which the test's workers count as dead (30 by default)."""
 
 
 def _pg(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -372,8 +376,17 @@ def test_kill9_of_workers_on_postgresql_loses_duplicates_and_jams_nothing(
     receiver = Receiver()
     with sandbox(seed=seed, patients=40) as sb, serving(receiver.app) as hooks:
         anyio.run(_onboard, pg_url, ring, sb, f"{hooks}/hook", receiver.secret)
-        children = env(pg_url, ring.to_text())
-        command = ["worker", "--processes=2", "--concurrency=4", f"--db={pg_url}"]
+        # a killed worker's claimed deliveries wait out their lease (10 s here, two minutes by
+        # default) and its jobs hold their locks until its heartbeat is stale (STALLED_AFTER
+        # here, 30 s by default)
+        children = env(pg_url, ring.to_text(), CAREBRIDGE_DELIVERY_LEASE_SECONDS="10")
+        command = [
+            "worker",
+            "--processes=2",
+            "--concurrency=4",
+            f"--stalled-after={STALLED_AFTER}",
+            f"--db={pg_url}",
+        ]
         killed = 0
         workers = carebridge(command, children, tmp_path / "worker.log")
         try:

@@ -38,7 +38,9 @@ _REPLAY_BATCH = 1000
 
 
 LEASE = timedelta(minutes=2)
-"""How long a claimed delivery is held by the loop that took it (far above the 5 s timeout)."""
+"""How long a claimed delivery is held by the loop that took it (far above the 5 s timeout):
+by default, how long a killed process's claimed deliveries wait before another loop sends them
+(``CAREBRIDGE_DELIVERY_LEASE_SECONDS`` sets it)."""
 
 
 def _aware(at: datetime) -> datetime:
@@ -92,9 +94,10 @@ async def _attempted(
 class SqlWebhooks:
     """``WebhookStore`` over the webhooks, deliveries, events and vault_secrets tables."""
 
-    def __init__(self, engine: AsyncEngine, vault: Vault) -> None:
+    def __init__(self, engine: AsyncEngine, vault: Vault, *, lease: timedelta = LEASE) -> None:
         self.engine = engine
         self.vault = vault
+        self.lease = lease
 
     # --- secrets ---------------------------------------------------------------------------
 
@@ -320,7 +323,7 @@ class SqlWebhooks:
                         d.c.state == "pending",
                         d.c.next_attempt_at <= now,
                     )
-                    .values(next_attempt_at=now + LEASE)
+                    .values(next_attempt_at=now + self.lease)
                     .returning(d.c.id)
                 )
             }

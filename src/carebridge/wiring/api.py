@@ -41,6 +41,7 @@ from carebridge.store.people import SqlPeople, totp_source
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.tenants import tenant_ids
 from carebridge.store.vault import KeyRing, Vault
+from carebridge.store.webhooks import LEASE as DELIVERY_LEASE
 from carebridge.store.webhooks import SqlWebhooks
 from carebridge.sync import engine as sync_engine
 from carebridge.sync.feed import FEED_INTERVAL, ChangeFeed
@@ -88,6 +89,30 @@ def sync_lease(environ: Mapping[str, str] | None = None) -> timedelta:
         seconds = 0
     if not 10 <= seconds <= 3600:
         raise ConfigError(f"{LEASE_ENV} must be a whole number of seconds from 10 to 3600")
+    return timedelta(seconds=seconds)
+
+
+DELIVERY_LEASE_ENV = "CAREBRIDGE_DELIVERY_LEASE_SECONDS"
+
+
+def delivery_lease(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long a claimed webhook delivery is held by the loop that claimed it: how long the
+    deliveries a process killed mid-round (``kill -9``) had claimed wait before another loop
+    sends them (``CAREBRIDGE_DELIVERY_LEASE_SECONDS``, 10 to 3600; two minutes by default, far
+    above an attempt's 5 s timeout).
+
+    Raises:
+        ConfigError: the setting is not a whole number of seconds from 10 to 3600.
+    """
+    text = (os.environ if environ is None else environ).get(DELIVERY_LEASE_ENV)
+    if text is None or not text.strip():
+        return DELIVERY_LEASE
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if not 10 <= seconds <= 3600:
+        raise ConfigError(f"{DELIVERY_LEASE_ENV} must be a whole number of seconds from 10 to 3600")
     return timedelta(seconds=seconds)
 
 
@@ -232,7 +257,7 @@ async def open_deployment(
         clock=clock,
     )
     sessions = Sessions(SqlPeople(engine), totp_source(engine, vault), clock=clock)
-    hooks = SqlWebhooks(engine, vault)
+    hooks = SqlWebhooks(engine, vault, lease=delivery_lease())
     policy = DeliveryPolicy()
     deliverer = Deliverer(
         hooks,
