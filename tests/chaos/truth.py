@@ -21,8 +21,10 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.api import Live
+from tests.support.clock import FakeTime
 from tests.support.sync import TENANT, store_ids, truth_ids
 
+from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 from carebridge.store.schema import entities
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
@@ -66,13 +68,20 @@ async def records(engine: AsyncEngine, tenant: str = TENANT) -> dict[tuple[str, 
 async def reference(live: Live, folder: Path) -> dict[tuple[str, str], Any]:
     """The same tenant synced with no fault into a fresh store: what the chaos store should
     hold, record for record. The fresh store has its own MFA ledger, so the clock moves to a
-    TOTP step the chaos store's sign-ins have not used."""
+    TOTP step the chaos store's sign-ins have not used. Its throttle runs on a fake clock, as
+    the chaos store's does (``tests.support.api``): nothing waits in real time, neither for a
+    request slot nor for a Bulk export's ``Retry-After`` (the sandbox's clock stands still, so
+    the export is given up and read per patient, as in the chaos store's syncs)."""
     live.clock.advance(timedelta(seconds=31))
+    fake = FakeTime()
     deployment = await open_deployment(
         f"sqlite:///{folder / 'reference.db'}",
         KeyRing.generate(),
         clock=live.clock.now,
         transport=live.upstream,
+        throttle=lambda: AimdThrottle(
+            ThrottleConfig(start_rate=200, max_rate=500), clock=fake.clock, sleep=fake.sleep
+        ),
     )
     try:
         settings, secrets = from_sandbox(credentials(live.sandbox), practice=0)
