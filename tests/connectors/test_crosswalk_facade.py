@@ -44,9 +44,13 @@ class Recording(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.sent: list[str] = []
+        self.fhir_patients: list[httpx.QueryParams] = []
+        """The query of each FHIR Patient search."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/Patient"):
+            self.fhir_patients.append(request.url.params)
         return await self.inner.handle_async_request(request)
 
 
@@ -57,6 +61,7 @@ class Pair:
     a: CareCloudTenant
     b: CareCloudTenant
     b_sent: list[str]
+    b_fhir: list[httpx.QueryParams]
 
 
 @pytest.fixture
@@ -88,7 +93,7 @@ async def pair() -> AsyncIterator[Pair]:
     recording = Recording(app)
     with stamina.set_testing(True, attempts=8):
         a, b = facade(app), facade(recording)
-        yield Pair(clock, walk, a, b, recording.sent)
+        yield Pair(clock, walk, a, b, recording.sent, recording.fhir_patients)
         await a.connection.aclose()
         await b.connection.aclose()
     await app.aclose()
@@ -149,3 +154,54 @@ async def test_what_one_facade_wrote_the_other_signs_and_bills_without_listing(
     assert "GET /portal/api/charges" not in pair.b_sent  # the charge's id came from A's write
     with pytest.raises(UnknownId):  # an id nobody learned stays unknown, as before
         await pair.b.add_addendum(EncounterId("enc_nobodylearnedthis"), "no such")
+
+
+def fhir_ids(facade: CareCloudTenant) -> dict[PatientId, str | None]:
+    return {pid: ids.fhir_id for pid, ids in facade.crosswalk().items()}
+
+
+async def test_the_fhir_ids_come_from_one_large_scan_then_from_the_crosswalk(pair: Pair) -> None:
+    listed = [p async for p in pair.a.patients()]
+    learned = fhir_ids(pair.a)
+    assert all(learned[p.id] for p in listed)
+    # Another process's listing finds every FHIR id in the crosswalk: no scan at all.
+    assert len([p async for p in pair.b.patients()]) == 20
+    assert pair.b_fhir == []
+    assert fhir_ids(pair.b) == {p.id: learned[p.id] for p in listed}
+
+
+async def test_a_fresh_listing_scans_the_patient_search_once_in_its_largest_pages(
+    pair: Pair,
+) -> None:
+    listed = [p async for p in pair.b.patients()]
+    assert [q["_count"] for q in pair.b_fhir] == ["1000"]  # 20 patients: one page
+    assert all(fhir_ids(pair.b)[p.id] for p in listed)
+    again = [p async for p in pair.b.patients()]
+    assert len(again) == 20
+    assert len(pair.b_fhir) == 1
+
+
+async def test_an_incremental_listing_scans_only_what_changed(pair: Pair) -> None:
+    since = START - timedelta(days=3650)  # every patient changed since
+    listed = [p async for p in pair.b.patients(updated_since=since)]
+    assert len(listed) == 20
+    assert [(q.get("_lastUpdated"), q["_count"]) for q in pair.b_fhir] == [
+        (f"ge{since.isoformat()}", "1000")
+    ]
+    assert all(fhir_ids(pair.b)[p.id] for p in listed)
+
+
+async def test_a_narrowed_scan_that_misses_someone_is_followed_by_one_whole_scan(
+    pair: Pair,
+) -> None:
+    person = pair.b._person(personas.JORDAN.chart_number)
+    await pair.b._fhir_ids([person], updated_since=START + timedelta(days=1))
+    assert [q.get("_lastUpdated") for q in pair.b_fhir] == [
+        f"ge{(START + timedelta(days=1)).isoformat()}",
+        None,
+    ]
+    assert person.fhir_id is not None
+    stranger = pair.b._person("NOSUCHCHART")  # no FHIR resource: never scanned for again
+    await pair.b._fhir_ids([stranger])
+    assert len(pair.b_fhir) == 2
+    assert stranger.fhir_id is None

@@ -42,6 +42,9 @@ T = TypeVar("T")
 
 PORTAL_PAGE_SIZE = 100
 FHIR_PAGE_SIZE = 100
+FHIR_SCAN_PAGE_SIZE = 1000
+"""The Patient search's page when only ids are learned: the Connector's largest ``_count``
+(a server that allows fewer answers fewer per page, and ``link[next]`` is followed)."""
 PAGES_AHEAD = 8
 """Pages of a v2 list read ahead of the one being consumed (when the ``Link`` header numbers
 them): what a window read holds in memory at most, whatever the window's size."""

@@ -210,6 +210,23 @@ def check(payload: Any, model: type[M], endpoint: str, report: DriftReport | Non
     return cast(M, _check(payload, model, endpoint, report, many=False, adapter=None))
 
 
+def check_as(
+    payload: Any,
+    model: type[BaseModel],
+    read_as: type[M],
+    endpoint: str,
+    report: DriftReport | None = None,
+) -> M:
+    """``payload`` compared with ``model`` (drift: every element ``model`` describes) and read as
+    ``read_as``, a narrower model of only what the caller uses: the comparison covers the whole
+    payload, the validation only what is read (a value the caller never reads is not parsed).
+
+    Raises:
+        UnexpectedPayload: as ``check``; a value read that does not validate is ``invalid``.
+    """
+    return cast(M, _check(payload, model, endpoint, report, many=False, adapter=None, read=read_as))
+
+
 def check_list(
     payload: Any, model: type[M], endpoint: str, report: DriftReport | None = None
 ) -> list[M]:
@@ -235,6 +252,7 @@ def _check(
     *,
     many: bool,
     adapter: TypeAdapter[Any] | None,
+    read: type[BaseModel] | None = None,
 ) -> Any:
     findings = compare(payload, model, many=many)
     breaking = next((f for f in findings if f.breaking), None)
@@ -253,7 +271,7 @@ def _check(
         parsed = (
             adapter.validate_python(payload)
             if adapter is not None
-            else model.model_validate(payload)
+            else (read or model).model_validate(payload)
         )
     except ValidationError as err:
         first = err.errors(include_input=False, include_url=False)[0]
@@ -291,6 +309,7 @@ __all__ = [
     "Observation",
     "Shape",
     "check",
+    "check_as",
     "check_list",
     "compare",
     "json_type",

@@ -195,7 +195,26 @@ def compare(payload: Any, model: type[BaseModel], *, many: bool = False) -> list
 
     Findings are deduplicated by (kind, path): one unknown key in each of a hundred list items is
     one finding. Ordered by path.
+
+    Every object of the payload is compared, none is sampled, but an object is compared against
+    its model once per distinct *shape*: its keys and the Python type of each value, read at C
+    speed (``tuple(obj)``, ``map(type, ...)``). The shape decides every finding at that level
+    (an unknown key, a missing field, a retyped value) and which values hold nested objects or
+    arrays to visit; what it decides is worked out once (:func:`compare_walk`'s rules at one
+    level) and kept per model, so a page of records of a few shapes costs a dictionary lookup
+    per object. The answer is exactly :func:`compare_walk`'s.
     """
+    found: dict[tuple[str, str], Finding] = {}
+    if many:
+        _fast_value(payload, _array_of(model), "", True, found)
+    else:
+        _fast_value(payload, _object_of(model), "", True, found)
+    return sorted(found.values(), key=lambda f: (f.path, f.kind))
+
+
+def compare_walk(payload: Any, model: type[BaseModel], *, many: bool = False) -> list[Finding]:
+    """:func:`compare` by walking every value against the model's spec: the rules themselves,
+    which :func:`compare`'s shape memo applies once per shape (the tests hold the two equal)."""
     root = Shape(frozenset({"object"}), model=model)
     shape = Shape(frozenset({"array"}), item=root) if many else root
     found: dict[tuple[str, str], Finding] = {}
@@ -237,3 +256,144 @@ def _walk_object(
                 found.setdefault(("missing", where), Finding("missing", where, breaking=True))
             continue
         _walk(obj[present], fld.shape, _join(path, present), required=fld.required, found=found)
+
+
+# --- the shape memo -------------------------------------------------------------------------------
+
+_OBJECT, _ARRAY = 1, 2
+"""What a value holds to visit: an object to compare with a model, an array to go through."""
+
+PLANS_PER_MODEL = 1024
+"""Distinct object shapes remembered per model: an upstream that sends dynamic keys (each
+object a new shape) is still compared in full, its shapes beyond this many not remembered."""
+
+_Step = tuple[Any, ...]
+"""``(0, kind, key, expected, actual, breaking)``: a finding at ``path.key`` (``key`` None:
+at ``path`` itself); ``(_OBJECT, key, model)``; ``(_ARRAY, key, item_shape, required)``."""
+
+
+@cache
+def _object_of(model: type[BaseModel]) -> Shape:
+    return Shape(frozenset({"object"}), model=model)
+
+
+@cache
+def _array_of(model: type[BaseModel]) -> Shape:
+    return Shape(frozenset({"array"}), item=_object_of(model))
+
+
+_object_plans: dict[type[BaseModel], dict[tuple[Any, ...], tuple[_Step, ...]]] = {}
+_value_plans: dict[tuple[int, type, bool], tuple[int, _Step | None]] = {}
+_shapes_seen: dict[int, Shape] = {}
+"""The shapes ``_value_plans`` is keyed by (their ids), kept alive so an id is never reused."""
+
+
+def _value_plan(shape: Shape, cls: type, value: Any, required: bool) -> tuple[int, _Step | None]:
+    """For a value of Python type ``cls`` where ``shape`` is expected: what to visit in it
+    (``_OBJECT``, ``_ARRAY`` or 0) and the retyped finding it makes, if any (``required``
+    says whether it breaks)."""
+    key = (id(shape), cls, required)
+    plan = _value_plans.get(key)
+    if plan is None:
+        kind = json_type(value)
+        if not shape.accepts(kind):
+            plan = (0, (0, "retyped", None, shape.expected(), kind, required))
+        elif kind == "object" and shape.model is not None:
+            plan = (_OBJECT, None)
+        elif kind == "array" and shape.item is not None:
+            plan = (_ARRAY, None)
+        else:
+            plan = (0, None)
+        _shapes_seen.setdefault(id(shape), shape)
+        _value_plans[key] = plan
+    return plan
+
+
+def _emit(step: _Step, path: str, found: dict[tuple[str, str], Finding]) -> None:
+    _, kind, key, expected, actual, breaking = step
+    where = path if key is None else _join(path, key)
+    if kind == "retyped":  # the walk names a retyped payload itself ``$``
+        where = where or ROOT
+    found.setdefault((kind, where), Finding(kind, where, expected, actual, breaking))
+
+
+def _fast_value(
+    value: Any, shape: Shape, path: str, required: bool, found: dict[tuple[str, str], Finding]
+) -> None:
+    visit, finding = _value_plan(shape, type(value), value, required)
+    if finding is not None:
+        _emit(finding, path, found)
+    elif visit == _OBJECT:
+        _fast_object(value, shape.model, path, found)  # type: ignore[arg-type]
+    elif visit == _ARRAY:
+        _fast_array(value, shape.item, path, required, found)  # type: ignore[arg-type]
+
+
+def _fast_array(
+    items: Sequence[Any],
+    shape: Shape,
+    path: str,
+    required: bool,
+    found: dict[tuple[str, str], Finding],
+) -> None:
+    where = f"{path}[]"
+    for item in items:
+        visit, finding = _value_plan(shape, type(item), item, required)
+        if finding is not None:
+            _emit(finding, where, found)
+        elif visit == _OBJECT:
+            _fast_object(item, shape.model, where, found)  # type: ignore[arg-type]
+        elif visit == _ARRAY:
+            _fast_array(item, shape.item, where, required, found)  # type: ignore[arg-type]
+
+
+def _fast_object(
+    obj: Mapping[str, Any],
+    model: type[BaseModel],
+    path: str,
+    found: dict[tuple[str, str], Finding],
+) -> None:
+    plans = _object_plans.get(model)
+    if plans is None:
+        plans = _object_plans.setdefault(model, {})
+    signature = (*obj, *map(type, obj.values()))
+    plan = plans.get(signature)
+    if plan is None:
+        plan = _object_plan(obj, model)
+        if len(plans) < PLANS_PER_MODEL:
+            plans[signature] = plan
+    for step in plan:
+        what = step[0]
+        if what == _OBJECT:
+            key = step[1]
+            _fast_object(obj[key], step[2], _join(path, key), found)
+        elif what == _ARRAY:
+            key = step[1]
+            _fast_array(obj[key], step[2], _join(path, key), step[3], found)
+        else:
+            _emit(step, path, found)
+
+
+def _object_plan(obj: Mapping[str, Any], model: type[BaseModel]) -> tuple[_Step, ...]:
+    """:func:`_walk_object`'s rules at one level, as steps: what an object of this shape shows
+    and which of its values to visit (in the walk's order)."""
+    spec = model_spec(model)
+    steps: list[_Step] = []
+    for name, value in obj.items():
+        if name not in spec.known_keys:
+            steps.append((0, "unknown", str(name), None, json_type(value), False))
+    for fld in spec.fields:
+        present = next((k for k in fld.keys if k in obj), None)
+        if present is None:
+            if fld.required:
+                steps.append((0, "missing", fld.keys[0], None, None, True))
+            continue
+        value = obj[present]
+        visit, finding = _value_plan(fld.shape, type(value), value, fld.required)
+        if finding is not None:
+            steps.append((0, finding[1], present, *finding[3:]))
+        elif visit == _OBJECT:
+            steps.append((_OBJECT, present, fld.shape.model))
+        elif visit == _ARRAY:
+            steps.append((_ARRAY, present, fld.shape.item, fld.required))
+    return tuple(steps)

@@ -12,12 +12,14 @@ it holds was read from the upstream or the crosswalk, and every link it learns i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import TypeVar
 
 from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.base import (
-    FHIR_PAGE_SIZE,
+    FHIR_SCAN_PAGE_SIZE,
     PORTAL_PAGE_SIZE,
     PersonIds,
     TenantBase,
@@ -211,27 +213,60 @@ class Identity(TenantBase):
                 return hit.id
         raise UpstreamStatusError("patient not found in v2", status=404, endpoint=endpoint)
 
-    async def _scan_fhir(self) -> None:
-        """Fill the crosswalk's FHIR logical ids from the Connector's Patient search."""
-        if self.fhir_base is None or self.connection.fhir is None or self._fhir_scanned:
+    async def _fhir_ids(
+        self, people: Sequence[PersonIds], *, updated_since: datetime | None = None
+    ) -> None:
+        """Give every listed person their Connector logical id: the crosswalk's (one lookup per
+        500); for whoever it lacks, a scan of the Patient search, narrowed to what changed
+        since ``updated_since`` when the listing is incremental, whole (at most once per
+        process) when the narrowed one leaves someone out. A tenant without the Connector has
+        none to learn."""
+        if self.fhir_base is None or self.connection.fhir is None:
             return
+        missing = [p for p in people if p.fhir_id is None]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            found = await self.links.upstream_ids(
+                self.tenant, "patient", "fhir", [p.patient_id for p in chunk]
+            )
+            for person in chunk:
+                fhir_id = found.get(person.patient_id)
+                if fhir_id is not None:
+                    person.fhir_id = fhir_id
+                    self._remembered.add(Link("patient", "fhir", fhir_id, person.patient_id))
+        if not any(p.fhir_id is None for p in people):
+            return
+        if updated_since is not None:
+            await self._scan_fhir({"_lastUpdated": f"ge{updated_since.isoformat()}"})
+            if not any(p.fhir_id is None for p in people):
+                return
+        if not self._fhir_scanned:
+            await self._scan_fhir()
+            self._fhir_scanned = True
+
+    async def _scan_fhir(self, search: dict[str, str] | None = None) -> None:
+        """Learn FHIR logical ids (by chart number) from the Connector's Patient search, in its
+        largest pages: each page compared with a Bundle of Patients (drift in any element) and
+        read for nothing but each resource's id and identifiers (the chart number)."""
+        assert self.connection.fhir is not None  # noqa: S101 - _fhir_ids checked it
         endpoint = "GET /Patient"
         fetch = _Fetch("fhir", endpoint)
         async for bundle in self.connection.fhir.fhir_pages(
-            f"{self.fhir_base}/Patient", {"_count": FHIR_PAGE_SIZE}
+            f"{self.fhir_base}/Patient", {**(search or {}), "_count": FHIR_SCAN_PAGE_SIZE}
         ):
-            checked = drift.check(bundle, fw.Bundle, endpoint, self.drift)
+            checked = drift.check_as(
+                bundle, fw.PatientBundle, fw.PatientKeysBundle, endpoint, self.drift
+            )
             fetch.page(len(checked.entry))
             for entry in checked.entry:
-                if entry.resource is None:
+                resource = entry.resource
+                if resource is None:
                     continue
-                resource = drift.check(entry.resource, fw.Patient, endpoint, self.drift)
                 chart = fmap.chart_number_of(resource)
                 if chart and resource.id:
                     self._person(chart, fhir_id=resource.id)
         fetch.done()
         await self._flush()
-        self._fhir_scanned = True
 
     async def _charts(self, patient_id: PatientId | None) -> list[str]:
         if patient_id is not None:

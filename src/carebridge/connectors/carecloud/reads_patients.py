@@ -98,7 +98,6 @@ class PatientReads(Identity):
     async def patients(self, *, updated_since: datetime | None = None) -> AsyncIterator[Patient]:
         """Every patient (updated after ``updated_since``), enumerated from the portal's list and
         read from v2 (demographics, coverages and balances), in the list's order."""
-        await self._scan_fhir()
         params = {"updatedSince": updated_since.isoformat()} if updated_since else None
         items = await self._portal_list(
             "GET /portal/api/patients", "/patients", pw.PatientItemPayload, params
@@ -107,6 +106,7 @@ class PatientReads(Identity):
             self._person(item.chart_number, rcm_account=item.rcm_account_number) for item in items
         ]
         await self._flush()
+        await self._fhir_ids(people, updated_since=updated_since)
         await self._find_guids(items, people, full=updated_since is None)
         for start in range(0, len(people), BATCH):
             batch = people[start : start + BATCH]

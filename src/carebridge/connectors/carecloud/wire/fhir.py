@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from carebridge.connectors.carecloud.wire.portal import TracedModel
 
@@ -369,6 +369,57 @@ class Bundle(TracedModel):
     def next_url(self) -> str | None:
         """The next page's URL, or None on the last page."""
         return next((link.url for link in self.link if link.relation == "next"), None)
+
+
+class PatientEntry(TracedModel):
+    full_url: str | None = Field(default=None, alias="fullUrl")
+    resource: Patient | None = None
+
+
+class PatientBundle(Bundle):
+    """A Patient searchset with its resources: what the crosswalk's scan of FHIR logical ids
+    compares a page with (drift), which it then reads as :class:`PatientKeysBundle`."""
+
+    entry: list[PatientEntry] = Field(default_factory=list)  # type: ignore[assignment]
+
+
+class _Keys(BaseModel):
+    """A narrow reading of a payload already compared with its wire model: only the elements
+    the caller uses, the rest ignored (not kept as extras: the comparison reported them)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class KeyCoding(_Keys):
+    system: str | None = None
+    code: str | None = None
+
+
+class KeyConcept(_Keys):
+    coding: list[KeyCoding] = Field(default_factory=list)
+
+
+class KeyIdentifier(_Keys):
+    type: KeyConcept | None = None
+    system: str | None = None
+    value: str | None = None
+
+
+class PatientKeys(_Keys):
+    """A Patient's logical id and identifiers (its chart number among them)."""
+
+    id: str
+    identifier: list[KeyIdentifier] = Field(default_factory=list)
+
+
+class PatientKeysEntry(_Keys):
+    resource: PatientKeys | None = None
+
+
+class PatientKeysBundle(_Keys):
+    """A :class:`PatientBundle` read for its patients' keys only."""
+
+    entry: list[PatientKeysEntry] = Field(default_factory=list)
 
 
 class BulkOutput(TracedModel):

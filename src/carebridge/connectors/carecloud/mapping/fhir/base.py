@@ -52,7 +52,7 @@ def _system_is(system: str | None, name: str) -> bool:
     return bool(system) and (system == name or str(system).rstrip("/").endswith("/" + name))
 
 
-def chart_number_of(patient: w.Patient) -> str | None:
+def chart_number_of(patient: w.Patient | w.PatientKeys) -> str | None:
     """The chart number: the identifier typed ``MR``, else the one of the chart-number system."""
     for ident in patient.identifier:
         if (
