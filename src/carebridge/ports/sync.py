@@ -175,6 +175,11 @@ class SyncUpstreams(Protocol):
 
     async def of(self, tenant_id: str) -> SyncedUpstream: ...
 
+    async def keep_learned(self, tenant_id: str) -> None:
+        """Keep what the tenant's connection learned of its upstream (its throttle's budget)
+        for the next process to start from."""
+        ...
+
 
 class FreshnessMarks(Protocol):
     """The read path's freshness of each slice (a kind, for the tenant or one patient)."""

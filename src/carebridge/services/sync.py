@@ -12,6 +12,8 @@ jobs' handlers):
 - **mark the read path fresh**: a tenant-wide stream that completed makes its kind's slice fresh
   as of the sync's start, so reads right after a sync are served from the store:
   :func:`fresh_kinds`.
+- **keep what the connection learned** (its throttle's budget) once the sync ends, so the next
+  process starts from it (``SyncUpstreams.keep_learned``).
 
 The store, the upstream connections and the event log are reached through ``ports``.
 """
@@ -190,6 +192,7 @@ class Syncs:
                 supersedes=supersedes,
                 lease_ttl=self.lease,
             )
+            await self.upstreams.keep_learned(tenant_id)
             breaking = self._breaking.setdefault(tenant_id, {})
             found = announcements(report, upstream.drift.as_dict(), breaking)
             await events.announce(self.announcer, tenant_id, found, at=self.clock())

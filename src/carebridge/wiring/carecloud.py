@@ -16,12 +16,17 @@ Connector's ``fhir.client_id``, ``fhir.private_key``, ``fhir.kid``, ``fhir.alg``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
 import httpx
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from carebridge.connectors.carecloud.facade import CareCloudTenant
@@ -37,14 +42,22 @@ from carebridge.connectors.carecloud.surfaces import (
     V2Secrets,
     connect,
 )
-from carebridge.connectors.carecloud.throttle import AimdThrottle
+from carebridge.connectors.carecloud.throttle import AimdThrottle, ThrottleConfig
 from carebridge.errors import ConfigError
 from carebridge.ports.crosswalk import Crosswalk
 from carebridge.ports.upstream import MfaSteps
 from carebridge.store import tenants as repo
+from carebridge.store import throttle_budgets
 from carebridge.store.crosswalk import SqlCrosswalk
 from carebridge.store.mfa_steps import SqlMfaSteps
 from carebridge.store.vault import Vault
+
+log = logging.getLogger(__name__)
+
+LEARNED_MAX_AGE = timedelta(days=1)
+"""How old a tenant's learned throttle budget may be and still be started from: an upstream's
+limits and load change over days; a day old, the throttle's slow start finds them again within
+seconds anyway."""
 
 REQUIRED_SETTINGS = ("base_url", "token_url", "portal_api")
 REQUIRED_SECRETS = (
@@ -177,12 +190,28 @@ def open_tenant(
     )
 
 
+def learned_against(config: ThrottleConfig, settings: Mapping[str, Any]) -> str:
+    """What a throttle's budget is learned against: its configuration and the upstream's
+    addresses. A budget learned under other bounds or gains, or of another upstream, is not
+    started from."""
+    upstream = {key: settings.get(key) for key in ("base_url", "portal_api", "fhir_base")}
+    text = orjson.dumps(
+        {"throttle": dataclasses.asdict(config), "upstream": upstream},
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
 class TenantUpstreams:
     """``Upstreams`` over the store: each tenant's facade, connected on first use and kept.
 
     A rotated v2 refresh token is sealed back into the vault, so a restart keeps working; the
     portal's MFA steps and sign-in failures, and the crosswalk of upstream ids, are kept in the
-    store, shared by every process.
+    store, shared by every process. So is each tenant's **learned throttle budget**: kept when
+    a sync ends (:meth:`keep_learned`) and when the connections close, and started from when
+    a process connects the tenant, if it was learned against the same throttle configuration
+    and upstream (:func:`learned_against`) less than :data:`LEARNED_MAX_AGE` ago; otherwise
+    the throttle starts from its configured start.
     """
 
     def __init__(
@@ -202,6 +231,7 @@ class TenantUpstreams:
         self.mfa_steps = SqlMfaSteps(engine)
         self.crosswalk = SqlCrosswalk(engine)
         self._open: dict[str, CareCloudTenant] = {}
+        self._against: dict[str, str] = {}
         self._lock = anyio.Lock()
         self._saving: set[asyncio.Task[None]] = set()
 
@@ -225,8 +255,41 @@ class TenantUpstreams:
                     mfa_steps=self.mfa_steps,
                     crosswalk=self.crosswalk,
                 )
+                throttle = found.connection.throttle
+                against = learned_against(throttle.config, settings)
+                await self._resume(tenant_id, throttle, against)
+                self._against[tenant_id] = against
                 self._open[tenant_id] = found
         return found
+
+    async def _resume(self, tenant_id: str, throttle: AimdThrottle, against: str) -> None:
+        kept = await throttle_budgets.learned(self.engine, tenant_id)
+        if kept is None or not kept.usable(against, now=self.clock(), max_age=LEARNED_MAX_AGE):
+            return
+        throttle.resume(kept.rate, kept.concurrency, kept.ceiling)
+
+    async def keep_learned(self, tenant_id: str) -> None:
+        """Keep the connected tenant's learned throttle budget in the store, for the next
+        process to start from (nothing before its first use, nor while its throttle has had
+        no answer: it has learned nothing new)."""
+        found = self._open.get(tenant_id)
+        if found is None:
+            return
+        throttle = found.connection.throttle
+        if math.isinf(throttle.fastest):
+            return
+        budget = throttle.learned()
+        await throttle_budgets.keep(
+            self.engine,
+            tenant_id,
+            throttle_budgets.LearnedBudget(
+                rate=budget.rate,
+                concurrency=budget.concurrency,
+                ceiling=throttle.ceiling,
+                against=self._against[tenant_id],
+                learned_at=self.clock(),
+            ),
+        )
 
     def _keep_rotated(self, tenant_id: str, token: str) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -246,7 +309,11 @@ class TenantUpstreams:
         """Close every connection (after pending secret writes and crosswalk links)."""
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
-        for tenant in self._open.values():
+        for tenant_id, tenant in self._open.items():
             await tenant.remember_pending()  # links a read left short of a page
+            try:
+                await self.keep_learned(tenant_id)
+            except Exception:  # closing goes on: the next start is slow, not wrong
+                log.warning("could not keep a tenant's learned throttle budget", exc_info=True)
             await tenant.connection.aclose()
         self._open.clear()
