@@ -66,8 +66,14 @@ class Sandbox:
 @contextmanager
 def sandbox(*, seed: int, patients: int) -> Iterator[Sandbox]:
     port = free_port()
+    # Bulk exports are ready at once: on wall-clock time the encounters stream's export would
+    # wait its default 10 s of Retry-After in every sync
     config = SandboxConfig(
-        seed=seed, patients=patients, practices=1, base_url=f"http://127.0.0.1:{port}"
+        seed=seed,
+        patients=patients,
+        practices=1,
+        base_url=f"http://127.0.0.1:{port}",
+        bulk_export_seconds=0,
     )
     tenant = Tenant.open(config)
     server = uvicorn.Server(

@@ -89,6 +89,9 @@ async def test_a_killed_workers_sync_job_is_retried_and_the_tenant_syncs(
         )
     finally:
         await deployment.aclose()
+    # the sandbox's Bulk exports are ready at once: its clock is real, and the encounters
+    # stream's export would wait its default 10 s of Retry-After
+    httpx.put(f"{sandbox}/_sandbox/settings", json={"bulk_export_seconds": 0}).raise_for_status()
     for pattern in ("/portal/api/*", "/v2/*"):  # slow enough to be killed mid-job
         httpx.post(
             f"{sandbox}/_sandbox/faults",

@@ -36,6 +36,7 @@ from carebridge.wiring.carecloud import from_sandbox
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 TENANT = "ten_jobs"
 STREAMS = ("providers", "patients", "appointments")
+FAST_EXPORTS = {"bulk_export_seconds": 0}
 
 
 @pytest.fixture
@@ -95,6 +96,9 @@ async def test_two_workers_sync_one_tenant_and_deliver_each_event_once(
     receiver: tuple[Receiver, str],
 ) -> None:
     target, hook_url = receiver
+    # the sandbox's Bulk exports are ready at once: its clock is real, and the encounters
+    # stream's export would wait its default 10 s of Retry-After
+    httpx.put(f"{sandbox}/_sandbox/settings", json=FAST_EXPORTS).raise_for_status()
     ring = KeyRing.generate()
     deployment = await open_deployment(pg_url, ring)
     try:
