@@ -17,8 +17,11 @@ The load generator is a separate process (pinned to core 1) of raw asyncio strea
 ``--connections`` keep-alive HTTP/1.1 connections, each sending the same request (with the
 bearer key) and reading the response by Content-Length, closed loop. Each app gets ``--seconds``
 measured, in 3 slices alternating with the other app's (2 s warm-up before the first, 1 s before
-the others), so a background load on the machine hits both alike; a slice counts the responses
-completed inside it. Any non-200 answer or broken connection is an error, and fails the run.
+the others), so a background load on the machine hits both alike; a slice's requests/s counts
+the responses completed inside it, its latencies (p50/p90/p99/max, per request from sending to
+the last byte) every request that overlapped it, those still in flight at its end included (a
+server that starved a few connections, e.g. with granian's ``--backpressure``, would otherwise
+look faster at the tail by leaving them out). Any non-200 answer or broken connection is an error, and fails the run.
 The ratio is given over the whole run and as min / median / max of the 3 slice pairs (slice i
 of carebridge against slice i of the baseline). The API key's own rate limit is lifted for the
 run (``CAREBRIDGE_RATE_LIMIT``): the bench measures the read path, not the quota.
@@ -26,7 +29,8 @@ run (``CAREBRIDGE_RATE_LIMIT``): the bench measures the read path, not the quota
 This machine has 2 cores, shared by the server and the load generator, so the absolute numbers
 are a floor: the ratio carebridge/baseline, measured in the same run, is the number to watch.
 The "load CPU" column says how busy the load generator was (near 100 %: it, not the server,
-would be the limit).
+would be the limit); "min/conn" is the fewest requests one connection completed in one slice
+(0: the server left a connection unserved, and the percentiles flatter it).
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class Result:
 
     latencies: list[float] = field(default_factory=list)
     spans: list[tuple[float, float]] = field(default_factory=list)  # (sent, done) per request
+    completed: int = 0  # requests completed inside the measured windows
+    fewest: int = 0  # the fewest completed on one connection in one slice
     slices: list[float] = field(default_factory=list)  # requests/s of each slice
     seconds: float = 0.0
     errors: int = 0  # non-200 answers and broken connections, warm-ups included
@@ -81,7 +87,9 @@ class Result:
     def add(self, run: Slice) -> None:
         self.latencies.extend(run.latencies)
         self.spans.extend(run.spans)
-        self.slices.append(len(run.latencies) / run.seconds)
+        self.completed += run.completed
+        self.fewest = run.fewest if not self.slices else min(self.fewest, run.fewest)
+        self.slices.append(run.completed / run.seconds)
         self.seconds += run.seconds
         self.errors += run.errors
         self.body_bytes = run.body_bytes
@@ -90,7 +98,7 @@ class Result:
 
     @property
     def rps(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.completed / self.seconds
 
     def percentile_ms(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -105,8 +113,10 @@ class Result:
 class Slice:
     """One load run: the latencies of the requests completed inside its measured window."""
 
-    latencies: list[float]
+    latencies: list[float]  # every request that overlapped the window
     spans: list[tuple[float, float]]
+    completed: int  # requests completed inside the window
+    fewest: int  # the fewest of them on one connection (0: a connection was starved)
     seconds: float
     errors: int
     body_bytes: int
@@ -141,16 +151,19 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, int]:
 
 async def _drive(
     port: int, request: bytes, connections: int, warmup: float, seconds: float
-) -> tuple[list[float], list[tuple[float, float]], int, int]:
+) -> tuple[list[float], list[tuple[float, float]], int, int, int, int]:
     start = time.perf_counter()
     measure_from, measure_to = start + warmup, start + warmup + seconds
     latencies: list[float] = []
     spans: list[tuple[float, float]] = []
+    completed = 0
+    served: list[int] = []  # requests completed inside the window, per connection
     errors = 0
     body = 0
 
     async def connection() -> None:
-        nonlocal errors, body
+        nonlocal errors, body, completed
+        mine = 0
         while time.perf_counter() < measure_to:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -162,22 +175,27 @@ async def _drive(
                 while True:
                     sent = time.perf_counter()
                     if sent >= measure_to:
+                        served.append(mine)
                         return
                     writer.write(request)
                     status, body = await _response(reader)
                     done = time.perf_counter()
                     if status != 200:
                         errors += 1
-                    elif measure_from <= done <= measure_to:
+                    elif done >= measure_from and sent <= measure_to:
+                        # every request the window saw, those it left in flight included
+                        # (a server that starves some connections cannot hide them)
                         latencies.append(done - sent)
                         spans.append((sent, done))
+                        completed += done <= measure_to
+                        mine += done <= measure_to
             except (OSError, ValueError, asyncio.IncompleteReadError):
                 errors += 1
             finally:
                 writer.close()
 
     await asyncio.gather(*(connection() for _ in range(connections)))
-    return latencies, spans, errors, body
+    return latencies, spans, completed, min(served, default=0), errors, body
 
 
 def load(port: int, request: bytes, connections: int, warmup: float, seconds: float) -> Slice:
@@ -192,9 +210,11 @@ def load(port: int, request: bytes, connections: int, warmup: float, seconds: fl
     except ImportError:
         run = asyncio.run
     cpu, wall = time.process_time(), time.perf_counter()
-    latencies, spans, errors, body = run(_drive(port, request, connections, warmup, seconds))
+    latencies, spans, completed, fewest, errors, body = run(
+        _drive(port, request, connections, warmup, seconds)
+    )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return Slice(latencies, spans, seconds, errors, body, cpu, wall)
+    return Slice(latencies, spans, completed, fewest, seconds, errors, body, cpu, wall)
 
 
 # --- the servers ---------------------------------------------------------------------------------
@@ -447,7 +467,7 @@ def main() -> None:
     )
     print(
         f"{'app':34} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'errors':>7} {'load CPU':>9}"
+        f"{'errors':>7} {'load CPU':>9} {'min/conn':>8}"
     )
     for label, r in (
         ("carebridge (FastAPI, store, audit)", cb),
@@ -456,7 +476,7 @@ def main() -> None:
         print(
             f"{label:34} {r.rps:8.0f} {r.percentile_ms(50):8.2f} {r.percentile_ms(90):8.2f} "
             f"{r.percentile_ms(99):8.2f} {r.percentile_ms(100):8.2f} {r.errors:7d} "
-            f"{r.load_cpu / r.load_wall:9.0%}"
+            f"{r.load_cpu / r.load_wall:9.0%} {r.fewest:8d}"
         )
     pairs = sorted(a / b for a, b in zip(cb.slices, base.slices, strict=True))
     print(
