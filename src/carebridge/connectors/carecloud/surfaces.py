@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, TypeVar
 
 import httpx
@@ -199,6 +200,17 @@ def portal_cookies(request: httpx.Request, session: PortalSession) -> None:
         request.headers["X-CSRF-Token"] = session.csrf_token
 
 
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing (an httpx client's, whose requests carry their cookies
+    explicitly)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        del response, request
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        del cookie
+
+
 @dataclass
 class Connection:
     """One tenant's clients for the three surfaces, sharing a transport and a throttle."""
@@ -226,9 +238,23 @@ def connect(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     attempts: int = 8,
 ) -> Connection:
-    """Assemble a tenant's connection over one ``httpx.AsyncClient``."""
-    http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+    """Assemble a tenant's connection over one ``httpx.AsyncClient``.
+
+    The client keeps no cookies: the portal's session cookies are the broker's credential,
+    put on each portal request by :func:`portal_cookies` (the sign-in reads each answer's own
+    cookies), so a shared jar would only parse every answer's headers and send the portal's
+    session to the other surfaces. Its pool keeps as many idle connections as the throttle
+    lets requests run at once (each request checks every idle one).
+    """
     gate = throttle or AimdThrottle()
+    most = gate.config.max_concurrency
+    http = httpx.AsyncClient(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        cookies=NoCookies(),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=most),
+    )
     conn = Connection(http=http, throttle=gate)
 
     def runner(surface: Surface) -> AuthRunner:

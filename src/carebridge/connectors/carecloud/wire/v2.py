@@ -123,13 +123,19 @@ class V2Model(WireModel):
     def _remember_spelling(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         instance = handler(data)
         if isinstance(data, dict) and instance is not data:
-            spelling: dict[str, str] = {}
-            for name in instance.model_fields_set & cls.model_fields.keys():
-                for key in upstream_keys(cls, name):
-                    if key in data:
-                        spelling[name] = key
-                        break
-            instance._spelling = spelling
+            # Which key each field came from depends only on the keys sent: worked out once per
+            # model and key set, and shared (read-only) by every instance of that shape.
+            shape = (cls, *data)
+            spelling = _SPELLINGS.get(shape)
+            if spelling is None:
+                spelling = _spelling_of(cls, data)
+                if len(_SPELLINGS) < SPELLINGS_KEPT:
+                    _SPELLINGS[shape] = spelling
+            private = instance.__pydantic_private__
+            if private is None:  # pragma: no cover - the private attribute always makes one
+                instance._spelling = spelling
+            else:
+                private["_spelling"] = spelling
         return instance
 
     def upstream_key(self, name: str) -> str:
@@ -143,6 +149,22 @@ class V2Model(WireModel):
         if name in type(self).__pydantic_fields__:
             return upstream_keys(type(self), name)[0]
         return name
+
+
+SPELLINGS_KEPT = 4096
+"""Distinct (model, key set) spellings remembered; past that each is worked out again."""
+
+_SPELLINGS: dict[tuple[Any, ...], dict[str, str]] = {}
+
+
+def _spelling_of(model: type[BaseModel], data: dict[str, Any]) -> dict[str, str]:
+    """Field name -> the key ``data`` carried it under (the first of its spellings present),
+    or its preferred spelling when ``data`` did not carry it: every field of ``model``."""
+    spelling: dict[str, str] = {}
+    for name in model.model_fields:
+        keys = upstream_keys(model, name)
+        spelling[name] = next((key for key in keys if key in data), keys[0])
+    return spelling
 
 
 @cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
@@ -69,19 +70,41 @@ class _Tracked:
 
     __slots__ = ("_cb_model", "_cb_path", "_cb_run")
 
+    _cb_model: V2Model
+    _cb_path: str
+    _cb_run: _Run
+
     def __init__(self, model: V2Model, path: str, run: _Run) -> None:
         object.__setattr__(self, "_cb_model", model)
         object.__setattr__(self, "_cb_path", path)
         object.__setattr__(self, "_cb_run", run)
 
     def __getattr__(self, name: str) -> Any:
-        model: V2Model = object.__getattribute__(self, "_cb_model")
+        # Only a name the slots do not hold comes here: the slots read as plain attributes.
+        model = self._cb_model
         value = getattr(model, name)
-        path = _join(object.__getattribute__(self, "_cb_path"), model.upstream_key(name))
-        return _wrap(value, path, object.__getattribute__(self, "_cb_run"))
+        key = _key(model, name)
+        path = f"{self._cb_path}.{key}" if self._cb_path else key
+        if type(value) in _LEAVES:
+            self._cb_run.used.add(path)
+            return value
+        return _wrap(value, path, self._cb_run)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("wire models are read-only")
+
+
+_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None), Decimal, date, datetime})
+"""Value types that are never a wire model nor hold one (read as they are)."""
+
+
+def _key(model: V2Model, name: str) -> str:
+    """``model.upstream_key(name)``, read from the model's spelling without a method call
+    (a validated model's spelling names every field)."""
+    try:
+        return model.__pydantic_private__["_spelling"][name]  # type: ignore[index,no-any-return]
+    except (KeyError, TypeError):
+        return model.upstream_key(name)
 
 
 def _wrap(value: Any, path: str, run: _Run) -> Any:
@@ -116,21 +139,39 @@ def _empty(value: Any) -> bool:
 def present_paths(model: V2Model, path: str = "") -> set[str]:
     """The paths of every field of ``model`` (extras included) that carries a value."""
     found: set[str] = set()
-    extra = model.model_extra or {}
-    for name in model.model_fields_set:
-        if name in type(model).model_fields:
-            key, value = model.upstream_key(name), getattr(model, name)
-        else:
-            key, value = name, extra.get(name)
-        _present(value, _join(path, key), found)
+    _collect(model, path, found)
     return found
+
+
+def _collect(model: V2Model, path: str, found: set[str]) -> None:
+    fields = type(model).__pydantic_fields__
+    values = model.__dict__
+    extra = model.__pydantic_extra__
+    for name in model.__pydantic_fields_set__:
+        if name in fields:
+            value = values[name]
+            if value is None:
+                continue
+            key = _key(model, name)
+        else:
+            value = extra.get(name) if extra else None
+            key = name
+        kind = type(value)
+        if kind is str:
+            if value:
+                found.add(f"{path}.{key}" if path else key)
+        elif kind in _LEAVES:
+            if value is not None:
+                found.add(f"{path}.{key}" if path else key)
+        else:
+            _present(value, f"{path}.{key}" if path else key, found)
 
 
 def _present(value: Any, path: str, found: set[str]) -> None:
     if _empty(value):
         return
     if isinstance(value, V2Model):
-        found |= present_paths(value, path)
+        _collect(value, path, found)
     elif isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
         for item in value:
             _present(item, f"{path}[]", found)
