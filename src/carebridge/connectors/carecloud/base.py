@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from carebridge.connectors.carecloud import drift
-from carebridge.connectors.carecloud.client import SurfaceClient
+from carebridge.connectors.carecloud.client import SurfaceClient, json_body
 from carebridge.connectors.carecloud.drift import DriftReport
 from carebridge.connectors.carecloud.mapping.common import Context, Mapped
 from carebridge.connectors.carecloud.paging import numbered_pages, parse_link_header
@@ -193,7 +193,7 @@ class TenantBase:
         response = await self._v2.request(
             "GET", f"{self.v2_base}{path}", params=params, endpoint=endpoint
         )
-        body = response.json()
+        body = json_body(response)
         fetch.page(len(body) if isinstance(body, list) else 1)
         fetch.done()
         return body
@@ -219,7 +219,7 @@ class TenantBase:
         fetch = _Fetch("v2", endpoint)
         items: list[M] = []
         async for response in self._v2.v2_pages(f"{self.v2_base}{path}", params):
-            page = drift.check_list(response.json(), model, endpoint, self.drift)
+            page = drift.check_list(json_body(response), model, endpoint, self.drift)
             fetch.page(len(page))
             items.extend(page)
         fetch.done()
@@ -249,7 +249,7 @@ class TenantBase:
             return await client.request("GET", url, params=query, endpoint=endpoint)
 
         def checked(response: Any) -> list[M]:
-            page = drift.check_list(response.json(), model, endpoint, self.drift)
+            page = drift.check_list(json_body(response), model, endpoint, self.drift)
             fetch.page(len(page))
             return page
 
@@ -286,7 +286,7 @@ class TenantBase:
     async def _portal_get(self, endpoint: str, path: str, model: type[M]) -> M:
         fetch = _Fetch("portal", endpoint)
         response = await self._portal.request("GET", f"{self.portal_api}{path}", endpoint=endpoint)
-        item = drift.check(response.json(), model, endpoint, self.drift)
+        item = drift.check(json_body(response), model, endpoint, self.drift)
         fetch.page(1)
         fetch.done()
         return item

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
+import orjson
 import stamina
 
 from carebridge.connectors.carecloud.auth import CodeSource, Flow, drive
@@ -45,6 +46,16 @@ C = TypeVar("C")
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+
+
+def json_body(response: httpx.Response) -> Any:
+    """An answer's JSON body, parsed by orjson (several times faster on large pages); a body it
+    refuses (an integer past 64 bits, a lone surrogate, a non-UTF-8 charset) is parsed as
+    ``response.json()`` parses it, with the same result or error."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 class _Again(CarebridgeError):
@@ -264,7 +275,7 @@ class SurfaceClient(_Sender, Generic[C]):
         next_url: str | None = url
         page_params = params
         while next_url:
-            bundle = (await self.request("GET", next_url, params=page_params)).json()
+            bundle = json_body(await self.request("GET", next_url, params=page_params))
             yield bundle
             next_url, page_params = fhir_next(bundle), None
 
@@ -274,7 +285,9 @@ class SurfaceClient(_Sender, Generic[C]):
         """Every page of a portal list (``page``/``totalPages``)."""
         page: int | None = 1
         while page is not None:
-            body = (await self.request("GET", url, params={**(params or {}), "page": page})).json()
+            body = json_body(
+                await self.request("GET", url, params={**(params or {}), "page": page})
+            )
             yield body
             page = portal_next(body)
 

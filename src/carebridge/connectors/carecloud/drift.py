@@ -3,9 +3,11 @@
 ::
 
     check(payload, Model, endpoint, report)          one JSON object  -> Model
+    check_as(payload, Model, ReadAs, endpoint, ...)  one JSON object  -> ReadAs (compared as Model)
     check_list(payload, Model, endpoint, report)     a JSON array     -> list[Model]
       │
-      ├─ compare(payload, Model) -> [Finding]        pure: walks the JSON and the model together
+      ├─ compare(payload, Model) -> [Finding]        pure: each object against its model, once
+      │                                              per shape (keys and value types; ADR 0020)
       │     unknown   a key the model does not know             additive: tolerated, reported
       │     missing   a field the upstream always sends is absent    breaking
       │     retyped   a value of another JSON type than the model's  breaking when the field is

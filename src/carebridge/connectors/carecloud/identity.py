@@ -25,6 +25,7 @@ from carebridge.connectors.carecloud.base import (
     TenantBase,
     _Fetch,
 )
+from carebridge.connectors.carecloud.client import json_body
 from carebridge.connectors.carecloud.mapping import fhir as fmap
 from carebridge.connectors.carecloud.mapping import v2 as vmap
 from carebridge.connectors.carecloud.wire import fhir as fw
@@ -205,7 +206,7 @@ class Identity(TenantBase):
             idempotent=True,
             endpoint=endpoint,
         )
-        hits = drift.check(response.json(), vw.PatientSearchResponse, endpoint, self.drift)
+        hits = drift.check(json_body(response), vw.PatientSearchResponse, endpoint, self.drift)
         fetch.page(len(hits.patients))
         fetch.done()
         for hit in hits.patients:

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.base import _Fetch
+from carebridge.connectors.carecloud.client import json_body
 from carebridge.connectors.carecloud.identity import Identity, PersonIds
 from carebridge.connectors.carecloud.mapping import v2 as vmap
 from carebridge.connectors.carecloud.wire import portal as pw
@@ -160,7 +161,7 @@ class PatientReads(Identity):
             if 400 <= err.status < 500 and err.status != 429:
                 return  # an upstream that refuses this search: its people are searched one each
             raise
-        hits = drift.check(response.json(), vw.PatientSearchResponse, endpoint, self.drift)
+        hits = drift.check(json_body(response), vw.PatientSearchResponse, endpoint, self.drift)
         fetch.page(len(hits.patients))
         fetch.done()
         ctx = self._ctx("v2", "crosswalk")

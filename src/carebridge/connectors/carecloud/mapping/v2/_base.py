@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -266,7 +267,14 @@ def _text(value: str | None) -> str:
 
 def patient_id(ctx: Context, chart_number: str) -> PatientId:
     """The carebridge id of the patient with ``chart_number`` (shared by every surface)."""
-    return PatientId.new(ctx.key("patient", chart_number.strip()))
+    return _patient_id(ctx.key("patient", chart_number.strip()))
+
+
+@lru_cache(maxsize=8192)
+def _patient_id(key: str) -> PatientId:
+    """A patient's id from its key (a digest: the listing, the mapping and the crosswalk each
+    ask for the same person's several times in a row)."""
+    return PatientId.new(key)
 
 
 def _provider_id(ctx: Context, upstream: int | None) -> ProviderId | None:
