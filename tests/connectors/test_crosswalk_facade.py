@@ -46,11 +46,15 @@ class Recording(httpx.AsyncBaseTransport):
         self.sent: list[str] = []
         self.fhir_patients: list[httpx.QueryParams] = []
         """The query of each FHIR Patient search."""
+        self.with_cookies: list[str] = []
+        """The paths of requests that carried a ``Cookie`` header."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append(f"{request.method} {request.url.path}")
         if request.url.path.endswith("/Patient"):
             self.fhir_patients.append(request.url.params)
+        if "cookie" in request.headers:
+            self.with_cookies.append(request.url.path)
         return await self.inner.handle_async_request(request)
 
 
@@ -62,6 +66,7 @@ class Pair:
     b: CareCloudTenant
     b_sent: list[str]
     b_fhir: list[httpx.QueryParams]
+    b_cookies: list[str]
 
 
 @pytest.fixture
@@ -93,7 +98,9 @@ async def pair() -> AsyncIterator[Pair]:
     recording = Recording(app)
     with stamina.set_testing(True, attempts=8):
         a, b = facade(app), facade(recording)
-        yield Pair(clock, walk, a, b, recording.sent, recording.fhir_patients)
+        yield Pair(
+            clock, walk, a, b, recording.sent, recording.fhir_patients, recording.with_cookies
+        )
         await a.connection.aclose()
         await b.connection.aclose()
     await app.aclose()
@@ -205,3 +212,10 @@ async def test_a_narrowed_scan_that_misses_someone_is_followed_by_one_whole_scan
     await pair.b._fhir_ids([stranger])
     assert len(pair.b_fhir) == 2
     assert stranger.fhir_id is None
+
+
+async def test_only_the_portal_requests_carry_the_portal_session_cookies(pair: Pair) -> None:
+    assert len([p async for p in pair.b.patients()]) == 20
+    assert any(path.startswith("/portal/") for path in pair.b_cookies)
+    assert [path for path in pair.b_cookies if not path.startswith("/portal/")] == []
+    assert any(s.startswith("GET /v2/") for s in pair.b_sent)
