@@ -43,7 +43,7 @@ from carebridge.services.keys import mint, parse_scopes
 from carebridge.store import tenants as repo
 from carebridge.store.schema import deliveries, events
 from carebridge.store.vault import KeyRing
-from carebridge.sync.engine import STREAMS as ENGINE_STREAMS
+from carebridge.sync.engine import DEFAULT_STREAMS as ENGINE_STREAMS
 from carebridge.wiring.api import Deployment, open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 

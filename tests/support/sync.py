@@ -140,11 +140,14 @@ def truth_ids(live: Live) -> dict[str, set[str]]:
 
 
 async def store_ids(live: Live) -> dict[str, set[str]]:
-    """Every synced kind's ids in the store, appointments only in the window's interior."""
+    """Every kind a default sync fills: its ids in the store, appointments only in the
+    window's interior."""
     store = SqlSyncStore(live.deployment.engine)
     lo, hi = window(live)
     out = {}
     for stream in STREAMS.values():
+        if not stream.default:
+            continue
         if stream.kind == "appointment":
             out[stream.kind] = await store.ids(
                 TENANT, "appointment", starts_from=lo, starts_before=hi

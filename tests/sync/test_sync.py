@@ -55,7 +55,7 @@ from carebridge.store.schema import events as event_table
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
 from carebridge.sync.engine import (
-    STREAMS,
+    DEFAULT_STREAMS,
     Phase,
     SyncReport,
     UnknownStream,
@@ -388,6 +388,34 @@ async def test_chaos_converges_to_the_truth(live: Live) -> None:
     assert_events_match_the_change_log(live, changes, new)
 
 
+async def test_labs_immunizations_and_documents_run_only_when_named(live: Live) -> None:
+    """A sync naming no streams leaves the three per-patient chart lists alone (each costs an
+    export or a list per patient); naming them stores every record the sandbox holds for the
+    practice's patients, and a rerun changes nothing."""
+    everything = await _sync(live)
+    assert everything.ok, everything.as_json()
+    assert {"labs", "immunizations", "documents"}.isdisjoint(everything.streams)
+    named = ["patients", "labs", "immunizations", "documents"]
+    report = await _sync(live, streams=named)
+    assert report.ok, report.as_json()
+    assert list(report.streams) == named
+    store = SqlSyncStore(live.deployment.engine)
+    of_practice = "SELECT COUNT(*) AS n FROM {} t JOIN patients p ON p.id = t.patient_id "
+    of_practice += "WHERE p.practice_id = ?"
+    for stream, kind, table in (
+        ("labs", "lab", "lab_results"),
+        ("immunizations", "immunization", "immunizations"),
+    ):
+        (row,) = live.truth(of_practice.format(table), (PRACTICE,))
+        assert row["n"] > 0
+        assert len(await store.ids(TENANT, kind)) == row["n"], stream
+        assert report.streams[stream].changed == row["n"]
+    assert len(await store.ids(TENANT, "document")) == report.streams["documents"].changed > 0
+    again = await _sync(live, streams=named)
+    assert again.ok
+    assert again.changed == 0
+
+
 async def test_unknown_streams_are_refused(live: Live) -> None:
     with pytest.raises(UnknownStream):
         await _sync(live, streams=["patients", "gizmos"])
@@ -417,7 +445,7 @@ async def test_post_sync_runs_the_callers_tenant_and_answers_the_report(live: Li
         assert body["streams"]["patients"]["changed"] == len(truth_ids(live)["patient"])
         everything = await client.post("/sync", headers=live.auth("admin_a"))
         assert everything.status_code == 200, everything.text
-        assert list(everything.json()["streams"]) == list(STREAMS)
+        assert list(everything.json()["streams"]) == list(DEFAULT_STREAMS)
         assert everything.json()["streams"]["patients"]["changed"] == 0
         refused = await client.post("/sync", json={}, headers=live.auth("reader"))
         assert refused.status_code == 403

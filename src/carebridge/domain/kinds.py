@@ -14,6 +14,8 @@ name: ``patient``, ``appointment``, ``lab``... Each entry says, for its kind:
   slice may be (None: the deployment's default);
 - ``stream`` and ``tombstones``: the sync stream that pulls it (None: read through only), and
   whether that stream marks records the upstream no longer lists as deleted;
+  ``synced_by_default``: whether a sync that names no streams (the schedule's, ``carebridge
+  sync``) runs it; the others run only when named;
 - ``table``: the export's table (None: not exported);
 - ``events``: the event types about it;
 - ``writes``: the write operations that change it, and whether each creates a record;
@@ -73,6 +75,7 @@ class Kind:
     max_age: timedelta | None = None
     stream: str | None = None
     tombstones: bool = False
+    synced_by_default: bool = True
     table: str | None = None
     events: tuple[str, ...] = ()
     creates: tuple[str, ...] = ()
@@ -169,12 +172,16 @@ KINDS: Final[dict[str, Kind]] = {
              columns=(("status", "claim_status_code"),)),
         Kind("statement", Statement, "payment", True, "statements", incremental=True,
              stream="statements", table="statements"),
-        # Read through per patient, never synced as streams.
-        Kind("lab", LabResult, "encounter", True, "labs", reach="patient", table="labs"),
+        # Read through per patient; their streams run only when a sync names them (through
+        # the Connector's Bulk export where the tenant has it, else one list per patient).
+        Kind("lab", LabResult, "encounter", True, "labs", reach="patient", table="labs",
+             stream="labs", synced_by_default=False),
         Kind("immunization", Immunization, "encounter", True, "immunizations",
-             reach="patient", table="immunizations"),
+             reach="patient", table="immunizations", stream="immunizations",
+             synced_by_default=False),
         Kind("document", Document, "document", True, "documents", reach="patient",
-             table="documents", columns=(("status", "active"),)),
+             table="documents", columns=(("status", "active"),), stream="documents",
+             synced_by_default=False),
         # Asked in real time, never stored.
         Kind("eligibility", EligibilityCheck, "eligibility", True, "check_eligibility",
              reach="patient", events=("eligibility.changed",)),

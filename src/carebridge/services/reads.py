@@ -332,8 +332,10 @@ class Reads:
 
         elif source is not None and source.per_patient and patient_id is None:
             whole = KINDS[kind]
-            if whole.stream is None:
-                return None  # read one patient at a time only: a tenant-wide list is as stored
+            if whole.stream is None or not whole.synced_by_default:
+                # read one patient at a time only (its upstream method takes a patient): a
+                # tenant-wide list is as stored, which the kind's stream fills when named
+                return None
             scope = "*"  # the tenant's every patient's, as the kind's sync stream reads them
 
             def fetch(u: Upstream, since: datetime | None) -> AsyncIterator[Any]:

@@ -34,10 +34,18 @@ from carebridge.ports.sync import FreshnessMarks, SyncStore, SyncUpstreams, Tena
 from carebridge.services import events
 from carebridge.services.records import Principal
 from carebridge.sync import engine
-from carebridge.sync.engine import LEASE_TTL, STREAMS, Progress, StreamResult, SyncReport
+from carebridge.sync.engine import (
+    DEFAULT_STREAMS,
+    LEASE_TTL,
+    STREAMS,
+    Progress,
+    StreamResult,
+    SyncReport,
+)
 from carebridge.sync.slices import tenant_wide
 
 __all__ = [
+    "DEFAULT_STREAMS",
     "STREAMS",
     "Progress",
     "StreamResult",

@@ -82,14 +82,27 @@ class Stream:
     method: str
     """The ``Upstream`` method that reads it."""
     tombstones: bool = False
+    default: bool = True
+    """Whether a sync that names no streams runs it (the others run only when named)."""
 
 
 STREAMS: dict[str, Stream] = {
-    k.stream: Stream(k.stream, k.name, k.stream_mode, k.upstream, tombstones=k.tombstones)
+    k.stream: Stream(
+        k.stream,
+        k.name,
+        k.stream_mode,
+        k.upstream,
+        tombstones=k.tombstones,
+        default=k.synced_by_default,
+    )
     for k in streamed_kinds()
     if k.stream is not None and k.stream_mode is not None
 }
 """Every stream (from the registry of kinds), in the order a full sync runs them."""
+
+DEFAULT_STREAMS: tuple[str, ...] = tuple(name for name, s in STREAMS.items() if s.default)
+"""The streams a sync that names none runs (labs, immunizations and documents only when named:
+each costs a Bulk export, or a list per patient without the Connector)."""
 
 
 @dataclass
@@ -171,9 +184,9 @@ class Progress(Protocol):
 
 
 def resolve(names: Iterable[str] | None) -> list[Stream]:
-    """The streams named (all of them for None), in run order; unknown names raise."""
+    """The streams named (the default ones for None), in run order; unknown names raise."""
     if names is None:
-        return list(STREAMS.values())
+        return [s for s in STREAMS.values() if s.default]
     wanted = set(names)
     unknown = sorted(wanted - STREAMS.keys())
     if unknown:

@@ -15,7 +15,7 @@ import psycopg
 
 from carebridge.jobs.queue import STALLED_AFTER as STALLED_AFTER
 from carebridge.jobs.queue import Handlers, InProcessRunner, build_app, ensure_schema, run_worker
-from carebridge.services.sync import STREAMS
+from carebridge.services.sync import DEFAULT_STREAMS
 from carebridge.store.engine import async_url
 from carebridge.store.events import listen
 from carebridge.store.vault import KeyRing
@@ -40,7 +40,7 @@ def handlers(deployment: Deployment) -> Handlers:
         sync=sync,
         deliver=deployment.deliverer.run_once,
         tenants=syncs.tenants,
-        streams=list(STREAMS),
+        streams=list(DEFAULT_STREAMS),
     )
 
 

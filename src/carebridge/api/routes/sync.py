@@ -1,7 +1,8 @@
 """``POST /sync``: run the caller's tenant's sync now and answer its report.
 
 The route takes the ``sync.write`` scope. The body is optional; ``{"streams": [...]}`` names the
-streams to run (all of them by default), each one of ``carebridge.sync.engine.STREAMS``. The
+streams to run, each one of ``carebridge.sync.engine.STREAMS`` (by default those of
+``DEFAULT_STREAMS``: labs, immunizations and documents run only when named). The
 use case is :meth:`carebridge.services.sync.Syncs.sync_now`.
 """
 
