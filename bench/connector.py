@@ -46,6 +46,17 @@ LIMIT_RPS = 20
 WORKERS = int(os.environ.get("BENCH_WORKERS", "16"))
 
 
+SANDBOX_PIDS: list[int] = []
+"""The processes :func:`start_sandbox` started, newest last (a bench reads their CPU time)."""
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) process ``pid`` has used (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_sandbox() -> tuple[str, Callable[[], None]]:
     """``carebridge sandbox serve`` in its own process on a free loopback port, so the server
     does not share this process's interpreter with the clients being measured."""
@@ -85,6 +96,7 @@ def start_sandbox() -> tuple[str, Callable[[], None]]:
         proc.terminate()
         proc.wait(timeout=10)
 
+    SANDBOX_PIDS.append(proc.pid)
     return base_url, stop
 
 

@@ -481,6 +481,14 @@ async def _free_slots(facade: Any, need: int) -> list[Any]:
     return found
 
 
+def _cpu(pid: int, since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(this process's CPU seconds, process ``pid``'s), or their growth since ``since``."""
+    from bench.connector import process_cpu
+
+    now = (time.process_time(), process_cpu(pid))
+    return now if since is None else (now[0] - since[0], now[1] - since[1])
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} (spread {min(values):.2f}-{max(values):.2f})"
 
@@ -503,11 +511,18 @@ def main() -> None:
     rounds: list[tuple[tuple[int, float, int, dict[str, int]], tuple[int, float, int]]] = []
     limited: tuple[int, float, int, dict[str, int]] | None = None
     waits: list[float] = []
+    cpus: list[tuple[tuple[float, float], tuple[float, float]]] = []
     try:
+        emulator = connector.SANDBOX_PIDS[-1]
         for _ in range(args.rounds):
+            ours_cpu = _cpu(emulator)
             ours = asyncio.run(carebridge_sync(base_url, SYNCED))
+            ours_cpu = _cpu(emulator, ours_cpu)
+            theirs_cpu = _cpu(emulator)
             theirs = dlt_pull(base_url)
+            theirs_cpu = _cpu(emulator, theirs_cpu)
             rounds.append((ours, theirs))
+            cpus.append((ours_cpu, theirs_cpu))
         if args.limit:
             limited = limited_sync(base_url, args.limit)
         if not args.skip_latency:
@@ -532,6 +547,20 @@ def main() -> None:
             print(f"{'':4}{n:<7}{name:<12} {r:>8,} {q:>9,} {q / r:>8.2f} {s:>7.2f} {r / s:>8,.0f}")
         ratios.append((records / seconds) / (d_records / d_seconds))
     print(f"    carebridge/dlt records/s: {_spread(ratios)} over {len(ratios)} rounds")
+    print("    CPU seconds (client process / emulator process) and the ratio they allow:")
+    bounds: list[float] = []
+    for n, (((ours_c, ours_e), (dlt_c, dlt_e)), (_, (_, d_seconds, _))) in enumerate(
+        zip(cpus, rounds, strict=True), 1
+    ):
+        # carebridge's wall time is at least the busier of its two single-threaded processes
+        bound = d_seconds / max(ours_c, ours_e)
+        bounds.append(bound)
+        print(
+            f"{'':4}{n:<7}carebridge {ours_c:6.1f} / {ours_e:5.1f}   dlt {dlt_c:6.1f} / {dlt_e:5.1f}"
+            f"   best reachable at this CPU: {bound:.2f}x"
+            f" (the emulator alone: {d_seconds / ours_e:.2f}x)"
+        )
+    print(f"    best reachable ratio at carebridge's CPU: {_spread(bounds)}")
 
     if limited is not None:
         records, seconds, sent, counts = limited
