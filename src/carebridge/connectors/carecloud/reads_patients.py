@@ -109,11 +109,27 @@ class PatientReads(Identity):
         await self._flush()
         await self._fhir_ids(people, updated_since=updated_since)
         await self._find_guids(items, people, full=updated_since is None)
-        for start in range(0, len(people), BATCH):
-            batch = people[start : start + BATCH]
-            for patient in await gather(self._patient(p.patient_id, flush=False) for p in batch):
-                yield patient
+        batches = [people[start : start + BATCH] for start in range(0, len(people), BATCH)]
+        # The next batch is read while the caller maps and stores this one (one batch ahead),
+        # so neither the upstream nor this process waits on the other at a batch's end.
+        ahead: asyncio.Future[list[Patient]] | None = None
+        try:
+            for n, batch in enumerate(batches):
+                current = ahead or self._read_batch(batch)
+                ahead = self._read_batch(batches[n + 1]) if n + 1 < len(batches) else None
+                for patient in await current:
+                    yield patient
+        finally:
+            if ahead is not None:  # the caller stopped early, or this batch failed
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         await self._flush()
+
+    def _read_batch(self, batch: Sequence[PersonIds]) -> asyncio.Future[list[Patient]]:
+        """A batch of people read at once, started now (see :func:`gather`)."""
+        return asyncio.ensure_future(
+            gather(self._patient(p.patient_id, flush=False) for p in batch)
+        )
 
     async def _find_guids(
         self, items: Sequence[pw.PatientItemPayload], people: Sequence[PersonIds], *, full: bool
