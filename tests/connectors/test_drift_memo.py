@@ -4,7 +4,6 @@ places at once; and it samples nothing: a drifted field in one record of hundred
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from tests.connectors.harness import Sandbox
+from tests.connectors.wire_models import WIRE_MODELS, model_id, model_keys
 
 from carebridge.connectors.carecloud import drift_compare
 from carebridge.connectors.carecloud.drift import DriftReport, check, check_list, compare
 from carebridge.connectors.carecloud.drift_compare import compare_walk
-from carebridge.connectors.carecloud.wire import fhir as fw
-from carebridge.connectors.carecloud.wire import portal, v2
+from carebridge.connectors.carecloud.wire import v2
 from carebridge.errors import UnexpectedPayload
 
 FUZZ = settings(
@@ -45,22 +44,6 @@ json_values = st.recursive(
 )
 
 
-def _wire_models() -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
-    for module in (v2, fw, portal):
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if issubclass(value, BaseModel) and value.__module__ == module.__name__:
-                found.append(value)
-    return found
-
-
-WIRE_MODELS = _wire_models()
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return sorted({f.alias or name for name, f in model.model_fields.items()}) or ["id"]
-
-
 def same(payload: Any, model: type[BaseModel], *, many: bool = False) -> list[Any]:
     """The memo's findings, asserted equal to the walk's (twice: the second from the memo)."""
     walked = compare_walk(payload, model, many=many)
@@ -69,13 +52,11 @@ def same(payload: Any, model: type[BaseModel], *, many: bool = False) -> list[An
     return walked
 
 
-@pytest.mark.parametrize(
-    "model", WIRE_MODELS, ids=lambda m: f"{m.__module__.split('.')[-1]}.{m.__name__}"
-)
+@pytest.mark.parametrize("model", WIRE_MODELS, ids=model_id)
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_any_json_compares_as_the_walk_does(model: type[BaseModel], data: Any) -> None:
-    keyed = st.dictionaries(st.sampled_from(_keys(model)), json_values, max_size=8)
+    keyed = st.dictionaries(st.sampled_from(model_keys(model)), json_values, max_size=8)
     payload = data.draw(json_values | keyed | st.lists(keyed, max_size=3))
     same(payload, model)
     same(payload, model, many=True)

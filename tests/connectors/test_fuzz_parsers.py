@@ -5,7 +5,6 @@ unhandled exception."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from tests.connectors.harness import Sandbox
+from tests.connectors.wire_models import WIRE_MODELS, model_id, model_keys
 
 from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.mapping import fhir as f
@@ -50,25 +50,9 @@ json_values = st.recursive(
 )
 
 
-def _wire_models() -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = []
-    for module in (v2, fw, portal):
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if issubclass(value, BaseModel) and value.__module__ == module.__name__:
-                found.append(value)
-    return found
-
-
-WIRE_MODELS = _wire_models()
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return sorted({f.alias or name for name, f in model.model_fields.items()}) or ["id"]
-
-
 def shaped(model: type[BaseModel]) -> st.SearchStrategy[Any]:
     """Objects keyed by the model's own field names, with arbitrary values (past the top)."""
-    return st.dictionaries(st.sampled_from(_keys(model)), json_values, max_size=8)
+    return st.dictionaries(st.sampled_from(model_keys(model)), json_values, max_size=8)
 
 
 def parse(model: type[BaseModel], payload: Any) -> BaseModel | None:
@@ -84,9 +68,7 @@ def test_the_parsers_cover_every_wire_module() -> None:
     assert len(WIRE_MODELS) > 50
 
 
-@pytest.mark.parametrize(
-    "model", WIRE_MODELS, ids=lambda m: f"{m.__module__.split('.')[-1]}.{m.__name__}"
-)
+@pytest.mark.parametrize("model", WIRE_MODELS, ids=model_id)
 @settings(FUZZ, max_examples=30)
 @given(data=st.data())
 def test_any_json_into_a_wire_model_is_a_model_or_drift(model: type[BaseModel], data: Any) -> None:

@@ -49,6 +49,7 @@ from carebridge.connectors.carecloud import drift
 from carebridge.connectors.carecloud.client import SurfaceClient
 from carebridge.connectors.carecloud.mapping import fhir as fmap
 from carebridge.connectors.carecloud.mapping import portal as pmap
+from carebridge.connectors.carecloud.mapping.fhir.base import reference_id
 from carebridge.connectors.carecloud.mapping.fhir.charts import encounter_key
 from carebridge.connectors.carecloud.reads_charts import ChartReads
 from carebridge.connectors.carecloud.wire import fhir as fw
@@ -304,16 +305,6 @@ class BulkReads(ChartReads):
         return fmap.chart_number_of(patient)
 
 
-def _reference_id(reference: fw.Reference | None, resource_type: str) -> str | None:
-    """The logical id a reference points at (relative or absolute), if it is of that type."""
-    if reference is None or not reference.reference:
-        return None
-    parts = reference.reference.rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
-        return parts[-1]
-    return None
-
-
 def _patient_named(kind: str, raw: Any, report: drift.DriftReport) -> str | None:
     """The FHIR id of the patient an exported resource of ``kind`` is about (None: a resource
     that is not the kind's, such as a vital-sign Observation in the labs' export)."""
@@ -322,9 +313,9 @@ def _patient_named(kind: str, raw: Any, report: drift.DriftReport) -> str | None
         categories = {c.code for concept in observation.category for c in concept.coding}
         if LAB_CATEGORY not in categories:
             return None
-        return _reference_id(observation.subject, "Patient")
+        return reference_id(observation.subject, "Patient")
     if kind == "immunization":
         immunization = drift.check(raw, fw.Immunization, FILE, report)
-        return _reference_id(immunization.patient, "Patient")
+        return reference_id(immunization.patient, "Patient")
     document = drift.check(raw, fw.DocumentReference, FILE, report)
-    return _reference_id(document.subject, "Patient")
+    return reference_id(document.subject, "Patient")

@@ -67,7 +67,7 @@ def chart_number_of(patient: w.Patient | w.PatientKeys) -> str | None:
     )
 
 
-def _reference_id(reference: w.Reference | None, resource_type: str) -> str | None:
+def reference_id(reference: w.Reference | None, resource_type: str) -> str | None:
     """The logical id a reference points at (relative or absolute), if it is of that type."""
     if reference is None or not reference.reference:
         return None
@@ -99,7 +99,7 @@ class PatientIndex:
         Raises:
             UnresolvedReference: the reference is missing, not a Patient, or not indexed.
         """
-        logical = _reference_id(reference, "Patient")
+        logical = reference_id(reference, "Patient")
         chart = self.charts.get(logical) if logical else None
         if chart is None:
             raise UnresolvedReference(

@@ -21,10 +21,10 @@ from carebridge.connectors.carecloud.mapping.fhir.base import (
     _date,
     _instant,
     _label,
-    _reference_id,
     _required,
     _system_is,
     _updated,
+    reference_id,
     row_key,
 )
 from carebridge.connectors.carecloud.mapping.portal.base import (
@@ -121,13 +121,13 @@ def encounter_from_fhir(
             ),
             None,
         ) or next((p.individual for p in e.participant if p.individual is not None), None)
-        practitioner = _required(ctx, _reference_id(performer, "Practitioner"), "participant")
+        practitioner = _required(ctx, reference_id(performer, "Practitioner"), "participant")
         provider = keys.provider(ctx, practitioner)
         place = next(
             (
-                _reference_id(loc.location, "Location")
+                reference_id(loc.location, "Location")
                 for loc in e.location
-                if _reference_id(loc.location, "Location")
+                if reference_id(loc.location, "Location")
             ),
             None,
         )
@@ -170,14 +170,14 @@ def encounter_from_fhir(
 
 
 def _encounter_ref(ctx: Context, reference: w.Reference | None) -> EncounterId | None:
-    logical = _reference_id(reference, "Encounter")
+    logical = reference_id(reference, "Encounter")
     return encounter_id(ctx, row_key(logical, "enc")) if logical else None
 
 
 def _practitioner_ref(
     ctx: Context, keys: ReferenceKeys, reference: w.Reference | None
 ) -> ProviderId | None:
-    logical = _reference_id(reference, "Practitioner")
+    logical = reference_id(reference, "Practitioner")
     return keys.provider(ctx, logical) if logical else None
 
 

@@ -26,11 +26,11 @@ from carebridge.connectors.carecloud.mapping.fhir.base import (
     _person_name,
     _phone,
     _phones,
-    _reference_id,
     _required,
     _system_is,
     _updated,
     chart_number_of,
+    reference_id,
     row_key,
 )
 from carebridge.connectors.carecloud.mapping.portal.base import (
@@ -139,9 +139,9 @@ def patient_from_fhir(
         ethnicity_code = _omb(p.extension, ETHNICITY_URL)
         practitioner = next(
             (
-                _reference_id(r, "Practitioner")
+                reference_id(r, "Practitioner")
                 for r in p.general_practitioner
-                if _reference_id(r, "Practitioner")
+                if reference_id(r, "Practitioner")
             ),
             None,
         )
@@ -291,7 +291,7 @@ def coverage_from_fhir(
         c = resource
         chart = patients.chart_number(ctx, c.beneficiary, "beneficiary")
         payor = next(iter(c.payor), None)
-        organization = _reference_id(payor, "Organization")
+        organization = reference_id(payor, "Organization")
         group = next((k for k in c.coverage_class if _code(k.type) == "group"), None)
         plan = next((k for k in c.coverage_class if _code(k.type) == "plan"), None)
         policy_type = (c.type.text or "") if c.type is not None else ""
@@ -314,7 +314,7 @@ def coverage_from_fhir(
             None,
         )
         relation = SUBSCRIBER_RELATIONSHIP.get(_code(c.relationship) or "self", "other")
-        subscriber_is_patient = _reference_id(c.subscriber, "Patient") is not None
+        subscriber_is_patient = reference_id(c.subscriber, "Patient") is not None
         insured = Insured(
             relationship=relation,
             name=(
