@@ -371,3 +371,61 @@ async def test_a_patient_the_crosswalk_does_not_know_is_read_from_the_connector(
     links = upstream.links
     for fhir_id in fhir:
         assert await links.entity_id(TENANT, "patient", "fhir", fhir_id) is not None
+
+
+def _inactivate_a_document(live: Live) -> None:
+    """One document of the practice made inactive upstream (v2 lists active documents only;
+    the Connector exports it as ``entered-in-error``)."""
+    (row,) = live.truth(
+        "SELECT id FROM documents WHERE practice_id = ? AND status = 'A' ORDER BY id LIMIT 1",
+        (PRACTICE,),
+    )
+    now = live.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    with live.sandbox.db.transaction() as conn:
+        conn.execute(
+            "UPDATE documents SET status = 'I', updated_at = ? WHERE id = ?", (now, row["id"])
+        )
+
+
+async def test_a_document_made_inactive_upstream_is_tombstoned_through_bulk(live: Live) -> None:
+    upstream = await _facade(live.deployment, live)
+    await _sync(live.deployment, live, upstream, "patients", "documents")
+    store = SqlSyncStore(live.deployment.engine)
+    before = await store.ids(TENANT, "document")
+    assert len(before) == _rows(live, "documents")
+
+    live.clock.advance(timedelta(minutes=5))
+    _inactivate_a_document(live)
+    live.clock.advance(timedelta(minutes=1))
+    again = await _sync(live.deployment, live, upstream, "documents")
+    cursor = await store.cursor(TENANT, "documents")
+    assert cursor is not None
+    assert cursor.get("bulk") is True
+    after = await store.ids(TENANT, "document")
+    assert len(before - after) == 1
+    assert after < before
+    assert again.streams["documents"].tombstoned == 1
+    # the others of that patient stay, and a quiet export tombstones nothing more
+    quiet = await _sync(live.deployment, live, upstream, "documents")
+    assert quiet.streams["documents"].tombstoned == 0
+    assert await store.ids(TENANT, "document") == after
+
+
+async def test_a_document_made_inactive_upstream_is_tombstoned_per_patient(
+    live: Live, tmp_path: Path
+) -> None:
+    async with _per_patient_store(live, tmp_path) as other:
+        plain = await other.upstreams.of(TENANT)
+        plain.fhir_base = None  # a tenant without the Connector
+        await _sync(other, live, plain, "patients", "documents")
+        store = SqlSyncStore(other.engine)
+        before = await store.ids(TENANT, "document")
+        assert len(before) == _rows(live, "documents")
+        _inactivate_a_document(live)
+        again = await _sync(other, live, plain, "documents")
+        after = await store.ids(TENANT, "document")
+        assert len(before - after) == 1
+        assert after < before
+        assert again.streams["documents"].tombstoned == 1
+        rerun = await _sync(other, live, plain, "documents")
+        assert rerun.streams["documents"].tombstoned == 0

@@ -109,9 +109,10 @@ class SyncStore(Protocol):
         *,
         starts_from: datetime | None = None,
         starts_before: datetime | None = None,
+        patient_ids: Collection[str] | None = None,
     ) -> set[str]:
         """The ids of the live (not tombstoned) records of ``kind``, optionally only those that
-        start in ``[starts_from, starts_before)``."""
+        start in ``[starts_from, starts_before)``, and only those of ``patient_ids``."""
         ...
 
     async def tombstone(

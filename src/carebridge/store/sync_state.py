@@ -262,6 +262,7 @@ class SqlSyncStore:
         *,
         starts_from: datetime | None = None,
         starts_before: datetime | None = None,
+        patient_ids: Collection[str] | None = None,
     ) -> set[str]:
         statement = select(entity_table.c.id).where(
             entity_table.c.tenant_id == tenant_id,
@@ -272,8 +273,16 @@ class SqlSyncStore:
             statement = statement.where(entity_table.c.starts_at >= starts_from.astimezone(UTC))
         if starts_before is not None:
             statement = statement.where(entity_table.c.starts_at < starts_before.astimezone(UTC))
+        if patient_ids is None:
+            async with self.engine.connect() as conn:
+                return {row[0] for row in await conn.execute(statement)}
+        chosen = sorted(patient_ids)
+        found: set[str] = set()
         async with self.engine.connect() as conn:
-            return {row[0] for row in await conn.execute(statement)}
+            for start in range(0, len(chosen), 500):
+                part = statement.where(entity_table.c.patient_id.in_(chosen[start : start + 500]))
+                found.update(row[0] for row in await conn.execute(part))
+        return found
 
     async def tombstone(
         self,

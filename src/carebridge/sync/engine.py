@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -364,6 +364,7 @@ class _Run:
         patients = sorted(await self.store.ids(self.tenant_id, "patient"))
         batch: list[DomainModel] = []
         read: dict[str, datetime] = {}
+        sweeps = self.sweeps
         for patient in patients:
             if after is not None and patient <= after:
                 continue
@@ -378,10 +379,33 @@ class _Run:
             read[patient] = high_water(mark, newest, started)
             after = patient
             if len(batch) >= self.page_size:
-                await self.save(batch, {**kept, "pass": {"after": after}}, read)
+                cursor = {**kept, "pass": {"after": after}}
+                await self.save(batch, cursor, read)
+                if sweeps:
+                    await self.sweep(read.keys(), _ids(batch), cursor)
                 batch, read = [], {}
         done = {**kept, "completed_at": _iso(self.clock()), "patients": len(patients)}
         await self.save(batch, done, read)
+        if sweeps:
+            await self.sweep(read.keys(), _ids(batch), done)
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether a patient's read is its whole list (a per-patient kind read in full, not
+        ``updated_since``), so that its stored records the read did not return are gone."""
+        kind = KINDS[self.stream.kind]
+        return kind.reach == "patient" and not kind.incremental
+
+    async def sweep(
+        self, patients: Collection[str], seen: set[str], cursor: dict[str, Any]
+    ) -> None:
+        """Tombstone the stored records of ``patients`` (each read in full) not in ``seen``: a
+        record the upstream no longer lists (a document made inactive, a lab removed)."""
+        if not patients:
+            return
+        stored = await self.store.ids(self.tenant_id, self.stream.kind, patient_ids=patients)
+        if gone := stored - seen:
+            await self._tombstone(gone, cursor)
 
     async def bulk(self, exporter: BulkExporter, previous: dict[str, Any]) -> bool:
         """The stream as one Bulk export since the last one's ``transactionTime``; False (the
@@ -395,7 +419,17 @@ class _Run:
             export = await exporter.bulk_export(self.stream.kind, since)
             if export is None:
                 return False
-            rest = await self.pages(export.records(), lambda: in_pass, lambda _: None)
+            # the patients an export names are read in full (``patients_read``): what they no
+            # longer list is swept once the pass is stored
+            named: Collection[str] | None = getattr(export, "patients_read", None)
+            seen: set[str] = set()
+            sweeping = self.sweeps and named is not None
+
+            def note(record: DomainModel) -> None:
+                if sweeping:
+                    seen.add(str(record.__dict__["id"]))
+
+            rest = await self.pages(export.records(), lambda: in_pass, note)
         except UpstreamError as err:
             log.warning(
                 "bulk export failed; reading per patient",
@@ -408,6 +442,8 @@ class _Run:
             "bulk": True,
         }
         await self.save(rest, final)
+        if sweeping and named is not None:
+            await self.sweep(named, seen, final)
         return True
 
     async def full(self) -> None:
@@ -474,6 +510,10 @@ class _Run:
             cursor=cursor,
             hold=self.hold,
         )
+
+
+def _ids(records: Sequence[DomainModel]) -> set[str]:
+    return {str(record.__dict__["id"]) for record in records}
 
 
 def interior(start: date, end: date) -> tuple[datetime, datetime]:

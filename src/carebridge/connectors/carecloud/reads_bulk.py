@@ -23,10 +23,12 @@ path ran:
   refuse it, and the emulated Connector does): the client keeps the laboratory Observations
   itself (vital signs are Observations too).
 
-What the export cannot tell: a record removed upstream (the manifest lists no deletions, and a
-resource that is gone names no patient). Neither path drops it from the store (the per-patient
-stream never tombstones, and a named patient's list read only adds and updates); a patient none
-of whose records remain is never named again. See ADR 0019.
+A named patient's list is read whole, so :attr:`BulkExport.patients_read` tells the sync whose
+stored records the list no longer returns are gone (the sync tombstones them, as it does after a
+per-patient read). What the export cannot tell: a record removed upstream without a trace (the
+manifest lists no deletions, and a resource that is gone names no patient); a removal the
+Connector exports as a change (a document made inactive is ``entered-in-error``) names its
+patient and is swept. See ADR 0019.
 
 A tenant without the Connector, or whose Connector refuses the kick-off (a 4xx), has no Bulk:
 :meth:`BulkReads.bulk_export` answers None and the sync reads per patient. Any other failure
@@ -87,6 +89,10 @@ class BulkExport:
 
     transaction_time: datetime
     records: Callable[[], AsyncIterator[Any]]
+    patients_read: set[str] | None = None
+    """The patients whose whole list of the kind the records hold, filled as they are read
+    (None for encounters, whose export names encounters, not patients): the sync tombstones
+    what such a patient no longer lists."""
 
 
 class BulkReads(ChartReads):
@@ -151,12 +157,14 @@ class BulkReads(ChartReads):
             if isinstance(o, dict) and o.get("type") == fhir_type and o.get("url")
         ]
 
-        def records() -> AsyncIterator[Any]:
-            if kind == "encounter":
-                return self._bulk_encounters(urls)
-            return self._bulk_patients(kind, urls)
+        read: set[str] | None = None if kind == "encounter" else set()
 
-        return BulkExport(transaction_time, records)
+        def records() -> AsyncIterator[Any]:
+            if read is None:
+                return self._bulk_encounters(urls)
+            return self._bulk_patients(kind, urls, read)
+
+        return BulkExport(transaction_time, records, read)
 
     async def _bulk_manifest(self, location: str) -> dict[str, Any]:
         """Poll the status URL until the manifest, waiting as ``Retry-After`` says."""
@@ -233,9 +241,12 @@ class BulkReads(ChartReads):
 
     # --- the kinds read per patient: the export names the patients -----------------------
 
-    async def _bulk_patients(self, kind: str, urls: list[str]) -> AsyncIterator[Any]:
+    async def _bulk_patients(
+        self, kind: str, urls: list[str], read: set[str]
+    ) -> AsyncIterator[Any]:
         """The per-patient reads of each patient the export's resources name (each patient once,
-        in the order first named), a batch of patients at a time."""
+        in the order first named), a batch of patients at a time; ``read`` gains each patient
+        whose whole list was read."""
         by_fhir = {p.fhir_id: p.patient_id for p in self._people.values() if p.fhir_id}
         named: set[str] = set()
         batch: list[str] = []
@@ -247,16 +258,17 @@ class BulkReads(ChartReads):
                 named.add(fhir_id)
                 batch.append(fhir_id)
                 if len(batch) >= PATIENT_BATCH:
-                    for record in await self._patients_records(kind, batch, by_fhir):
+                    for record in await self._patients_records(kind, batch, by_fhir, read):
                         yield record
                     batch = []
-        for record in await self._patients_records(kind, batch, by_fhir):
+        for record in await self._patients_records(kind, batch, by_fhir, read):
             yield record
 
     async def _patients_records(
-        self, kind: str, fhir_ids: list[str], by_fhir: dict[str, PatientId]
+        self, kind: str, fhir_ids: list[str], by_fhir: dict[str, PatientId], read: set[str]
     ) -> list[Any]:
-        """Each named patient's records of ``kind``, read as the per-patient stream reads them."""
+        """Each named patient's records of ``kind``, read as the per-patient stream reads them
+        (each patient added to ``read`` once its whole list is in)."""
         patients = await self._patients_of(fhir_ids, by_fhir)
         reader: Callable[[PatientId], AsyncIterator[Any]] = getattr(self, KINDS[kind].upstream)
 
@@ -265,6 +277,7 @@ class BulkReads(ChartReads):
 
         lists = await asyncio.gather(*(one(p) for p in patients))
         await self._flush()
+        read.update(str(p) for p in patients)
         return [record for records in lists for record in records]
 
     async def _patients_of(
