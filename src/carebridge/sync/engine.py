@@ -19,6 +19,9 @@ Four modes:
   Where the upstream has a Bulk export of the kind (:class:`BulkExporter`), the stream is one
   export instead, ``_since`` the last successful export's ``transactionTime`` (the cursor's
   ``bulk_since``); without Bulk, or when the export fails, it reads per patient as above.
+  A kind read in full per patient (labs, immunizations, documents: not incremental) is swept:
+  a patient's stored records its read did not return are tombstoned, after each page and, for
+  the patients a Bulk export named (``patients_read``), after the pass.
 - **window** (appointments): a full read of a date window (30 days back, 60 ahead); an
   appointment the store has in the window's interior that the read did not return is tombstoned.
   The diff is the store's (each page saves its ids as the stream's marks; ``SyncStore.sweep``
