@@ -224,17 +224,9 @@ class Identity(TenantBase):
         none to learn."""
         if self.fhir_base is None or self.connection.fhir is None:
             return
-        missing = [p for p in people if p.fhir_id is None]
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            found = await self.links.upstream_ids(
-                self.tenant, "patient", "fhir", [p.patient_id for p in chunk]
-            )
-            for person in chunk:
-                fhir_id = found.get(person.patient_id)
-                if fhir_id is not None:
-                    person.fhir_id = fhir_id
-                    self._remembered.add(Link("patient", "fhir", fhir_id, person.patient_id))
+        found = await self._crosswalk_ids([p for p in people if p.fhir_id is None], "fhir")
+        for person, fhir_id in found:
+            person.fhir_id = fhir_id
         if not any(p.fhir_id is None for p in people):
             return
         if updated_since is not None:
@@ -244,6 +236,24 @@ class Identity(TenantBase):
         if not self._fhir_scanned:
             await self._scan_fhir()
             self._fhir_scanned = True
+
+    async def _crosswalk_ids(
+        self, people: Sequence[PersonIds], surface: str
+    ) -> list[tuple[PersonIds, str]]:
+        """The ids the crosswalk holds for ``people`` on ``surface`` (one lookup per 500), each
+        remembered as a link this process knows."""
+        out: list[tuple[PersonIds, str]] = []
+        for start in range(0, len(people), 500):
+            chunk = people[start : start + 500]
+            found = await self.links.upstream_ids(
+                self.tenant, "patient", surface, [p.patient_id for p in chunk]
+            )
+            for person in chunk:
+                upstream_id = found.get(person.patient_id)
+                if upstream_id is not None:
+                    self._remembered.add(Link("patient", surface, upstream_id, person.patient_id))
+                    out.append((person, upstream_id))
+        return out
 
     async def _scan_fhir(self, search: dict[str, str] | None = None) -> None:
         """Learn FHIR logical ids (by chart number) from the Connector's Patient search, in its

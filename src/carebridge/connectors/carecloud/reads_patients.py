@@ -34,7 +34,6 @@ from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.domain import Balance, Coverage, Patient
 from carebridge.domain.values import PatientId
 from carebridge.errors import UpstreamStatusError
-from carebridge.ports.crosswalk import Link
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -136,17 +135,9 @@ class PatientReads(Identity):
     ) -> None:
         """Find the v2 GUID of every listed person who lacks one: the crosswalk's, then the
         batched searches' (``full``: ``items`` is the whole list), then one search each."""
-        missing = [p for p in people if p.v2_id is None]
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            found = await self.links.upstream_ids(
-                self.tenant, "patient", "v2", [p.patient_id for p in chunk]
-            )
-            for person in chunk:
-                guid = found.get(person.patient_id)
-                if guid is not None:
-                    self._remembered.add(Link("patient", "v2", guid, person.patient_id))
-                    self._link(person.chart_number, guid)
+        found = await self._crosswalk_ids([p for p in people if p.v2_id is None], "v2")
+        for person, guid in found:
+            self._link(person.chart_number, guid)
         missing = [p for p in people if p.v2_id is None]
         if missing and full:
             charts = {p.chart_number for p in missing}
