@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import anyio
 import typer
 
 from carebridge.errors import CarebridgeError
+from carebridge.wiring import loop
 from carebridge.wiring.admin import KeyRing, key_ring
 
 T = TypeVar("T")
@@ -21,10 +21,11 @@ def fail(message: str) -> typer.Exit:
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine function; a carebridge error or a bad value (an unsupported store URL,
-    unknown scopes) becomes one ``error:`` line."""
+    """Run a coroutine function on carebridge's event loop (:mod:`carebridge.wiring.loop`); a
+    carebridge error or a bad value (an unsupported store URL, unknown scopes) becomes one
+    ``error:`` line."""
     try:
-        return anyio.run(fn)
+        return loop.run(fn)
     except (CarebridgeError, ValueError) as err:
         raise fail(str(err)) from None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -24,7 +23,7 @@ from rich.progress import (
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
-from carebridge.wiring import admin
+from carebridge.wiring import admin, loop
 from carebridge.wiring.export import ExportResult, export, parse_target
 
 
@@ -79,7 +78,7 @@ def export_command(
     bars = _Bars(progress)
     try:
         try:
-            result: ExportResult = anyio.run(
+            result: ExportResult = loop.run(
                 lambda: export(source, target, tenant=tenant, progress=bars)
             )
         finally:

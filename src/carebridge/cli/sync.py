@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
 from carebridge.services.sync import STREAMS, StreamResult, SyncReport, check_streams
+from carebridge.wiring import loop
 from carebridge.wiring.admin import KeyRing, database_url, key_ring
 from carebridge.wiring.api import open_deployment
 
@@ -102,7 +102,7 @@ def sync_command(
         ring = key_ring()
         url = database_url(database)
         sweep = timedelta(hours=reconcile_hours) if reconcile_hours else None
-        reports = anyio.run(_sync_all, url, ring, tenant, stream or None, quiet, sweep)
+        reports = loop.run(_sync_all, url, ring, tenant, stream or None, quiet, sweep)
     except CarebridgeError as err:
         raise _fail(str(err)) from None
     except ValueError as err:  # an unsupported store URL

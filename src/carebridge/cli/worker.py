@@ -10,7 +10,7 @@ The embedded SQLite mode has no worker: ``carebridge serve`` runs the same handl
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import subprocess
 import sys
 from typing import Annotated
@@ -19,6 +19,7 @@ import typer
 
 from carebridge.cli.common import fail as _fail
 from carebridge.errors import CarebridgeError
+from carebridge.wiring import loop
 from carebridge.wiring.admin import database_url, key_ring
 from carebridge.wiring.jobs import STALLED_AFTER, conninfo, prepare_queue, work
 
@@ -47,11 +48,12 @@ def worker_command(
     url = database_url(db)
     try:
         conninfo(url)
+        loop.choice()  # an invalid CAREBRIDGE_EVENT_LOOP fails here, before any process starts
         ring = key_ring()
     except (ValueError, CarebridgeError) as err:
         raise _fail(str(err)) from None
     if schema:
-        asyncio.run(prepare_queue(url))
+        loop.run(prepare_queue, url)
     children = [
         subprocess.Popen(  # noqa: S603 - this interpreter, our own CLI
             [
@@ -69,8 +71,10 @@ def worker_command(
         for _ in range(processes - 1)
     ]
     try:
-        asyncio.run(
-            work(url, ring, concurrency=concurrency, schema=False, stalled_after=stalled_after)
+        loop.run(
+            functools.partial(
+                work, url, ring, concurrency=concurrency, schema=False, stalled_after=stalled_after
+            )
         )
     except KeyboardInterrupt:
         pass
