@@ -6,8 +6,9 @@ Run: ``.venv/bin/python bench/sync.py [--patients 10000] [--rounds 3] [--limit 2
 
 (a) **Throughput against dlt.** An emulated tenant (seed 42, ``--patients``) runs in its own
     process (``bench/connector.py``'s ``start_sandbox``). carebridge, in this process over a
-    temporary SQLite store with no throttle limit (10,000 requests/s allowed), syncs the v2
-    streams of the first practice (providers, locations, resources, visit reasons, the
+    temporary SQLite store with no throttle limit (10,000 requests/s allowed) and on the event
+    loop ``carebridge sync`` runs on (uvloop; ``CAREBRIDGE_EVENT_LOOP=asyncio`` for asyncio's),
+    syncs the v2 streams of the first practice (providers, locations, resources, visit reasons, the
     appointment window) and its patients. In the same run, dlt's ``rest_api`` source (a
     bench-only dependency) pulls the same v2 endpoints into DuckDB, patients included: each
     patient's ``GET /v2/patients/{id}`` and ``/balance`` (the two reads carebridge makes of a
@@ -39,7 +40,7 @@ The machine is usually shared: read ratios measured in the same run, not absolut
 from __future__ import annotations
 
 import argparse
-import asyncio
+import functools
 import socket
 import statistics
 import subprocess
@@ -68,6 +69,7 @@ from carebridge.ports.upstream import NewAppointment
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.store.vault import KeyRing
 from carebridge.sync import engine
+from carebridge.wiring import loop
 from carebridge.wiring.api import open_deployment
 from carebridge.wiring.carecloud import from_sandbox
 
@@ -272,8 +274,8 @@ def limited_sync(base_url: str, limit: float) -> tuple[int, float, int, dict[str
     put = {"rate_limit_rps": limit, "rate_limit_burst": 20}
     httpx.put(f"{base_url}/_sandbox/settings", json=put, timeout=10).raise_for_status()
     try:
-        records, seconds, sent, counts = asyncio.run(
-            carebridge_sync(base_url, SYNCED, throttle=None)
+        records, seconds, sent, counts = loop.run(
+            functools.partial(carebridge_sync, base_url, SYNCED, throttle=None)
         )
     finally:
         off = {"rate_limit_rps": 0}
@@ -516,7 +518,7 @@ def main() -> None:
         emulator = connector.SANDBOX_PIDS[-1]
         for _ in range(args.rounds):
             ours_cpu = _cpu(emulator)
-            ours = asyncio.run(carebridge_sync(base_url, SYNCED))
+            ours = loop.run(carebridge_sync, base_url, SYNCED)
             ours_cpu = _cpu(emulator, ours_cpu)
             theirs_cpu = _cpu(emulator)
             theirs = dlt_pull(base_url)
@@ -526,7 +528,7 @@ def main() -> None:
         if args.limit:
             limited = limited_sync(base_url, args.limit)
         if not args.skip_latency:
-            waits = asyncio.run(latency(base_url, args.changes))
+            waits = loop.run(latency, base_url, args.changes)
     finally:
         stop()
 
