@@ -37,7 +37,7 @@ from carebridge.domain import (
     ZipCode,
     to_money,
 )
-from carebridge.domain.values import LOINC, CountryCode, LanguageCode, RaceCode
+from carebridge.domain.values import LOINC, CountryCode, LanguageCode, PrefixedId, RaceCode
 from carebridge.errors import UnexpectedPayload
 
 T = TypeVar("T")
@@ -69,31 +69,46 @@ class _Run:
 class _Tracked:
     """A read-only view of a wire model that records the path of every field read through it."""
 
-    __slots__ = ("_cb_model", "_cb_path", "_cb_run")
+    __slots__ = ("_cb_model", "_cb_path", "_cb_prefix", "_cb_run", "_cb_used")
 
     _cb_model: V2Model
+    _cb_prefix: str
+    """The view's path followed by a dot (empty at the root): a field's path is this + its key."""
     _cb_path: str
+    _cb_used: set[str]
     _cb_run: _Run
 
     def __init__(self, model: V2Model, path: str, run: _Run) -> None:
-        object.__setattr__(self, "_cb_model", model)
-        object.__setattr__(self, "_cb_path", path)
-        object.__setattr__(self, "_cb_run", run)
+        _set = object.__setattr__
+        _set(self, "_cb_model", model)
+        _set(self, "_cb_path", path)
+        _set(self, "_cb_prefix", f"{path}." if path else "")
+        _set(self, "_cb_used", run.used)
+        _set(self, "_cb_run", run)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only a name the slots do not hold comes here: the slots read as plain attributes.
-        model = self._cb_model
+    def __getattribute__(self, name: str) -> Any:
+        # Every read comes here (not through ``__getattr__``, which Python calls only after a
+        # failed lookup has raised and caught an ``AttributeError``: twice the cost per read).
+        # Underscored names are the view's own slots and dunders (``__class__`` for isinstance).
+        if name[0] == "_":
+            return _get(self, name)
+        model: V2Model = _get(self, "_cb_model")
         value = getattr(model, name)
-        key = _key(model, name)
-        path = f"{self._cb_path}.{key}" if self._cb_path else key
+        try:
+            key = model.__pydantic_private__["_spelling"][name]  # type: ignore[index]
+        except (KeyError, TypeError):
+            key = model.upstream_key(name)
+        path = _get(self, "_cb_prefix") + key
         if type(value) in _LEAVES:
-            self._cb_run.used.add(path)
+            _get(self, "_cb_used").add(path)
             return value
-        return _wrap(value, path, self._cb_run)
+        return _wrap(value, path, _get(self, "_cb_run"))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("wire models are read-only")
 
+
+_get = object.__getattribute__
 
 _LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None), Decimal, date, datetime})
 """Value types that are never a wire model nor hold one (read as they are)."""
@@ -277,24 +292,40 @@ def _patient_id(key: str) -> PatientId:
     return PatientId.new(key)
 
 
+_I = TypeVar("_I", bound=PrefixedId)
+
+
+def _derived_id(kind: type[_I], key: str) -> _I:
+    """``kind.new(key)``, memoised: the same key gives the same id, and each costs a SHA-256
+    (providers, locations and payers recur on every page)."""
+    return cast(_I, _new_id(kind, key))
+
+
+@lru_cache(maxsize=8192)
+def _new_id(kind: type[PrefixedId], key: str) -> PrefixedId:
+    return kind.new(key)
+
+
 def _provider_id(ctx: Context, upstream: int | None) -> ProviderId | None:
-    return None if upstream is None else ProviderId.new(ctx.key("provider", str(upstream)))
+    return None if upstream is None else _derived_id(ProviderId, ctx.key("provider", str(upstream)))
 
 
 def _location_id(ctx: Context, upstream: int | None) -> LocationId | None:
-    return None if upstream is None else LocationId.new(ctx.key("location", str(upstream)))
+    return None if upstream is None else _derived_id(LocationId, ctx.key("location", str(upstream)))
 
 
 def _resource_id(ctx: Context, upstream: int | None) -> ResourceId | None:
-    return None if upstream is None else ResourceId.new(ctx.key("resource", str(upstream)))
+    return None if upstream is None else _derived_id(ResourceId, ctx.key("resource", str(upstream)))
 
 
 def _visit_reason_id(ctx: Context, upstream: int | None) -> VisitReasonId | None:
-    return None if upstream is None else VisitReasonId.new(ctx.key("visit_reason", str(upstream)))
+    if upstream is None:
+        return None
+    return _derived_id(VisitReasonId, ctx.key("visit_reason", str(upstream)))
 
 
 def _payer_id(ctx: Context, upstream: int) -> PayerId:
-    return PayerId.new(ctx.key("payer", str(upstream)))
+    return _derived_id(PayerId, ctx.key("payer", str(upstream)))
 
 
 @dataclass(frozen=True)

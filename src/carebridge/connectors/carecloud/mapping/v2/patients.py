@@ -11,6 +11,7 @@ from carebridge.connectors.carecloud.mapping.common import Context, Mapped
 from carebridge.connectors.carecloud.mapping.v2._base import (
     PatientRef,
     _build,
+    _derived_id,
     _dropped,
     _email,
     _empty,
@@ -174,9 +175,8 @@ def map_patient(
         )
     data["name"] = name
     data["identifiers"] = tuple(identifiers)
-    if balances:
-        brun = _Run()
-        data["balances"] = tuple(_balance(ctx, _track(b, brun), ref, None) for b in balances)
+    if balances:  # read as they are: their fields are not in the patient's dropped report
+        data["balances"] = tuple([_balance(ctx, b, ref, None) for b in balances])
     patient = _build(Patient, "patient", ref.v2_id, ctx, **data)
     return Mapped(patient, _dropped(run, wire))
 
@@ -252,7 +252,7 @@ def _coverage(
         "insurance policy",
         str(p.id),
         ctx,
-        id=CoverageId.new(ctx.key("coverage", str(p.id))),
+        id=_derived_id(CoverageId, ctx.key("coverage", str(p.id))),
         sources=(ctx.source(str(p.id)),),
         patient_id=ref.patient_id(ctx),
         payer_id=_payer_id(ctx, payer.id),
