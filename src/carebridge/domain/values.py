@@ -284,14 +284,41 @@ _ZERO = Decimal("0.00")
 _MONEY_TEXT = re.compile(r"[+-]?[0-9]{1,15}(\.[0-9]{1,12})?")
 
 
+MONEY_KEPT = 4096
+"""Distinct amounts :func:`to_money` remembers (a page of records repeats a few amounts, and
+every domain model that holds money checks again what a mapper just made)."""
+
+_money_seen: dict[object, Decimal] = {}
+
+
 def to_money(value: object) -> Decimal:
-    """``value`` as a ``Decimal`` with exactly two decimal places.
+    r"""``value`` as a ``Decimal`` with exactly two decimal places.
 
     Accepts ``int``, ``Decimal``, decimal strings (``"25"``, ``"25.0"``, ``"-3.10"``) and floats whose
     shortest representation has at most two decimals (``12.5`` yes, ``0.1 + 0.2`` no). Refuses
     booleans, non-finite values, amounts with a non-zero third decimal (never rounds silently) and
     amounts of ``MONEY_LIMIT`` or more.
+
+    Answers for strings and ``Decimal``\ s are remembered: a string's depends only on the string,
+    a ``Decimal``'s only on its value (``Decimal("1.0")`` and ``Decimal("1.00")`` are both
+    ``Decimal("1.00")``), and a ``str`` never equals a ``Decimal``. Refusals are not remembered.
     """
+    kind = type(value)
+    if kind is str or kind is Decimal:
+        try:
+            known = _money_seen.get(value)
+        except TypeError:  # a signalling NaN cannot be hashed: refused below
+            known = None
+        if known is not None:
+            return known
+        money = _to_money(value)
+        if len(_money_seen) < MONEY_KEPT:
+            _money_seen[value] = money
+        return money
+    return _to_money(value)
+
+
+def _to_money(value: object) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("money must be a number or a decimal string, not a boolean")
     if isinstance(value, Decimal):
