@@ -159,7 +159,55 @@ def present_paths(model: V2Model, path: str = "") -> set[str]:
     return found
 
 
+PATH_PLANS = 4096
+"""Distinct (path, spelling) pairs whose field paths :func:`_collect` remembers."""
+
+_path_plans: dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], dict[str, str]]] = {}
+
+
+def _field_paths(
+    model: V2Model, path: str, spelling: dict[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """(field, path) of each field ``model`` was given, under ``path``: the same for every model
+    of one spelling (the spelling is shared per class and key set, and the key set decides which
+    fields were given), so worked out once per path and spelling."""
+    key = (path, id(spelling))
+    known = _path_plans.get(key)
+    if known is not None and known[1] is spelling:
+        return known[0]
+    prefix = f"{path}." if path else ""
+    fields = type(model).__pydantic_fields__
+    plan = tuple(
+        (name, prefix + spelling[name]) for name in model.__pydantic_fields_set__ if name in fields
+    )
+    if len(_path_plans) < PATH_PLANS:
+        _path_plans[key] = (plan, spelling)  # the spelling kept: its id is not reused meanwhile
+    return plan
+
+
 def _collect(model: V2Model, path: str, found: set[str]) -> None:
+    private = model.__pydantic_private__
+    spelling = private.get("_spelling") if private else None
+    if model.__pydantic_extra__ or not spelling:
+        _collect_walk(model, path, found)
+        return
+    values = model.__dict__
+    for name, where in _field_paths(model, path, spelling):
+        value = values[name]
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is str:
+            if value:
+                found.add(where)
+        elif kind in _LEAVES:
+            found.add(where)
+        else:
+            _present(value, where, found)
+
+
+def _collect_walk(model: V2Model, path: str, found: set[str]) -> None:
+    """:func:`_collect` for a model with extras or without a spelling: every field read."""
     fields = type(model).__pydantic_fields__
     values = model.__dict__
     extra = model.__pydantic_extra__
@@ -184,10 +232,10 @@ def _collect(model: V2Model, path: str, found: set[str]) -> None:
 
 
 def _present(value: Any, path: str, found: set[str]) -> None:
-    if _empty(value):
+    if isinstance(value, V2Model):  # never empty (a model equals no string), asked first: a
+        _collect(value, path, found)  # model's ``==`` is pydantic's, in Python
+    elif _empty(value):
         return
-    if isinstance(value, V2Model):
-        _collect(value, path, found)
     elif isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
         for item in value:
             _present(item, f"{path}[]", found)
@@ -199,8 +247,7 @@ def _dropped(run: _Run, *wires: V2Model) -> tuple[str, ...]:
     present: set[str] = set()
     for wire in wires:
         present |= present_paths(wire)
-    left = {p for p in present if p not in run.used}
-    return tuple(sorted(left | run.rejected))
+    return tuple(sorted((present - run.used) | run.rejected))
 
 
 def _valid(run: _Run, obj: Any, name: str, convert: Callable[[Any], R]) -> R | None:
