@@ -275,6 +275,11 @@ class HiddenLimiter:
         self.tenant = tenant
         self.buckets: dict[str, tuple[float, float]] = {}
 
+    @property
+    def active(self) -> bool:
+        """True when the tenant has a hidden limit at all."""
+        return self.tenant.config.rate_limit_rps > 0
+
     def allow(self, key: str) -> bool:
         """Spend one token for ``key``; False when the bucket is empty."""
         rate = self.tenant.config.rate_limit_rps
@@ -312,9 +317,7 @@ def _client_key(tenant: Tenant, scope: Scope) -> str:
     auth = headers.get(b"authorization", b"").decode("latin-1").strip()
     token = auth[6:].strip() if auth.lower().startswith("bearer") else auth
     if token:
-        client = tenant.db.scalar(
-            "SELECT client_id FROM oauth_tokens WHERE access_token = ?", (token,)
-        )
+        client = tenant.token_client(token)
         if client:
             return f"client:{client}"
     if auth.lower().startswith("basic "):
@@ -336,7 +339,8 @@ class ControlMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        if not self.state.limiter.allow(_client_key(self.tenant, scope)):
+        limiter = self.state.limiter
+        if limiter.active and not limiter.allow(_client_key(self.tenant, scope)):
             await json_response({"message": "Too Many Requests"}, status=429)(scope, receive, send)
             return
         for rule in list(self.state.faults.values()):

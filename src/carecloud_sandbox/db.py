@@ -290,6 +290,7 @@ CREATE TABLE IF NOT EXISTS insurance_policies (
     updated_at             TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS insurance_policies_patient ON insurance_policies(patient_id);
+CREATE INDEX IF NOT EXISTS insurance_policies_profile ON insurance_policies(profile_id, policy_priority);
 CREATE INDEX IF NOT EXISTS insurance_policies_member ON insurance_policies(member_number);
 CREATE INDEX IF NOT EXISTS insurance_policies_lower_member ON insurance_policies(lower(member_number));
 CREATE INDEX IF NOT EXISTS insurance_policies_lower_policy ON insurance_policies(lower(policy_number));

@@ -29,6 +29,9 @@ ALL_PRIVILEGES = (
 )
 
 
+MAX_CACHED_TOKENS = 4096
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a valid access token stands for."""
@@ -41,6 +44,14 @@ class Grant:
     expires_at: str
 
 
+@dataclass(frozen=True)
+class _Token:
+    """An ``oauth_tokens`` row as authentication reads it."""
+
+    grant: Grant
+    revoked: bool
+
+
 class Tenant:
     """The emulated tenant, shared by every route."""
 
@@ -49,6 +60,9 @@ class Tenant:
         self.db = db
         self.clock = clock
         self._zones: dict[int, ZoneInfo] = {}
+        # Access tokens already read, while the database is unchanged (see ``_token``).
+        self._tokens: dict[str, _Token] = {}
+        self._tokens_changes = -1
 
     @classmethod
     def open(
@@ -122,19 +136,50 @@ class Tenant:
             token = token[6:].strip()
         if not token:
             raise ApiError(401, "Access token is required")
-        row = self.db.one("SELECT * FROM oauth_tokens WHERE access_token = ?", (token,))
-        if row is None or row["revoked"]:
+        known = self._token(token)
+        if known is None or known.revoked:
             raise ApiError(401, "Access token is invalid")
-        if row["expires_at"] <= self.now_db():
+        grant = known.grant
+        if grant.expires_at <= self.now_db():
             raise ApiError(401, "Access token has expired")
-        scopes = tuple(loads(row["scopes_json"]))
-        if privilege is not None and privilege not in scopes:
+        if privilege is not None and privilege not in grant.scopes:
             raise ApiError(403, "This token does not have privileges for the requested endpoint")
-        return Grant(
-            access_token=token,
-            client_id=row["client_id"],
-            practice_id=int(row["practice_id"]),
-            user_id=int(row["user_id"]),
-            scopes=scopes,
-            expires_at=row["expires_at"],
+        return grant
+
+    def token_client(self, token: str) -> str | None:
+        """The client an access token was issued to (revoked or expired alike), if it exists."""
+        known = self._token(token)
+        return None if known is None else known.grant.client_id
+
+    def _token(self, token: str) -> _Token | None:
+        """The access token's row, read once while the database stays unchanged.
+
+        Every write of the tenant goes through its one connection, so the connection's
+        ``total_changes`` moving on (a token issued, revoked, anything written) empties the
+        cache; a token that does not exist is never cached.
+        """
+        changes = self.db.conn.total_changes
+        if changes != self._tokens_changes:
+            self._tokens.clear()
+            self._tokens_changes = changes
+        known = self._tokens.get(token)
+        if known is not None:
+            return known
+        row = self.db.one("SELECT * FROM oauth_tokens WHERE access_token = ?", (token,))
+        if row is None:
+            return None
+        known = _Token(
+            grant=Grant(
+                access_token=token,
+                client_id=row["client_id"],
+                practice_id=int(row["practice_id"]),
+                user_id=int(row["user_id"]),
+                scopes=tuple(loads(row["scopes_json"])),
+                expires_at=row["expires_at"],
+            ),
+            revoked=bool(row["revoked"]),
         )
+        if len(self._tokens) >= MAX_CACHED_TOKENS:
+            self._tokens.clear()
+        self._tokens[token] = known
+        return known

@@ -685,29 +685,35 @@ async def balance(request: Request, tenant: Tenant, grant: Grant) -> Response:
     """Aging buckets per balance type, amounts as ``'%.2f'`` strings."""
     row = find_patient(tenant, grant, request.path_params["patient_id"])
     today = tenant.today(grant.practice_id)
+    kinds = ("patient", "insurance")
+    totals = {
+        kind: dict.fromkeys(("unbilled", "current", "30", "60", "90", "120"), 0) for kind in kinds
+    }
+    for charge in tenant.db.all(
+        "SELECT balance_type, balance_cents, posting_date, billed FROM transactions "
+        "WHERE patient_id = ? AND transaction_type IN ('charge', 'simple_charge') "
+        "AND balance_type IN ('patient', 'insurance') AND balance_cents != 0",
+        (row["id"],),
+    ):
+        buckets = totals[charge[0]]
+        cents = charge[1]
+        if not charge[3]:
+            buckets["unbilled"] += cents
+            continue
+        age = (today - date.fromisoformat(charge[2])).days
+        key = (
+            "120"
+            if age > 120
+            else "90"
+            if age > 90
+            else "60"
+            if age > 60
+            else ("30" if age > 30 else "current")
+        )
+        buckets[key] += cents
     rows = []
-    for balance_type in ("patient", "insurance"):
-        buckets = dict.fromkeys(("unbilled", "current", "30", "60", "90", "120"), 0)
-        for charge in tenant.db.all(
-            "SELECT balance_cents, posting_date, billed FROM transactions WHERE patient_id = ? "
-            "AND transaction_type IN ('charge', 'simple_charge') AND balance_type = ? "
-            "AND balance_cents != 0",
-            (row["id"], balance_type),
-        ):
-            if not charge["billed"]:
-                buckets["unbilled"] += charge["balance_cents"]
-                continue
-            age = (today - date.fromisoformat(charge["posting_date"])).days
-            key = (
-                "120"
-                if age > 120
-                else "90"
-                if age > 90
-                else "60"
-                if age > 60
-                else ("30" if age > 30 else "current")
-            )
-            buckets[key] += charge["balance_cents"]
+    for balance_type in kinds:
+        buckets = totals[balance_type]
         rows.append(
             {
                 "balance_type": balance_type,
