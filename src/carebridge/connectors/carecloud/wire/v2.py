@@ -64,7 +64,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
-    PrivateAttr,
     StringConstraints,
     model_validator,
 )
@@ -116,7 +115,9 @@ class V2Model(WireModel):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    _spelling: dict[str, str] = PrivateAttr(default_factory=dict)
+    # The spelling lives in ``__pydantic_private__`` as ``{"_spelling": {...}}``, set by the
+    # validator below, not as a declared private attribute: pydantic would then make and fill a
+    # private dict for every instance in Python (``init_private_attributes``), ~1 µs a model.
 
     @model_validator(mode="wrap")
     @classmethod
@@ -126,22 +127,16 @@ class V2Model(WireModel):
             # Which key each field came from depends only on the keys sent: worked out once per
             # model and key set, and shared (read-only) by every instance of that shape.
             shape = (cls, *data)
-            spelling = _SPELLINGS.get(shape)
-            if spelling is None:
-                spelling = _spelling_of(cls, data)
+            private = _SPELLINGS.get(shape)
+            if private is None:
+                private = {"_spelling": _spelling_of(cls, data)}
                 if len(_SPELLINGS) < SPELLINGS_KEPT:
-                    _SPELLINGS[shape] = spelling
-            private = instance.__pydantic_private__
-            if private is None:  # pragma: no cover - the private attribute always makes one
-                instance._spelling = spelling
-            else:
-                private["_spelling"] = spelling
+                    _SPELLINGS[shape] = private
+            object.__setattr__(instance, "__pydantic_private__", private)
         return instance
 
     def upstream_key(self, name: str) -> str:
         """The key the upstream used for field ``name`` (its preferred spelling if not read)."""
-        # The private attribute read straight from its slot: through ``self._spelling`` each
-        # read goes the long way round pydantic's ``__getattr__`` (mappers ask per field).
         private = self.__pydantic_private__
         spelling = private.get("_spelling") if private else None
         if spelling and name in spelling:
@@ -154,7 +149,8 @@ class V2Model(WireModel):
 SPELLINGS_KEPT = 4096
 """Distinct (model, key set) spellings remembered; past that each is worked out again."""
 
-_SPELLINGS: dict[tuple[Any, ...], dict[str, str]] = {}
+_SPELLINGS: dict[tuple[Any, ...], dict[str, dict[str, str]]] = {}
+"""(model, *keys sent) -> ``{"_spelling": field name -> key}``, the models' shared private dict."""
 
 
 def _spelling_of(model: type[BaseModel], data: dict[str, Any]) -> dict[str, str]:
