@@ -103,6 +103,8 @@ class _Fetch:
         self.count += items
 
     def done(self) -> None:
+        if not log.isEnabledFor(logging.DEBUG):
+            return  # nothing to build: a fetch's debug line is made only when it is written
         log.debug(
             "fetched %s %s: %d records, %d pages, %.1f ms",
             self.surface,
