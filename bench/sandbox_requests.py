@@ -9,8 +9,9 @@ does), reads the practice's patient GUIDs from the sandbox's ground truth, and t
 keep-alive connection, makes ``--pairs`` pairs of ``GET /v2/patients/{id}`` and ``GET
 /v2/patients/{id}/balance`` (the two reads a sync makes of each patient), one request at a
 time. Each of ``--rounds`` rounds reads the server process's CPU time (user + system, from
-``/proc/<pid>/stat``) before and after, and prints the server's CPU per request and the
-requests/s; then the median of the rounds. A warm-up of 200 pairs runs first.
+``/proc/<pid>/stat``) before and after, and prints the server's CPU per request, the
+requests/s and this client's own CPU per request; then the median of the rounds. A warm-up
+of 200 pairs runs first.
 
 The client shares the machine with the server, so requests/s depends on the client too; the
 server's CPU per request does not, and is the number to compare.
@@ -79,23 +80,28 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {token}"}
         per_request: list[float] = []
         rates: list[float] = []
+        client_cpu: list[float] = []
         with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
             offset = _pairs(client, guids, 200, 0) // 2
             for round_no in range(1, args.rounds + 1):
                 cpu0, wall0 = connector.process_cpu(pid), time.perf_counter()
+                mine0 = time.process_time()
                 made = _pairs(client, guids, args.pairs, offset)
                 cpu1, wall1 = connector.process_cpu(pid), time.perf_counter()
+                client_cpu.append((time.process_time() - mine0) / made * 1000)
                 offset += args.pairs
                 per_request.append((cpu1 - cpu0) / made * 1000)
                 rates.append(made / (wall1 - wall0))
                 print(
                     f"round {round_no}: {made} requests, server CPU {cpu1 - cpu0:.2f} s "
-                    f"= {per_request[-1]:.3f} ms/request, {rates[-1]:.0f} requests/s"
+                    f"= {per_request[-1]:.3f} ms/request, {rates[-1]:.0f} requests/s, "
+                    f"client CPU {client_cpu[-1]:.3f} ms/request"
                 )
         print(
             f"median: server CPU {statistics.median(per_request):.3f} ms/request "
             f"(min {min(per_request):.3f}, max {max(per_request):.3f}), "
-            f"{statistics.median(rates):.0f} requests/s "
+            f"{statistics.median(rates):.0f} requests/s, "
+            f"client CPU {statistics.median(client_cpu):.3f} ms/request "
             f"({args.patients} patients, {len(guids)} in practice {practice_id})"
         )
     finally:
