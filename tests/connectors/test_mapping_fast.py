@@ -269,6 +269,16 @@ def test_present_paths_equal_the_reference_when_spellings_are_not_shared(
             assert _base.present_paths(wire.patient) == reference(wire.patient)
 
 
+def test_present_paths_follow_the_fields_given_not_only_the_spelling() -> None:
+    """A copy that sets more fields shares its original's spelling: its paths are its own."""
+    sent = vw.AddressPayload.model_validate({"city": "Springfield", "zip_code": "62701"})
+    assert _base.present_paths(sent) == reference(sent) == {"city", "zip_code"}
+    copied = sent.model_copy(update={"line1": "1 Main St"})
+    copied.__pydantic_fields_set__.add("line1")
+    assert _base.present_paths(copied) == reference(copied) == {"city", "zip_code", "line1"}
+    assert _base.present_paths(sent) == {"city", "zip_code"}
+
+
 def test_present_paths_of_a_model_without_a_spelling_are_read_field_by_field() -> None:
     made = vw.AddressPayload.model_construct(city="Springfield", state_code="IL", zip_code="")
     assert _base.present_paths(made, "x") == reference(made, "x") == {"x.city", "x.state_code"}

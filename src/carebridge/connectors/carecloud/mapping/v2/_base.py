@@ -162,26 +162,30 @@ def present_paths(model: V2Model, path: str = "") -> set[str]:
 PATH_PLANS = 4096
 """Distinct (path, spelling) pairs whose field paths :func:`_collect` remembers."""
 
-_path_plans: dict[tuple[str, int], tuple[tuple[tuple[str, str], ...], dict[str, str]]] = {}
+_Paths = tuple[tuple[tuple[str, str], ...], frozenset[str], dict[str, str]]
+"""The (field, path) pairs, the given fields they were made from, and the spelling (kept, so
+its ``id`` in the key is not reused meanwhile)."""
+
+_path_plans: dict[tuple[str, int], _Paths] = {}
 
 
 def _field_paths(
     model: V2Model, path: str, spelling: dict[str, str]
 ) -> tuple[tuple[str, str], ...]:
     """(field, path) of each field ``model`` was given, under ``path``: the same for every model
-    of one spelling (the spelling is shared per class and key set, and the key set decides which
-    fields were given), so worked out once per path and spelling."""
+    of one spelling and set of given fields (a validated model's spelling is shared per class and
+    key set, and the key set decides which fields were given), so worked out once per path and
+    spelling, and used when the given fields are those it was made from."""
+    given = model.__pydantic_fields_set__
     key = (path, id(spelling))
     known = _path_plans.get(key)
-    if known is not None and known[1] is spelling:
+    if known is not None and known[2] is spelling and known[1] == given:
         return known[0]
     prefix = f"{path}." if path else ""
     fields = type(model).__pydantic_fields__
-    plan = tuple(
-        (name, prefix + spelling[name]) for name in model.__pydantic_fields_set__ if name in fields
-    )
-    if len(_path_plans) < PATH_PLANS:
-        _path_plans[key] = (plan, spelling)  # the spelling kept: its id is not reused meanwhile
+    plan = tuple((name, prefix + spelling[name]) for name in given if name in fields)
+    if known is None and len(_path_plans) < PATH_PLANS:
+        _path_plans[key] = (plan, frozenset(given), spelling)
     return plan
 
 
