@@ -1,6 +1,7 @@
 """The emulator's CPU per request on the sync's hottest path: a patient's show and balance.
 
-Run: ``.venv/bin/python bench/sandbox_requests.py [--patients 10000] [--pairs 2000] [--rounds 3]``
+Run: ``.venv/bin/python bench/sandbox_requests.py [--patients 10000] [--pairs 2000] [--rounds 3]
+[--surfaces]``
 
 An emulated tenant (seed 42, ``--patients``, anchor 2026-11-24) is served by ``carebridge
 sandbox serve`` in its own process (``bench/connector.py``'s ``start_sandbox``). This process
@@ -13,6 +14,11 @@ time. Each of ``--rounds`` rounds reads the server process's CPU time (user + sy
 requests/s and this client's own CPU per request; then the median of the rounds. A warm-up
 of 200 pairs runs first.
 
+With ``--surfaces``, the sync's other reads follow, each read twice after a warm-up, with the
+server's CPU per request: the appointment window's pages (``Link``, 100 a page, at most 30),
+the Connector's Patient search in pages of 1,000 (following ``next``), and the portal's patient
+list in pages of 100 (at most 30), each for the first practice.
+
 The client shares the machine with the server, so requests/s depends on the client too; the
 server's CPU per request does not, and is the number to compare.
 """
@@ -20,10 +26,13 @@ server's CPU per request does not, and is the number to compare.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -63,12 +72,111 @@ def _pairs(client: httpx.Client, guids: list[str], count: int, offset: int) -> i
     return 2 * count
 
 
+def _fhir_client(base_url: str, document: dict[str, Any]) -> httpx.Client:
+    """A client with a Connector token (client credentials, a signed ES384 assertion)."""
+    import jwt
+
+    smart = document["connector"]
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": smart["client_id"],
+            "sub": smart["client_id"],
+            "aud": smart["token_url"],
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        },
+        smart["private_key_pem"],
+        algorithm="ES384",
+        headers={"kid": smart["kid"]},
+    )
+    grant = httpx.post(
+        smart["token_url"],
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+            "scope": smart["scope"],
+        },
+        timeout=10,
+    ).json()
+    headers = {"Authorization": f"Bearer {grant['access_token']}"}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=120)
+
+
+def _portal_client(base_url: str, document: dict[str, Any]) -> httpx.Client:
+    """A client signed in to the portal as the first practice's user (password, then TOTP)."""
+    import pyotp
+
+    user = document["practices"][0]["users"][0]
+    client = httpx.Client(base_url=base_url, timeout=60)
+    login = {"username": user["username"], "password": user["password"]}
+    answer = client.post("/portal/api/session", json=login).json()
+    if answer["status"] == "mfa_required":
+        client.post("/portal/api/session/mfa/challenge", json={"method": "totp"})
+        code = pyotp.TOTP(user["totp_seed"]).now()
+        answer = client.post("/portal/api/session/mfa/verify", json={"code": code}).json()
+    client.headers["X-CSRF-Token"] = answer["csrfToken"]
+    return client
+
+
+def _surfaces(base_url: str, token: str, pid: int) -> None:
+    """The server's CPU per request on the sync's other reads, a few passes of each."""
+    document = httpx.get(f"{base_url}/_sandbox/credentials", timeout=10).json()
+    fhir_base = document["connector"]["practices"][0]["fhir_base"]
+    window = {"start_date": "2026-09-01", "end_date": "2027-01-31"}
+    v2 = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    fhir = _fhir_client(base_url, document)
+    portal = _portal_client(base_url, document)
+
+    def appointments() -> int:
+        made, url = 0, "/v2/appointments"
+        params: dict[str, str] | None = window
+        while url and made < 30:
+            response = v2.get(url, params=params)
+            made, params = made + 1, None
+            found = re.search(r'<([^>]*)>; rel="next"', response.headers.get("link", ""))
+            url = found.group(1) if found else ""
+        return made
+
+    def fhir_patients() -> int:
+        made, url = 0, f"{fhir_base}/Patient?_count=1000"
+        while url:
+            bundle = fhir.get(url).json()
+            made += 1
+            url = next((x["url"] for x in bundle["link"] if x["relation"] == "next"), "")
+        return made
+
+    def portal_patients() -> int:
+        page, pages = 1, 1
+        while page <= min(pages, 30):
+            body = portal.get("/portal/api/patients", params={"pageSize": 100, "page": page}).json()
+            pages, page = body["totalPages"], page + 1
+        return page - 1
+
+    for name, read in (
+        ("appointments page (100 a page, Link)", appointments),
+        ("Connector Patient search page (_count=1000)", fhir_patients),
+        ("portal patients page (pageSize=100)", portal_patients),
+    ):
+        read()  # warm-up
+        cpu0 = connector.process_cpu(pid)
+        made = read() + read()
+        cpu = connector.process_cpu(pid) - cpu0
+        print(f"{name}: {made} requests, server CPU {cpu / made * 1000:.2f} ms/request")
+    for client in (v2, fhir, portal):
+        client.close()
+
+
 def main() -> None:
     """Start the sandbox, drive the pairs, print the server's CPU per request."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--surfaces", action="store_true", help="also the sync's other reads, per request"
+    )
     args = parser.parse_args()
 
     connector.PATIENTS = args.patients
@@ -104,6 +212,8 @@ def main() -> None:
             f"client CPU {statistics.median(client_cpu):.3f} ms/request "
             f"({args.patients} patients, {len(guids)} in practice {practice_id})"
         )
+        if args.surfaces:
+            _surfaces(base_url, token, pid)
     finally:
         stop()
 
