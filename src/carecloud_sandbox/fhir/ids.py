@@ -31,8 +31,13 @@ def ensure_ids(tenant: Tenant) -> None:
     """Give every patient, provider, location, practice and payer a crosswalk row.
 
     Cheap when nothing is missing (one anti-join per entity), so it runs on every request and
-    picks up rows created since (a patient added through v2, say).
+    picks up rows created since (a patient added through v2, say). Rows only appear through a
+    write on the tenant's one connection, so once a check finds nothing missing, the next ones
+    are skipped until the connection's ``total_changes`` moves on.
     """
+    changes = tenant.db.conn.total_changes
+    if tenant.__dict__.get("fhir_ids_complete_at") == changes:
+        return
     missing: list[tuple[str, str, int, str, str]] = []
     for resource_type, entities in CROSSWALK.items():
         for table, key, practice in entities:
@@ -55,6 +60,7 @@ def ensure_ids(tenant: Tenant) -> None:
                     )
                 )
     if not missing:
+        tenant.__dict__["fhir_ids_complete_at"] = changes
         return
     with tenant.db.transaction() as conn:
         conn.executemany(
@@ -65,11 +71,23 @@ def ensure_ids(tenant: Tenant) -> None:
 
 
 class IdMap:
-    """Entity keys to logical ids, loaded per (type, entity) on first use."""
+    """Entity keys to logical ids, loaded per (type, entity) on first use.
+
+    The loaded maps are shared by every IdMap of the tenant until the connection's
+    ``total_changes`` moves on (the crosswalk only changes through a write on it), so a
+    search page does not reload every patient's id.
+    """
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
-        self._maps: dict[tuple[str, str], dict[str, str]] = {}
+        changes = tenant.db.conn.total_changes
+        shared: tuple[int, dict[tuple[str, str], dict[str, str]]] | None = tenant.__dict__.get(
+            "fhir_id_maps"
+        )
+        if shared is None or shared[0] != changes:
+            shared = (changes, {})
+            tenant.__dict__["fhir_id_maps"] = shared
+        self._maps = shared[1]
 
     def get(self, resource_type: str, entity: str, entity_id: object) -> str | None:
         """The logical id of ``entity``'s row ``entity_id``; None when it has none."""

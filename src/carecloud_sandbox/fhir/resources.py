@@ -149,22 +149,68 @@ class Ctx:
         return self.ref("Organization", "practices", self.practice.id)
 
 
+_EMPTY: tuple[Any, ...] = ("", [], {})
+
+
 def clean(value: Any) -> Any:
-    """Drop None, empty strings, empty lists and empty objects, recursively."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            cleaned = clean(item)
-            if cleaned is None or cleaned in ("", [], {}):
-                continue
-            out[key] = cleaned
-        return out
-    if isinstance(value, list):
-        items = [clean(item) for item in value]
-        return [item for item in items if item is not None and item not in ("", [], {})]
+    """Drop None, empty strings, empty lists and empty objects, recursively (strings stripped).
+
+    A resource is a few hundred values, most of them strings: each is stripped and judged
+    where its container is walked, without a call of its own.
+    """
     if isinstance(value, str):
         return value.strip()
+    if isinstance(value, dict):
+        return _clean_dict(value)
+    if isinstance(value, list):
+        return _clean_list(value)
     return value
+
+
+def _clean_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    item: Any
+    for key, item in value.items():
+        if item is None:
+            continue
+        if isinstance(item, str):
+            item = item.strip()
+            if item:
+                out[key] = item
+        elif isinstance(item, dict):
+            item = _clean_dict(item)
+            if item:
+                out[key] = item
+        elif isinstance(item, list):
+            item = _clean_list(item)
+            if item:
+                out[key] = item
+        elif item not in _EMPTY:
+            out[key] = item
+    return out
+
+
+def _clean_list(value: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    item: Any
+    for item in value:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            item = item.strip()
+            if item:
+                out.append(item)
+        elif isinstance(item, dict):
+            item = _clean_dict(item)
+            if item:
+                out.append(item)
+        elif isinstance(item, list):
+            item = _clean_list(item)
+            if item:
+                out.append(item)
+        elif item not in _EMPTY:
+            out.append(item)
+    return out
 
 
 def coding(system: str, code: str | None, display: str | None = None) -> dict[str, Any]:
