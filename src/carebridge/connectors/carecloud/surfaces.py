@@ -26,6 +26,7 @@ from carebridge.connectors.carecloud.mfa import SignInGuard
 from carebridge.connectors.carecloud.policy import Surface
 from carebridge.connectors.carecloud.session import Broker
 from carebridge.connectors.carecloud.throttle import AimdThrottle
+from carebridge.connectors.carecloud.transport import PooledTransport, http_transport
 from carebridge.errors import AccountLocked
 
 C = TypeVar("C")
@@ -244,10 +245,19 @@ def connect(
     put on each portal request by :func:`portal_cookies` (the sign-in reads each answer's own
     cookies), so a shared jar would only parse every answer's headers and send the portal's
     session to the other surfaces. Its pool keeps as many idle connections as the throttle
-    lets requests run at once (each request checks every idle one).
+    lets requests run at once.
+
+    Without a ``transport``, the client's is a :class:`~.transport.PooledTransport` (100
+    connections), or httpx's own when ``CAREBRIDGE_HTTP_TRANSPORT=httpx``; either belongs to
+    the event loop it first runs on.
+
+    Raises:
+        ConfigError: ``CAREBRIDGE_HTTP_TRANSPORT`` names neither ``pooled`` nor ``httpx``.
     """
     gate = throttle or AimdThrottle()
     most = gate.config.max_concurrency
+    if transport is None and http_transport() == "pooled":
+        transport = PooledTransport(max_connections=100, max_keepalive=most)
     http = httpx.AsyncClient(
         transport=transport,
         timeout=timeout,
