@@ -506,6 +506,34 @@ async def test_requests_on_the_wire_are_byte_for_byte_httpcores() -> None:
     assert wire == theirs
 
 
+async def test_an_answer_before_the_whole_body_was_sent_is_the_outcome() -> None:
+    answered = asyncio.Event()
+
+    async def handler(ex: Exchange) -> None:
+        await ex.reader.readuntil(b"\r\n\r\n")
+        await ex.reader.readexactly(len(b"5\r\nfirst\r\n"))
+        ex.send(
+            b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 3\r\nConnection: close\r\n\r\nbig"
+        )
+        await ex.drain()
+        ex.close()
+        answered.set()
+
+    transport = t.PooledTransport()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"first"
+        await answered.wait()
+        await until(lambda: all(conn.closed for conn in transport._conns))
+        for _ in range(5):
+            yield b"more" * 100_000
+
+    async with RawServer(handler) as server, client(transport) as c:
+        response = await c.post(server.url, content=parts())
+        assert (response.status_code, response.content) == (413, b"big")
+        assert transport.open_connections == 0
+
+
 async def test_a_body_longer_than_its_content_length_is_refused() -> None:
     async def parts() -> AsyncIterator[bytes]:
         yield b"abcdef"

@@ -89,9 +89,9 @@ class _Switch(Exception):
     """A 101 Switching Protocols answer to a request that asked for no upgrade."""
 
 
-def _expire(waiter: asyncio.Future[Any], error: Exception) -> None:
+def _expire(waiter: asyncio.Future[Any], error: type[Exception], message: str) -> None:
     if not waiter.done():
-        waiter.set_exception(error)
+        waiter.set_exception(error(message))
 
 
 class _Connection(asyncio.Protocol):
@@ -166,7 +166,12 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("the server switched protocols unasked"))
         except httptools.HttpParserError as err:
             self._fail(httpx.RemoteProtocolError(f"malformed HTTP answer: {err}"))
-        if self.buffered > READ_BUFFER and not self.paused_reading and self.transport:
+        if (
+            self.buffered > READ_BUFFER
+            and not self.complete
+            and not self.paused_reading
+            and self.transport
+        ):
             self.paused_reading = True
             self.transport.pause_reading()
         self.wake()
@@ -254,14 +259,15 @@ class _Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait(self, timeout: float | None, error: Exception) -> None:
-        """Wait for the next event on this connection, at most ``timeout`` seconds."""
+    async def wait(self, timeout: float | None, error: type[Exception], message: str) -> None:
+        """Wait for the next event on this connection; ``error(message)`` after ``timeout``
+        seconds."""
         waiter: asyncio.Future[None] = self.loop.create_future()
         self.waiter = waiter
         if timeout is None:
             await waiter
             return
-        timer = self.loop.call_later(timeout, _expire, waiter, error)
+        timer = self.loop.call_later(timeout, _expire, waiter, error, message)
         try:
             await waiter
         finally:
@@ -269,14 +275,14 @@ class _Connection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():
-            raise self.error or httpx.WriteError("the connection is closed")
+            raise httpx.WriteError("the connection is closed")
         self.transport.write(data)
 
     async def drain(self, timeout: float | None) -> None:
         while self.paused_writing:
             if self.closed:
-                raise self.error or httpx.WriteError("the connection is closed")
-            await self.wait(timeout, httpx.WriteTimeout("timed out writing the request"))
+                raise httpx.WriteError("the connection is closed")
+            await self.wait(timeout, httpx.WriteTimeout, "timed out writing the request")
 
     def resume(self) -> None:
         if self.paused_reading and self.transport is not None:
@@ -337,7 +343,7 @@ class _Body(httpx.AsyncByteStream):
             elif conn.error is not None:
                 raise conn.error
             else:
-                await conn.wait(self._timeout, httpx.ReadTimeout("timed out reading the answer"))
+                await conn.wait(self._timeout, httpx.ReadTimeout, "timed out reading the answer")
 
     async def aclose(self) -> None:
         if self._closed:
@@ -436,20 +442,26 @@ class PooledTransport(httpx.AsyncBaseTransport):
         read_timeout = timeouts.get("read")
         try:
             conn.begin(closing)
-            if body is None:
-                conn.write(head)
-                await self._send_stream(conn, request, framing, timeouts.get("write"))
-            elif len(body) <= _JOIN_LIMIT:
-                conn.write(head + body)
-            else:
-                conn.write(head)
-                conn.write(body)
-            if conn.paused_writing:
-                await conn.drain(timeouts.get("write"))
+            try:
+                if body is None:
+                    conn.write(head)
+                    await self._send_stream(conn, request, framing, timeouts.get("write"))
+                elif len(body) <= _JOIN_LIMIT:
+                    conn.write(head + body)
+                else:
+                    conn.write(head)
+                    conn.write(body)
+                if conn.paused_writing:
+                    await conn.drain(timeouts.get("write"))
+            except httpx.WriteError:
+                # as httpcore: the server may have answered (a 413, say) and closed before
+                # the body was sent; that answer, or why there is none, is the outcome
+                if not conn.closed:
+                    raise
             while not conn.headers_done:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(read_timeout, httpx.ReadTimeout("timed out waiting for the answer"))
+                await conn.wait(read_timeout, httpx.ReadTimeout, "timed out waiting for the answer")
         except BaseException:
             self._discard(conn)
             raise
@@ -470,7 +482,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         self._closed = True
         while self._waiters:
             _, waiter = self._waiters.popleft()
-            _expire(waiter, RuntimeError("the transport is closed"))
+            _expire(waiter, RuntimeError, "the transport is closed")
         closing: list[asyncio.Future[None]] = []
         for conn in self._conns:
             if conn.lost is None:
@@ -508,19 +520,22 @@ class PooledTransport(httpx.AsyncBaseTransport):
     ) -> _Connection:
         loop = self._bind()
         idle = self._idle.get(key)
-        if idle:
+        while idle:
             conn = idle.pop()
             self._idle_count -= 1
             conn.idle = False
+            if conn.closed:  # closing already (it spoke out of turn): connection_lost is due
+                self._close_stale(conn)
+                continue
             if self._expiry is None or conn.expires > loop.time():
                 return conn
             # the newest is stale: so is every older one
-            self._close_expired(conn)
+            self._close_stale(conn)
             while idle:
                 self._idle_count -= 1
                 stale = idle.pop()
                 stale.idle = False
-                self._close_expired(stale)
+                self._close_stale(stale)
         if self._total < self._max:
             self._total += 1
         elif self._idle_count:
@@ -544,7 +559,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
             None
             if timeout is None
             else loop.call_later(
-                timeout, _expire, waiter, httpx.PoolTimeout("timed out waiting for a connection")
+                timeout, _expire, waiter, httpx.PoolTimeout, "timed out waiting for a connection"
             )
         )
         try:
@@ -609,6 +624,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             self._discard(conn)
 
     def _release(self, conn: _Connection) -> None:
+        if conn.paused_reading:  # a whole answer closed unread: read the socket again
+            conn.resume()
         waiters = self._waiters
         while waiters:
             key, waiter = waiters.popleft()
@@ -647,10 +664,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 return
         self._total -= 1
 
-    def _close_expired(self, conn: _Connection) -> None:
+    def _close_stale(self, conn: _Connection) -> None:
         self._conns.discard(conn)
         conn.close()
-        self._total -= 1
+        self._free_slot()
 
     def _evict_one(self) -> None:
         """Close the oldest idle connection of some origin; its slot is the caller's."""
