@@ -90,7 +90,7 @@ class _Tracked:
         # Every read comes here (not through ``__getattr__``, which Python calls only after a
         # failed lookup has raised and caught an ``AttributeError``: twice the cost per read).
         # Underscored names are the view's own slots and dunders (``__class__`` for isinstance).
-        if name[0] == "_":
+        if name[:1] == "_":
             return _get(self, name)
         model: V2Model = _get(self, "_cb_model")
         value = getattr(model, name)
