@@ -4,7 +4,8 @@ are remembered in batches, not one statement a record."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -17,7 +18,7 @@ from carebridge.connectors.carecloud.mapping.common import Context
 from carebridge.connectors.carecloud.mapping.v2 import patient_id
 from carebridge.connectors.carecloud.mfa import MemoryMfaSteps
 from carebridge.domain.values import EncounterId, PatientId, ProviderId
-from carebridge.errors import UnknownId
+from carebridge.errors import UnknownId, UpstreamStatusError
 from carebridge.ports.crosswalk import MemoryCrosswalk
 from carebridge.ports.upstream import NewCharge, NewClaim, NewEncounter
 from carebridge.wiring.carecloud import from_sandbox, open_tenant
@@ -67,6 +68,9 @@ class Pair:
     b_sent: list[str]
     b_fhir: list[httpx.QueryParams]
     b_cookies: list[str]
+    app: httpx.AsyncBaseTransport
+    facade: Callable[[httpx.AsyncBaseTransport], CareCloudTenant]
+    """Another facade over the same tenant and crosswalk, through a transport of the test's."""
 
 
 @pytest.fixture
@@ -96,13 +100,27 @@ async def pair() -> AsyncIterator[Pair]:
         )
 
     recording = Recording(app)
+    made: list[CareCloudTenant] = []
+
+    def another(transport: httpx.AsyncBaseTransport) -> CareCloudTenant:
+        made.append(facade(transport))
+        return made[-1]
+
     with stamina.set_testing(True, attempts=8):
         a, b = facade(app), facade(recording)
         yield Pair(
-            clock, walk, a, b, recording.sent, recording.fhir_patients, recording.with_cookies
+            clock,
+            walk,
+            a,
+            b,
+            recording.sent,
+            recording.fhir_patients,
+            recording.with_cookies,
+            app,
+            another,
         )
-        await a.connection.aclose()
-        await b.connection.aclose()
+        for opened in (a, b, *made):
+            await opened.connection.aclose()
     await app.aclose()
     tenant.db.close()
 
@@ -186,6 +204,39 @@ async def test_a_fresh_listing_scans_the_patient_search_once_in_its_largest_page
     again = [p async for p in pair.b.patients()]
     assert len(again) == 20
     assert len(pair.b_fhir) == 1
+
+
+class Refusing(httpx.AsyncBaseTransport):
+    """Refuses (a final 400) the Connector's Patient search, or the v2 patient shows while the
+    Patient search hangs; everything else passes."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, shows: bool) -> None:
+        self.inner = inner
+        self.shows = shows
+        self.never = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/Patient"):
+            if self.shows:
+                await self.never.wait()
+            return httpx.Response(400, json={"resourceType": "OperationOutcome", "issue": []})
+        if self.shows and path.startswith("/v2/patients/") and path.count("/") == 3:
+            return httpx.Response(400, json={"error": "refused"})
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("shows", [False, True], ids=["scan-refused", "shows-refused"])
+async def test_a_listing_fails_with_the_scan_or_the_reads_and_leaves_nothing_running(
+    pair: Pair, shows: bool
+) -> None:
+    # The Connector scan runs beside the v2 reads: either one's failure is the listing's, and
+    # what is still running (the scan, the batch read ahead) is cancelled and awaited.
+    before = asyncio.all_tasks()
+    refused = pair.facade(Refusing(pair.app, shows=shows))
+    with pytest.raises(UpstreamStatusError, match="status 400"):
+        [p async for p in refused.patients()]
+    assert asyncio.all_tasks() - before == set()
 
 
 async def test_an_incremental_listing_scans_only_what_changed(pair: Pair) -> None:
