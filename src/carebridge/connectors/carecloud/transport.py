@@ -81,14 +81,6 @@ def http_transport(environ: Mapping[str, str] | None = None) -> TransportChoice:
     raise ConfigError(f"{HTTP_TRANSPORT_ENV} must be 'pooled' or 'httpx'")
 
 
-class _Extra(Exception):
-    """Bytes after a complete answer: the connection is not reused."""
-
-
-class _Switch(Exception):
-    """A 101 Switching Protocols answer to a request that asked for no upgrade."""
-
-
 def _expire(waiter: asyncio.Future[Any], error: type[Exception], message: str) -> None:
     if not waiter.done():
         waiter.set_exception(error(message))
@@ -156,8 +148,10 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as err:
-            if isinstance(err.__context__, _Extra):
+        except httptools.HttpParserCallbackError:
+            # a callback stopped the parse: bytes after a complete answer (the answer stands,
+            # the connection is not reused), or a 101 to a request that asked for no upgrade
+            if self.complete:
                 self.keep_alive = False
                 self.abort()
             else:
@@ -218,7 +212,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            raise _Extra
+            raise ValueError("bytes after a complete answer")  # stops the parse
 
     def on_status(self, reason: bytes) -> None:
         self.reason += reason
@@ -230,7 +224,7 @@ class _Connection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if status < 200:
             if status == 101:
-                raise _Switch
+                raise ValueError("switching protocols")  # stops the parse
             self.informational = True  # 1xx: skipped, the real answer follows
             return
         self.status = status
