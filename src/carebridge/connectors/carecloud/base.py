@@ -47,7 +47,8 @@ FHIR_SCAN_PAGE_SIZE = 1000
 (a server that allows fewer answers fewer per page, and ``link[next]`` is followed)."""
 PAGES_AHEAD = 8
 """Pages of a v2 list read ahead of the one being consumed (when the ``Link`` header numbers
-them): what a window read holds in memory at most, whatever the window's size."""
+them): what a window read holds in memory at most, whatever the window's size. A portal list
+read whole requests as many pages after its first at once (its ``totalPages`` numbers them)."""
 REMEMBERED = 20_000
 """Links this process knows the crosswalk holds (not sent again); older ones are forgotten
 (sending a link twice is harmless), so the table stays bounded on a tenant of any size."""
@@ -296,12 +297,15 @@ class TenantBase:
     async def _portal_list(
         self, endpoint: str, path: str, model: type[M], params: dict[str, Any] | None = None
     ) -> list[M]:
-        """Every item of a paged portal list, each page checked against ``Page[model]``."""
+        """Every item of a paged portal list, each page checked against ``Page[model]``; the
+        pages after the first are requested :data:`PAGES_AHEAD` at a time."""
         fetch = _Fetch("portal", endpoint)
         page_model: type[pw.Page[Any]] = pw.Page[model]  # type: ignore[valid-type]
         items: list[M] = []
         async for body in self._portal.portal_pages(
-            f"{self.portal_api}{path}", {"pageSize": PORTAL_PAGE_SIZE, **(params or {})}
+            f"{self.portal_api}{path}",
+            {"pageSize": PORTAL_PAGE_SIZE, **(params or {})},
+            ahead=PAGES_AHEAD,
         ):
             page = drift.check(body, page_model, endpoint, self.drift)
             fetch.page(len(page.items))

@@ -9,9 +9,11 @@ caller reads back before it tries again.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -280,16 +282,52 @@ class SurfaceClient(_Sender, Generic[C]):
             next_url, page_params = fhir_next(bundle), None
 
     async def portal_pages(
-        self, url: str, params: dict[str, Any] | None = None
+        self, url: str, params: dict[str, Any] | None = None, *, ahead: int = 0
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every page of a portal list (``page``/``totalPages``)."""
-        page: int | None = 1
-        while page is not None:
-            body = json_body(
-                await self.request("GET", url, params={**(params or {}), "page": page})
-            )
-            yield body
-            page = portal_next(body)
+        """Every page of a portal list (``page``/``totalPages``), in order.
+
+        With ``ahead``, up to that many pages after the first are requested at once (the
+        throttle still decides how many run), up to the last page the latest answer names, and
+        past it when the list grew meanwhile. It is for a caller that reads the whole list: the
+        pages requested for one that stops early are cancelled when the iterator is closed.
+        """
+
+        async def read(number: int) -> dict[str, Any]:
+            query = {**(params or {}), "page": number}
+            body: dict[str, Any] = json_body(await self.request("GET", url, params=query))
+            return body
+
+        body = await read(1)
+        yield body
+        page = portal_next(body)
+        if not ahead:
+            while page is not None:
+                body = await read(page)
+                yield body
+                page = portal_next(body)
+            return
+        pending: deque[asyncio.Future[dict[str, Any]]] = deque()
+        try:
+            while True:
+                if page is not None:
+                    total = body.get("totalPages")
+                    last = total if isinstance(total, int) else page
+                    while page is not None and len(pending) < ahead:
+                        if page > last:
+                            page = None
+                            break
+                        pending.append(asyncio.ensure_future(read(page)))
+                        page += 1
+                if not pending:
+                    break
+                body = await pending.popleft()
+                yield body
+                if page is None and not pending:
+                    page = portal_next(body)  # the list grew past the total first answered
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def lines(self, url: str, *, endpoint: str) -> AsyncIterator[bytes]:
         """A file's lines as they stream (an NDJSON export file; never held whole), in one
