@@ -94,12 +94,23 @@ async def _retrying(
     the call keeps trying until ``deadline`` seconds of such waiting have gone by.
     """
     limited_since = throttle.clock()
+    # Most requests succeed at once: the first attempt runs before stamina's retry context is
+    # built (a fifth of a request's own CPU). A first failure is replayed as that context's
+    # first attempt, so its backoff, attempt count and retry hooks are what they would be.
+    replay: _Again | None = None
+    try:
+        return await once()
+    except _Again as again:
+        replay = again
     while True:
         try:
             for attempt in stamina.retry_context(
                 on=_backoff, attempts=attempts, timeout=deadline, wait_initial=0.2, wait_max=10.0
             ):
                 with attempt:
+                    if replay is not None:
+                        failed, replay = replay, None
+                        raise failed
                     return await once()
         except _Again as again:
             limited = again.resolution.action is Action.RATE_LIMITED

@@ -212,6 +212,29 @@ class NoCookies(CookieJar):
         del cookie
 
 
+class _NoAnswerCookies(httpx.Cookies):
+    """The client's cookies: none, and an answer's are not even looked at (httpx hands each
+    answer to the jar through urllib's compatibility objects, a copy of the request's headers
+    per answer, only for :class:`NoCookies` to drop them)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        del response
+
+
+class _Client(httpx.AsyncClient):
+    """The connection's httpx client: one that keeps no cookies (see :func:`connect`)."""
+
+    _none = _NoAnswerCookies(NoCookies())
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        del cookies  # nothing is kept
+
+
 @dataclass
 class Connection:
     """One tenant's clients for the three surfaces, sharing a transport and a throttle."""
@@ -258,7 +281,7 @@ def connect(
     most = gate.config.max_concurrency
     if transport is None and http_transport() == "pooled":
         transport = PooledTransport(max_connections=100, max_keepalive=most)
-    http = httpx.AsyncClient(
+    http = _Client(
         transport=transport,
         timeout=timeout,
         follow_redirects=False,
