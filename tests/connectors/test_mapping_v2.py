@@ -1026,6 +1026,50 @@ def test_the_documented_policy_example_maps_to_a_coverage() -> None:
     assert err.value.field_path == "member_number"
 
 
+def _profile() -> v2.InsuranceProfilePayload:
+    return v2.InsuranceProfilePayload.model_validate(
+        {
+            "id": 1,
+            "name": "Commercial",
+            "self_pay": False,
+            "default": True,
+            "insurance_policies": [],
+        }
+    )
+
+
+def test_a_subscriber_other_than_the_patient_without_a_name_rejects_its_policy() -> None:
+    # Another relationship needs a name: the policy is a typed rejection (dropped from the
+    # patient), never a bare validation error and never a subscriber made up.
+    insured = {**policy_payload()["insured"], "relation_to_patient": "spouse"}
+    policy = v2.InsurancePolicyPayload.model_validate(policy_payload(insured=insured))
+    with pytest.raises(UnexpectedPayload) as err:
+        map_coverage(
+            policy, ctx("GET /v2/patients/{id}/insurances"), patient=REF, profile=_profile()
+        )
+    assert err.value.field_path == "insured.name"
+    assert err.value.endpoint == "GET /v2/patients/{id}/insurances"
+
+
+def test_a_named_subscriber_with_a_bad_part_keeps_its_relationship_and_name() -> None:
+    insured = {
+        **policy_payload()["insured"],
+        "first_name": "Robin",
+        "last_name": "Sandbox",
+        "relation_to_patient": "spouse",
+        "phones": [
+            {"phone_number": "217-555-0101", "phone_type_code": "H", "is_primary": True},
+            {"phone_number": "217-555-0102", "phone_type_code": "C", "is_primary": True},
+        ],
+    }
+    policy = v2.InsurancePolicyPayload.model_validate(policy_payload(insured=insured))
+    mapped = map_coverage(policy, ctx("x"), patient=REF, profile=_profile())
+    subscriber = mapped.value.insured
+    assert subscriber.relationship == "spouse"
+    assert subscriber.name is not None
+    assert (subscriber.name.first, subscriber.name.last) == ("Robin", "Sandbox")
+
+
 def test_a_policy_that_cannot_be_a_coverage_is_dropped_from_the_patient(sandbox: Sandbox) -> None:
     row = next(
         r

@@ -219,7 +219,10 @@ def _guarantor(run: _Run, party: ResponsiblePartyPayload | None) -> Guarantor | 
 # --- insurance -------------------------------------------------------------------------------------
 
 
-def _insured(run: _Run, i: InsuredPayload | None) -> Insured:
+def _insured(run: _Run, ctx: Context, i: InsuredPayload | None) -> Insured:
+    """A policy's subscriber. When the whole does not validate, the relationship and name are
+    kept; a subscriber other than the patient with no name makes no valid record, so the
+    policy is rejected (``UnexpectedPayload``) rather than its subscriber made up."""
     if i is None:
         return Insured()
     rel = relationship(i.relation_to_patient)
@@ -235,7 +238,13 @@ def _insured(run: _Run, i: InsuredPayload | None) -> Insured:
         )
     except ValidationError:
         run.reject_path(_path_of(i))
-        return Insured(relationship=rel if rel != "self" or name else "self")
+        if rel != "self" and name is None:
+            raise UnexpectedPayload(
+                f"v2 insured ({rel}) has no name",
+                field_path="insured.name",
+                endpoint=ctx.endpoint,
+            ) from None
+        return Insured(relationship=rel, name=name)
 
 
 def _coverage(
@@ -271,7 +280,7 @@ def _coverage(
         copay=_valid(run, p, "co_payment", to_money),
         deductible=_valid(run, p, "deductible", to_money),
         requires_authorization=bool(p.requires_authorization),
-        insured=_insured(run, p.insured),
+        insured=_insured(run, ctx, p.insured),
     )
 
 
