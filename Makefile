@@ -93,6 +93,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_read.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api_write.py
+	UVLOOP=1 $(BIN)/python bench/transport.py
+	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/sandbox_requests.py --pairs 2000 --rounds 3
 	$(BIN)/python bench/sync.py --patients $(BENCH_PATIENTS) --skip-latency
 	$(BIN)/python bench/webhook_latency.py
 	$(BIN)/python bench/mcp_stdio.py

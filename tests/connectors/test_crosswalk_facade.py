@@ -207,8 +207,8 @@ async def test_a_fresh_listing_scans_the_patient_search_once_in_its_largest_page
 
 
 class Refusing(httpx.AsyncBaseTransport):
-    """Refuses (a final 400) the Connector's Patient search, or the v2 patient shows while the
-    Patient search hangs; everything else passes."""
+    """Refuses (a final 400) the Connector's Patient search, or the v2 patient reads (shows and
+    searches) while the Patient search hangs; everything else passes."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, *, shows: bool) -> None:
         self.inner = inner
@@ -230,8 +230,9 @@ class Refusing(httpx.AsyncBaseTransport):
 async def test_a_listing_fails_with_the_scan_or_the_reads_and_leaves_nothing_running(
     pair: Pair, shows: bool
 ) -> None:
-    # The Connector scan runs beside the v2 reads: either one's failure is the listing's, and
-    # what is still running (the scan, the batch read ahead) is cancelled and awaited.
+    # The Connector scan runs beside the v2 GUID searches: either one's failure is the
+    # listing's, and what is still running (the scan, the searches, the batch read ahead) is
+    # cancelled and awaited.
     before = asyncio.all_tasks()
     refused = pair.facade(Refusing(pair.app, shows=shows))
     with pytest.raises(UpstreamStatusError, match="status 400"):

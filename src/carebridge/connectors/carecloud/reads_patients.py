@@ -106,29 +106,29 @@ class PatientReads(Identity):
             self._person(item.chart_number, rcm_account=item.rcm_account_number) for item in items
         ]
         await self._flush()
-        # The Connector ids only feed the crosswalk (no v2 read needs them), so their scan runs
-        # beside the reads below rather than before them; its failure still fails the listing.
-        fhir = asyncio.ensure_future(self._fhir_ids(people, updated_since=updated_since))
+        # The Connector ids only feed the crosswalk (no v2 read needs them): their scan runs
+        # beside the GUID searches. Both end before the first person is read, so no task of
+        # this listing outlives a caller that stops at a failed save.
+        await gather(
+            [
+                self._fhir_ids(people, updated_since=updated_since),
+                self._find_guids(items, people, full=updated_since is None),
+            ]
+        )
+        batches = [people[start : start + BATCH] for start in range(0, len(people), BATCH)]
+        # The next batch is read while the caller maps and stores this one (one batch ahead),
+        # so neither the upstream nor this process waits on the other at a batch's end.
         ahead: asyncio.Future[list[Patient]] | None = None
         try:
-            await self._find_guids(items, people, full=updated_since is None)
-            batches = [people[start : start + BATCH] for start in range(0, len(people), BATCH)]
-            # The next batch is read while the caller maps and stores this one (one batch
-            # ahead), so neither the upstream nor this process waits on the other at a batch's
-            # end.
             for n, batch in enumerate(batches):
                 current = ahead or self._read_batch(batch)
                 ahead = self._read_batch(batches[n + 1]) if n + 1 < len(batches) else None
                 for patient in await current:
                     yield patient
-                if fhir.done():
-                    fhir.result()  # a failed scan fails the listing now, not at its end
-            await fhir
         finally:
-            for task in (ahead, fhir):  # the caller stopped early, or a read failed
-                if task is not None and not task.done():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            if ahead is not None:  # the caller stopped early, or this batch failed
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         await self._flush()
 
     def _read_batch(self, batch: Sequence[PersonIds]) -> asyncio.Future[list[Patient]]:
