@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import re
 import sys
 import time
 from collections import deque
@@ -21,6 +23,9 @@ from typing import Any, Generic, TypeVar
 import httpx
 import orjson
 import stamina
+from httpx import _urlparse
+from httpx._client import BoundAsyncStream as _BoundAsyncStream
+from httpx._client import ClientState as _ClientState
 
 from carebridge.connectors.carecloud.auth import CodeSource, Flow, drive
 from carebridge.connectors.carecloud.paging import fhir_next, portal_next, v2_next
@@ -140,6 +145,7 @@ class _Sender:
         self.attempts = attempts
         self.deadline = deadline
         self._monotonic = monotonic
+        self._quick = _QuickRequests()
         self.sent = 0
 
     async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
@@ -154,8 +160,12 @@ class _Sender:
             request = build()
             started = self._monotonic()
             outcome: httpx.Response | Exception
+            http = self.http
             try:
-                outcome = await self.http.send(request)
+                if _direct_ok(http):
+                    outcome = await _send_direct(http, request)
+                else:
+                    outcome = await http.send(request)
                 await outcome.aread()
             except (httpx.HTTPError, OSError) as err:  # OSError: a transport that is not httpx's
                 outcome = err
@@ -232,7 +242,10 @@ class SurfaceClient(_Sender, Generic[C]):
         credential = await self.broker.current()
 
         def build() -> httpx.Request:
-            request = self.http.build_request(method, url, **kwargs)
+            http = self.http
+            request = self._quick.build(http, method, url, kwargs)
+            if request is None:
+                request = http.build_request(method, url, **kwargs)
             self.apply(request, credential)
             return request
 
@@ -420,3 +433,242 @@ class AuthRunner(_Sender):
         if resolution.action is Action.OK:
             self.throttle.on_success(latency)
         return outcome  # a final answer, refusals included: the flow judges it
+
+
+# --- the request path without httpx's client layer --------------------------------------------
+#
+# ``AsyncClient.build_request`` parses every URL character by character, copies and merges the
+# client's headers twice and encodes an empty body; ``AsyncClient.send`` walks the auth flow, the
+# redirect loop and three streaming generators to read an answer. For the connection's client
+# (no auth, no event hooks, no redirects followed, no client query params) all of that comes to
+# a fixed sequence of steps, done here directly with httpx's own objects. The result is the
+# same ``httpx.Request`` (method, URL, headers in the same order, timeout extension, empty
+# body) and the same ``httpx.Response`` (request, stream, elapsed, cookies handed to the jar,
+# ``next_request`` of a redirect, ``.content``), with the same exceptions carrying the same
+# ``request``; anything else takes httpx's own path. ``tests/connectors/test_request_path.py``
+# checks both against httpx's on generated inputs.
+
+_INTERNALS = httpx.__version__.startswith("0.28.")
+"""The httpx whose internals the steps below follow; another takes httpx's own path."""
+_httpx_log = logging.getLogger("httpx")
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9\-._~/:@!$&'()*+,;=]*")
+"""A path httpx's parser leaves as it is: only characters it never escapes, no ``%``."""
+_SAFE_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~=&+]|%[0-9A-Fa-f]{2})*")
+"""A query httpx's parser leaves as it is (what ``QueryParams`` encodes to)."""
+_SAFE_AUTHORITY = re.compile(r"[a-z0-9][a-z0-9.\-]*(?::[0-9]{1,5})?")
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+"""Methods whose request without a body gets no ``Content-Length: 0`` from httpx."""
+_CLIENT_STEPS = (
+    "send",
+    "build_request",
+    "_merge_url",
+    "_merge_headers",
+    "_merge_cookies",
+    "_merge_queryparams",
+    "_set_timeout",
+    "_build_request_auth",
+    "_send_handling_auth",
+    "_send_handling_redirects",
+    "_send_single_request",
+    "_transport_for_url",
+)
+_plain_classes: dict[type[httpx.AsyncClient], bool] = {}
+_origins: dict[str, tuple[str, str, int | None, bytes] | None] = {}
+"""``scheme://authority`` -> httpx's parse of it (scheme, host, port, netloc), or None when it
+is not one the fast path knows to parse the same way."""
+_MAX_ORIGINS = 256
+
+
+def _plain_client(cls: type[httpx.AsyncClient]) -> bool:
+    """Whether a client class runs httpx's own request steps (none overridden)."""
+    plain = _plain_classes.get(cls)
+    if plain is None:
+        plain = _INTERNALS and all(
+            getattr(cls, name) is getattr(httpx.AsyncClient, name) for name in _CLIENT_STEPS
+        )
+        _plain_classes[cls] = plain
+    return plain
+
+
+def _direct_ok(http: httpx.AsyncClient) -> bool:
+    """Whether ``http`` sends a request as :func:`_send_direct` does: httpx's own client code
+    (no step overridden), no auth, no event hooks, no redirects followed, open."""
+    hooks = http.event_hooks
+    return (
+        _plain_client(type(http))
+        and http.auth is None
+        and not http.follow_redirects
+        and http.max_redirects >= 0
+        and not hooks["request"]
+        and not hooks["response"]
+        and not http.is_closed
+    )
+
+
+def _origin(prefix: str) -> tuple[str, str, int | None, bytes] | None:
+    known = _origins.get(prefix, False)
+    if known is not False:
+        return known  # type: ignore[return-value]
+    found: tuple[str, str, int | None, bytes] | None = None
+    scheme, _, authority = prefix.partition("://")
+    if scheme in ("http", "https") and _SAFE_AUTHORITY.fullmatch(authority):
+        try:
+            url = httpx.URL(prefix + "/")
+        except httpx.InvalidURL:
+            url = None
+        if url is not None:
+            parsed = url._uri_reference  # httpx's own form (``url.host`` decodes IDNA)
+            if not parsed.userinfo:
+                found = (parsed.scheme, parsed.host, parsed.port, url.netloc)
+    if len(_origins) < _MAX_ORIGINS:
+        _origins[prefix] = found
+    return found
+
+
+class _QuickRequests:
+    """Builds a surface's bodiless requests as ``http.build_request`` would, without parsing
+    the URL character by character: the origin's parse is kept, and a path of characters httpx
+    never escapes is taken as it is."""
+
+    def __init__(self) -> None:
+        self._headers: list[tuple[bytes, bytes, bytes]] | None = None
+        self._templates: dict[bytes, httpx.Headers] = {}
+
+    def build(
+        self, http: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any]
+    ) -> httpx.Request | None:
+        """``http.build_request(method, url, **kwargs)``, or None when it is not one this
+        knows to build the same way."""
+        if not isinstance(url, str) or not _plain_client(type(http)):
+            return None
+        for key in kwargs:
+            if key != "params":
+                return None
+        method = method.upper()
+        if method not in _BODILESS or not url.startswith(("http://", "https://")):
+            return None
+        slash = url.find("/", 8)
+        if slash < 0:
+            return None
+        path = url[slash:]
+        if not _SAFE_PATH.fullmatch(path) or len(url) > _urlparse.MAX_URL_LENGTH:
+            return None
+        if "." in path:
+            parts = path.split("/")
+            if "." in parts or ".." in parts:
+                return None
+        origin = _origin(url[:slash])
+        if origin is None:
+            return None
+        if http.params or http.cookies:
+            return None
+        query: str | None = None
+        merged = http._merge_queryparams(kwargs.get("params"))
+        if merged:
+            query = str(httpx.QueryParams(merged))
+            if len(query) > _urlparse.MAX_URL_LENGTH or not _SAFE_QUERY.fullmatch(query):
+                return None
+        scheme, host, port, netloc = origin
+        target = httpx.URL.__new__(httpx.URL)
+        target._uri_reference = _urlparse.ParseResult(scheme, "", host, port, path, query, None)
+        request = httpx.Request.__new__(httpx.Request)
+        request.method = method
+        request.url = target
+        request.headers = httpx.Headers(self._template(http, netloc))
+        request.extensions = {"timeout": http.timeout.as_dict()}
+        request.stream = httpx.ByteStream(b"")
+        request._content = b""
+        return request
+
+    def _template(self, http: httpx.AsyncClient, netloc: bytes) -> httpx.Headers:
+        """The client's headers with ``Host`` before them, as httpx puts them."""
+        current = http.headers._list
+        if current != self._headers:
+            self._headers = list(current)
+            self._templates = {}
+        template = self._templates.get(netloc)
+        if template is None:
+            template = httpx.Headers()
+            if any(lowered == b"host" for _, lowered, _ in current):
+                template._list = list(current)
+            else:
+                template._list = [(b"Host", b"host", netloc), *current]
+            self._templates[netloc] = template
+        return template
+
+
+async def _send_direct(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``http.send(request)`` for a client :func:`_direct_ok` accepts: the same answer, read
+    whole, or the same error."""
+    url = request.url
+    if url.userinfo and (url.username or url.password):
+        return await http.send(request)  # httpx makes a Basic auth of it
+    http._state = _ClientState.OPENED
+    http._set_timeout(request)
+    transport = http._transport_for_url(url)
+    start = time.perf_counter()
+    if not isinstance(request.stream, httpx.AsyncByteStream):
+        raise RuntimeError("Attempted to send an sync request with an AsyncClient instance.")
+    try:
+        response = await transport.handle_async_request(request)
+    except httpx.RequestError as exc:
+        exc.request = request
+        raise
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise AssertionError  # as httpx's ``assert`` on a transport's answer
+    response.request = request
+    response.stream = _BoundAsyncStream(stream, response=response, start=start)
+    http.cookies.extract_cookies(response)
+    response.default_encoding = http._default_encoding
+    if _httpx_log.isEnabledFor(logging.INFO):
+        _httpx_log.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+    try:
+        response.history = []
+        if response.has_redirect_location:
+            response.next_request = http._build_redirect_request(request, response)
+        if not hasattr(response, "_content"):
+            if type(response).aread is httpx.Response.aread:
+                await _read(response, stream)
+            else:
+                await response.aread()
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
+
+
+async def _read(response: httpx.Response, stream: httpx.AsyncByteStream) -> None:
+    """``response.aread()`` without its three generators: the raw chunks decoded as they come,
+    the response closed once they end."""
+    if response.is_stream_consumed:
+        raise httpx.StreamConsumed()
+    if response.is_closed:
+        raise httpx.StreamClosed()
+    decoder = response._get_content_decoder()
+    response.is_stream_consumed = True
+    response._num_bytes_downloaded = 0
+    parts: list[bytes] = []
+    try:
+        async for raw in stream:
+            response._num_bytes_downloaded += len(raw)
+            if raw:
+                decoded = decoder.decode(raw)
+                if decoded:
+                    parts.append(decoded)
+        await response.aclose()
+        decoded = decoder.flush()
+        if decoded:
+            parts.append(decoded)
+    except httpx.RequestError as exc:
+        if response._request is not None:
+            exc.request = response._request
+        raise
+    response._content = b"".join(parts)
