@@ -1,8 +1,8 @@
 """The v2 mappers' fast paths answer what their plain forms answer, on real patient payloads
 changed in many places (drifted, emptied, retyped, extra keys, the other alias):
 
-- the consumed-field recorder (``_Tracked.__getattribute__``) against the plain recorder it
-  replaced (``__getattr__``, kept here as the reference);
+- the consumed-field recorder (a view class per wire model, a recording property per field)
+  against the plain recorder it replaced (``__getattr__``, kept here as the reference);
 - present paths read from per-(path, spelling) plans against the public-API reading;
 - ids derived once per key against ``PrefixedId.new``;
 - ``to_money``'s remembered answers against the computation itself.
@@ -322,3 +322,46 @@ def test_money_of_equal_decimals_is_the_same_two_places() -> None:
     assert str(to_money(Decimal("-0"))) == str(to_money(Decimal("0.000"))) == "0.00"
     with pytest.raises(ValueError):
         to_money(Decimal("sNaN"))
+
+
+# --- the views ------------------------------------------------------------------------------------
+
+
+def _read(view: Any, name: str, run: _base._Run) -> tuple[Any, ...]:
+    try:
+        value = getattr(view, name)
+    except AttributeError:
+        return ("missing", sorted(run.used))
+    if isinstance(value, list):
+        return ("list", len(value), sorted(run.used))
+    if isinstance(value, _base._Tracked | PlainTracked):
+        return ("view", object.__getattribute__(value, "_cb_path"), sorted(run.used))
+    return ("value", repr(value), sorted(run.used))
+
+
+def test_a_view_reads_every_name_as_the_plain_recorder_does(
+    payloads: list[tuple[Any, Any]],
+) -> None:
+    """Fields (either spelling), extras, sub-models, lists, methods and names the model does not
+    have: the per-class views answer and record what the plain recorder answers and records."""
+    show, _balance = payloads[0]
+    doc = dict(
+        show["patient"], added_field="x", addresses=[dict(a) for a in show["patient"]["addresses"]]
+    )
+    for address in doc["addresses"]:
+        address["state"] = address.pop("state_code", None)
+    wire = drift.check({"patient": doc}, vw.PatientShowResponse, CTX.endpoint).patient
+    names = [*vw.PatientPayload.model_fields, "added_field", "", "nope", "upstream_key", "_cb_path"]
+    for name in names:
+        fast_run, plain_run = _base._Run(), _base._Run()
+        fast = _read(_base._track(wire, fast_run), name, fast_run)
+        plain = _read(PlainTracked(wire, "", plain_run), name, plain_run)
+        assert fast == plain, name
+    run = _base._Run()
+    view = _base._track(wire, run)
+    assert [a.state_code for a in view.addresses] == [a.state_code for a in wire.addresses]
+    assert "addresses[].state" in run.used
+    assert "addresses[].state_code" not in run.used
+    assert isinstance(view, _base._Tracked)
+    with pytest.raises(AttributeError):
+        view.first_name = "x"

@@ -19,6 +19,7 @@ from carebridge.connectors.carecloud.wire.v2 import (
     PatientPayload,
     PatientSearchItem,
     V2Model,
+    upstream_keys,
 )
 from carebridge.domain import (
     NPI,
@@ -67,7 +68,15 @@ class _Run:
 
 
 class _Tracked:
-    """A read-only view of a wire model that records the path of every field read through it."""
+    """A read-only view of a wire model that records the path of every field read through it.
+
+    ``_Tracked(model, path, run)`` makes the view of ``model``'s own class (:func:`_view_class`):
+    each field of the model is a property of that class that reads the field and records its
+    path, so a read costs one small Python frame (an overridden ``__getattribute__`` made every
+    read, slots included, go through Python several times: ~6x the cost). Any other name (an
+    extra field, a method, a misspelt field) goes to :meth:`__getattr__`, which reads it the
+    same way.
+    """
 
     __slots__ = ("_cb_model", "_cb_path", "_cb_prefix", "_cb_run", "_cb_used")
 
@@ -78,40 +87,87 @@ class _Tracked:
     _cb_used: set[str]
     _cb_run: _Run
 
-    def __init__(self, model: V2Model, path: str, run: _Run) -> None:
-        _set = object.__setattr__
-        _set(self, "_cb_model", model)
-        _set(self, "_cb_path", path)
-        _set(self, "_cb_prefix", f"{path}." if path else "")
-        _set(self, "_cb_used", run.used)
-        _set(self, "_cb_run", run)
+    def __new__(cls, model: V2Model, path: str, run: _Run) -> _Tracked:
+        return _view(model, path, run)
 
-    def __getattribute__(self, name: str) -> Any:
-        # Every read comes here (not through ``__getattr__``, which Python calls only after a
-        # failed lookup has raised and caught an ``AttributeError``: twice the cost per read).
-        # Underscored names are the view's own slots and dunders (``__class__`` for isinstance).
-        if name[:1] == "_":
-            return _get(self, name)
-        model: V2Model = _get(self, "_cb_model")
+    def __getattr__(self, name: str) -> Any:
+        # Only names that are not fields of the model's class come here (extras, methods).
+        model = self._cb_model
         value = getattr(model, name)
-        try:
-            key = model.__pydantic_private__["_spelling"][name]  # type: ignore[index]
-        except (KeyError, TypeError):
-            key = model.upstream_key(name)
-        path = _get(self, "_cb_prefix") + key
+        path = self._cb_prefix + _key(model, name)
         if type(value) in _LEAVES:
-            _get(self, "_cb_used").add(path)
+            self._cb_used.add(path)
             return value
-        return _wrap(value, path, _get(self, "_cb_run"))
+        return _wrap(value, path, self._cb_run)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("wire models are read-only")
 
 
-_get = object.__getattribute__
+_set = object.__setattr__
 
 _LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None), Decimal, date, datetime})
 """Value types that are never a wire model nor hold one (read as they are)."""
+
+_VIEWS: dict[type[V2Model], type[_Tracked]] = {}
+"""Wire model class -> the class of its views."""
+
+
+def _view(model: V2Model, path: str, run: _Run) -> _Tracked:
+    """The view of ``model`` at ``path`` recording into ``run``."""
+    cls = _VIEWS.get(type(model)) or _view_class(type(model))
+    view: _Tracked = object.__new__(cls)
+    _set(view, "_cb_model", model)
+    _set(view, "_cb_path", path)
+    _set(view, "_cb_prefix", f"{path}." if path else "")
+    _set(view, "_cb_used", run.used)
+    _set(view, "_cb_run", run)
+    return view
+
+
+def _view_class(model: type[V2Model]) -> type[_Tracked]:
+    """The view class of wire ``model``: a recording property per field."""
+    fields = {name: _reader(model, name) for name in model.__pydantic_fields__}
+    cls = type(f"_Tracked{model.__name__}", (_Tracked,), {"__slots__": (), **fields})
+    _VIEWS[model] = cls
+    return cls
+
+
+def _reader(model: type[V2Model], name: str) -> property:
+    """The recording property of field ``name``: its path is the view's prefix and the key the
+    upstream sent it under (one key for most fields; the model's spelling says which of
+    several)."""
+    keys = upstream_keys(model, name)
+
+    if len(keys) == 1:
+        key = keys[0]
+
+        def read(self: _Tracked) -> Any:
+            model = self._cb_model
+            try:
+                value = model.__dict__[name]
+            except KeyError:
+                value = getattr(model, name)
+            if type(value) in _LEAVES:
+                self._cb_used.add(self._cb_prefix + key)
+                return value
+            return _wrap(value, self._cb_prefix + key, self._cb_run)
+
+    else:
+
+        def read(self: _Tracked) -> Any:
+            model = self._cb_model
+            try:
+                value = model.__dict__[name]
+            except KeyError:
+                value = getattr(model, name)
+            path = self._cb_prefix + _key(model, name)
+            if type(value) in _LEAVES:
+                self._cb_used.add(path)
+                return value
+            return _wrap(value, path, self._cb_run)
+
+    return property(read)
 
 
 def _key(model: V2Model, name: str) -> str:
@@ -125,7 +181,7 @@ def _key(model: V2Model, name: str) -> str:
 
 def _wrap(value: Any, path: str, run: _Run) -> Any:
     if isinstance(value, V2Model):
-        return _Tracked(value, path, run)
+        return _view(value, path, run)
     if isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
         return [_wrap(v, f"{path}[]", run) for v in value]
     run.used.add(path)
