@@ -41,6 +41,7 @@ lease's time to live lapses (``LEASE_TTL``), unless a retry of the same job take
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -316,13 +317,14 @@ class _Run:
     ) -> list[DomainModel]:
         """Save full pages as they fill (each with ``cursor()``); returns the remainder."""
         batch: list[DomainModel] = []
-        async for record in records:
-            seen(record)
-            batch.append(record)
-            await self.keep()
-            if len(batch) >= self.page_size:
-                await self.save(batch, cursor())
-                batch = []
+        async with _closing(records):
+            async for record in records:
+                seen(record)
+                batch.append(record)
+                await self.keep()
+                if len(batch) >= self.page_size:
+                    await self.save(batch, cursor())
+                    batch = []
         return batch
 
     # --- the modes ------------------------------------------------------------------------
@@ -374,10 +376,12 @@ class _Run:
             mark = marks.get(patient)
             newest: datetime | None = None
             since = self.since(mark, lag)
-            async for record in self.read(patient_id=PatientId(patient), since=since):
-                newest = _latest(newest, _updated(record))
-                batch.append(record)
-                await self.keep()
+            records = self.read(patient_id=PatientId(patient), since=since)
+            async with _closing(records):
+                async for record in records:
+                    newest = _latest(newest, _updated(record))
+                    batch.append(record)
+                    await self.keep()
             await self.keep()
             read[patient] = high_water(mark, newest, started)
             after = patient
@@ -478,12 +482,14 @@ class _Run:
         window = {"start": start.isoformat(), "end": end.isoformat()}
         await self.store.forget_marks(self.tenant_id, self.stream.name)
         batch: list[DomainModel] = []
-        async for record in self.upstream.appointments(start, end):
-            batch.append(record)
-            await self.keep()
-            if len(batch) >= self.page_size:
-                await self._save_seen(batch, window)
-                batch = []
+        appointments = self.upstream.appointments(start, end)
+        async with _closing(appointments):
+            async for record in appointments:
+                batch.append(record)
+                await self.keep()
+                if len(batch) >= self.page_size:
+                    await self._save_seen(batch, window)
+                    batch = []
         await self._save_seen(batch, window)
         inner_from, inner_before = interior(start, end)
         self.result.tombstoned += await self.store.sweep(
@@ -517,6 +523,19 @@ class _Run:
 
 def _ids(records: Sequence[DomainModel]) -> set[str]:
     return {str(record.__dict__["id"]) for record in records}
+
+
+@contextlib.asynccontextmanager
+async def _closing(records: AsyncIterator[Any]) -> AsyncIterator[None]:
+    """Closes an upstream's records (an async generator's ``aclose``) when the pass stops
+    reading them, a failed save included: its ``finally`` (cancelling the reads it started
+    ahead) runs before the pass goes on, not whenever the generator is collected."""
+    try:
+        yield
+    finally:
+        close = getattr(records, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def interior(start: date, end: date) -> tuple[datetime, datetime]:
