@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from tests.connectors.harness import Sandbox
 from tests.connectors.test_mapping_present import reference
 
@@ -365,3 +365,55 @@ def test_a_view_reads_every_name_as_the_plain_recorder_does(
     assert isinstance(view, _base._Tracked)
     with pytest.raises(AttributeError):
         view.first_name = "x"
+
+
+checked_values = (
+    st.sampled_from(["NY", "ny", " NY", "XX", "", "USA", "us", "en", "eng", "2106-3", "12345"])
+    | st.sampled_from(["12345-6789", "1234567893", "1234567890", "207Q00000X", "30", "4548-4"])
+    | st.text(max_size=12)
+    | st.integers(-3, 99999)
+    | st.none()
+)
+
+
+def _check(convert: Any, value: Any) -> tuple[str, str]:
+    try:
+        answer = convert(value)
+    except (ValueError, TypeError) as err:
+        return ("refused", type(err).__name__)
+    return (type(answer).__name__, repr(answer))
+
+
+@pytest.mark.parametrize(
+    ("remembered", "annotation"),
+    [
+        (_base._state, values.USState),
+        (_base._zip, values.ZipCode),
+        (_base._country, values.CountryCode),
+        (_base._language, values.LanguageCode),
+        (_base._race, values.RaceCode),
+        (_base._npi, values.NPI),
+        (_base._taxonomy, values.Taxonomy),
+        (_base._loinc, values.LOINC),
+        (_base._service_type, values.ServiceTypeCode),
+    ],
+)
+@FUZZ
+@given(drawn=st.lists(checked_values, min_size=1, max_size=6))
+def test_a_remembered_check_answers_what_the_check_answers(
+    remembered: Any, annotation: Any, drawn: list[Any]
+) -> None:
+    """Asked again (the answer remembered) or for the first time, valid or not, a string or
+    not: the same answer or the same refusal as pydantic's own check."""
+    plain = TypeAdapter(annotation).validate_python
+    for value in (*drawn, *drawn):
+        assert _check(remembered, value) == _check(plain, value)
+
+
+def test_a_remembered_check_keeps_at_most_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_base, "VALUES_KEPT", 2)
+    calls: list[str] = []
+    check = _base._remembered(lambda value: calls.append(value) or value.upper())
+    for value in ("a", "b", "c", "a", "b", "c"):
+        assert check(value) == value.upper()
+    assert calls == ["a", "b", "c", "c"]

@@ -182,7 +182,11 @@ def _key(model: V2Model, name: str) -> str:
 def _wrap(value: Any, path: str, run: _Run) -> Any:
     if isinstance(value, V2Model):
         return _view(value, path, run)
-    if isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
+    if (
+        isinstance(value, list | tuple)
+        and value  # a list of models has one first (the generator below is the rare case)
+        and (isinstance(value[0], V2Model) or any(isinstance(v, V2Model) for v in value))
+    ):
         return [_wrap(v, f"{path}[]", run) for v in value]
     run.used.add(path)
     return value
@@ -344,18 +348,42 @@ def _adapter(annotation: Any) -> Callable[[Any], Any]:
     return TypeAdapter(annotation).validator.validate_python
 
 
+VALUES_KEPT = 4096
+"""Distinct strings each remembering check (:func:`_remembered`) keeps the answer of."""
+
+
+def _remembered(check: Callable[[Any], R]) -> Callable[[Any], R]:
+    """``check``, with its answers for strings remembered (up to ``VALUES_KEPT``): codes,
+    states, ZIP codes and NPIs recur from patient to patient, and a check's answer depends only
+    on the string. Other inputs, and refusals, are checked every time."""
+    seen: dict[str, R] = {}
+
+    def checked(value: Any) -> R:
+        if type(value) is not str:
+            return check(value)
+        try:
+            return seen[value]
+        except KeyError:
+            answer = check(value)
+            if len(seen) < VALUES_KEPT:
+                seen[value] = answer
+            return answer
+
+    return checked
+
+
 _email = _adapter(Email)
 _ssn = _adapter(SSN)
-_npi = _adapter(NPI)
+_npi = _remembered(_adapter(NPI))
 _phone_number = _adapter(PhoneE164)
-_state = _adapter(USState)
-_zip = _adapter(ZipCode)
-_country = _adapter(CountryCode)
-_language = _adapter(LanguageCode)
-_race = _adapter(RaceCode)
-_taxonomy = _adapter(Taxonomy)
-_loinc = _adapter(LOINC)
-_service_type = _adapter(ServiceTypeCode)
+_state = _remembered(_adapter(USState))
+_zip = _remembered(_adapter(ZipCode))
+_country = _remembered(_adapter(CountryCode))
+_language = _remembered(_adapter(LanguageCode))
+_race = _remembered(_adapter(RaceCode))
+_taxonomy = _remembered(_adapter(Taxonomy))
+_loinc = _remembered(_adapter(LOINC))
+_service_type = _remembered(_adapter(ServiceTypeCode))
 
 
 _RULE_FIELD = re.compile(r"(?:Value error, )?([a-z_][a-z0-9_.]*):")

@@ -103,11 +103,26 @@ def _one_primary(run: _Run, items: list[_Contact], sources: Sequence[Any]) -> tu
 
 
 def _person_name(
-    run: _Run, obj: Any, first: str | None, last: str | None, middle: str | None = None
+    run: _Run,
+    obj: Any,
+    first: str | None,
+    last: str | None,
+    middle: str | None = None,
+    *affixes: str,
 ) -> PersonName | None:
+    """The name, when it has a first and a last part; ``affixes``: its prefix and suffix."""
     if not _text(first) or not _text(last):
         return None
     try:
+        if affixes:
+            prefix, suffix = affixes
+            return PersonName(
+                first=_text(first),
+                last=_text(last),
+                middle=_text(middle),
+                prefix=prefix,
+                suffix=suffix,
+            )
         return PersonName(first=_text(first), last=_text(last), middle=_text(middle))
     except ValidationError:  # pragma: no cover - both parts were checked non-empty
         run.reject_path(_path_of(obj))

@@ -103,15 +103,19 @@ def map_patient(
         "last_seen_date": w.last_seen_date,
     }
     w.name  # noqa: B018 - "First Last", carried as the parts below
-    name = _person_name(run, w, w.first_name, w.last_name, w.middle_initial)
+    first, last, middle = w.first_name, w.last_name, w.middle_initial
+    full = isinstance(wire, PatientPayload)
+    if full and _text(first) and _text(last):  # a named patient's prefix and suffix, made once
+        s = cast(PatientPayload, w)
+        name = _person_name(run, w, first, last, middle, _text(s.prefix), _text(s.suffix))
+    else:
+        name = _person_name(run, w, first, last, middle)
     identifiers = [
         PatientIdentifier(kind="chart_number", value=w.chart_number),
         PatientIdentifier(kind="v2_id", value=ref.v2_id),
     ]
-    if isinstance(wire, PatientPayload):
+    if full:
         s = cast(PatientPayload, w)
-        if name is not None:
-            name = name.model_copy(update={"prefix": _text(s.prefix), "suffix": _text(s.suffix)})
         for kind, value in (
             ("account_number", s.account_number),
             ("legacy_patient_id", s.legacy_patient_id),
