@@ -1,6 +1,10 @@
 """Client CPU per request outside the transport: httpx's client layer against the connector's
 direct request path (``_QuickRequests`` and ``_send_direct`` in ``client.py``).
 
+First in memory: ``N`` GETs built and sent one after another over a transport that answers at
+once from memory, httpx's way and the direct way alternating for ``ROUNDS`` rounds; what differs
+is the client layer alone. Then over loopback, as below.
+
 Run: ``UVLOOP=1 .venv/bin/python bench/request_path.py`` (``N`` requests a round, 5,000;
 ``INFLIGHT`` at once, 8; ``ROUNDS`` per way, 5; ``BODY`` bytes an answer, 2,048).
 
@@ -29,7 +33,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,12 +141,72 @@ async def round_of(base: str, way: str) -> float:
     return spent
 
 
+class _Answer(httpx.AsyncByteStream):
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+
+class _InMemory(httpx.AsyncBaseTransport):
+    """A transport that answers at once from memory: the same small cost for both ways, so
+    what differs is the client layer alone."""
+
+    def __init__(self, size: int) -> None:
+        self.body = b"x" * size
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(size).encode()),
+        ]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        del request  # every request gets the same answer
+        return httpx.Response(200, headers=self.headers, stream=_Answer(self.body))
+
+
+async def offline_round(way: str) -> float:
+    """CPU seconds of ``N`` requests built and sent one way over :class:`_InMemory`."""
+    http = _Client(transport=_InMemory(BODY), timeout=c.DEFAULT_TIMEOUT, follow_redirects=False)
+    quick = c._QuickRequests()
+    urls = [f"http://127.0.0.1:8080/v2/patients/{uuid.uuid4()}" for _ in range(N)]
+    token = "Bearer " + "t" * 40
+    cpu = time.process_time()
+    if way == "httpx":
+        for url in urls:
+            request = http.build_request("GET", url)
+            request.headers["Authorization"] = token
+            await http.send(request)
+    else:
+        for url in urls:
+            built = quick.build(http, "GET", url, {})
+            assert built is not None
+            built.headers["Authorization"] = token
+            await c._send_direct(http, built)
+    return time.process_time() - cpu
+
+
+def offline(runner: Callable[[Awaitable[float]], float]) -> None:
+    results: dict[str, list[float]] = {"httpx": [], "direct": []}
+    for _ in range(ROUNDS):
+        for way, spent in results.items():
+            spent.append(runner(offline_round(way)) / N * 1e6)
+    for way, us in results.items():
+        print(
+            f"in memory {way:7} {statistics.median(us):6.1f} us/request"
+            f"  (min {min(us):.1f}, max {max(us):.1f})"
+        )
+    ratio = statistics.median(results["direct"]) / statistics.median(results["httpx"])
+    print(f"in memory: the direct path costs {ratio:.0%} of httpx's client layer")
+
+
 def main() -> None:
     runner: Callable[[Awaitable[float]], float] = asyncio.run  # type: ignore[assignment]
     if os.environ.get("UVLOOP"):
         import uvloop
 
         runner = uvloop.run  # type: ignore[assignment]
+    offline(runner)
     vars(bench_transport)["BODY"] = BODY  # the server answers this many bytes
     url, stop = bench_transport.start_server()
     base = url.split("/v2/", 1)[0]
