@@ -20,7 +20,7 @@ from carebridge.domain.provenance import DomainModel
 from carebridge.ports.sync import BeforeCommit, Claim, Hold, LeaseLost
 from carebridge.store import entities
 from carebridge.store import events as event_log
-from carebridge.store.engine import commit_one, read_first
+from carebridge.store.engine import Transactions, commit_one, read_first
 from carebridge.store.schema import entities as entity_table
 from carebridge.store.schema import freshness, sync_leases, sync_marks
 
@@ -155,6 +155,7 @@ class SqlSyncStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.transactions = Transactions.of(engine)
 
     async def cursor(self, tenant_id: str, stream: str) -> dict[str, Any] | None:
         row = await read_first(
@@ -179,7 +180,11 @@ class SqlSyncStore:
         hold: Hold | None = None,
         marks: Mapping[str, datetime] | None = None,
     ) -> int:
-        async with self.engine.begin() as conn:
+        """The page in one transaction of the store's :class:`Transactions` (on a SQLite file,
+        one trip to a worker thread, where the async driver crossed threads for each of the
+        page's dozen statements; ``before_commit`` runs there too)."""
+
+        async def body(conn: AsyncConnection) -> int:
             if hold is not None and not await _renew(conn, tenant_id, stream, hold, fetched_at):
                 raise LeaseLost(f"another sync took {stream} over")
             changes = await entities.upsert(conn, tenant_id, kind, records, fetched_at=fetched_at)
@@ -188,7 +193,9 @@ class SqlSyncStore:
             await _save_marks(conn, tenant_id, stream, marks or {})
             if before_commit is not None:
                 before_commit()
-        return len(changes)
+            return len(changes)
+
+        return await self.transactions.run(body)
 
     async def marks(self, tenant_id: str, stream: str) -> dict[str, datetime]:
         async with self.engine.connect() as conn:
@@ -242,8 +249,10 @@ class SqlSyncStore:
         return Claim(row.holder == holder, row.holder, _utc(row.expires_at))
 
     async def renew(self, tenant_id: str, stream: str, hold: Hold, *, now: datetime) -> bool:
-        async with self.engine.begin() as conn:
+        async def body(conn: AsyncConnection) -> bool:
             return await _renew(conn, tenant_id, stream, hold, now)
+
+        return await self.transactions.run(body)
 
     async def release(self, tenant_id: str, stream: str, holder: str) -> None:
         await commit_one(
