@@ -50,25 +50,36 @@ _UNSENT: Final = frozenset({"draft", "scrubbed", "rejected"})
 
 
 _NESTED: Final = (dict, list)
+_CONTAINERS: Final = frozenset(_NESTED)
 
 
 def _strip(value: Any) -> Any:
     """``value`` without provenance at any depth; a leaf is returned as is (no call per leaf:
-    records are wide and mostly leaves)."""
+    records are wide and mostly leaves), and so is a dict or list that holds neither provenance
+    nor a dict or list (most of a record's parts: a name, an address), found by a scan of its
+    values' types in C. The result shares those parts with ``value``: read it, do not change
+    it."""
     kind = type(value)
     if kind is dict:
+        if _CONTAINERS.isdisjoint(map(type, value.values())):
+            if PROVENANCE.isdisjoint(value):
+                return value
+            return {k: v for k, v in value.items() if k not in PROVENANCE}
         return {
             k: (_strip(v) if type(v) in _NESTED else v)
             for k, v in value.items()
             if k not in PROVENANCE
         }
     if kind is list:
+        if _CONTAINERS.isdisjoint(map(type, value)):
+            return value
         return [_strip(v) if type(v) in _NESTED else v for v in value]
     return value
 
 
 def content(record: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A record without its provenance, at every depth (vitals carry their own)."""
+    """A record without its provenance, at every depth (vitals carry their own). It shares
+    the parts that hold no provenance with ``record``: read it, do not change it."""
     if record is None:
         return None
     stripped: dict[str, Any] = _strip(record)
@@ -103,10 +114,14 @@ def same_content(before: dict[str, Any] | None, after: dict[str, Any] | None) ->
 
 def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list[Any]]:
     """The top-level fields that changed, as ``{field: [before, after]}`` (all of them for a new
-    record, with ``None`` before), their values stripped of provenance."""
-    if not before:  # a new record: every field it has
-        fresh: dict[str, Any] = _strip(after)
-        return {key: [None, fresh[key]] for key in sorted(fresh) if fresh[key] is not None}
+    record, with ``None`` before), their values stripped of provenance (sharing the parts that
+    hold none with ``before`` and ``after``: read them, do not change them)."""
+    if not before:  # a new record: every field it has, each stripped on its own
+        return {
+            key: [None, _strip(value) if type(value) in _NESTED else value]
+            for key in sorted(after)
+            if key not in PROVENANCE and (value := after[key]) is not None
+        }
     old = before
     changed: dict[str, list[Any]] = {}
     for key in sorted((old.keys() | after.keys()) - PROVENANCE):
