@@ -101,6 +101,13 @@ def test_a_quick_request_equals_httpx_build_request(
     kwargs: dict[str, Any] = {} if params is None else {"params": params}
     quick = c._QuickRequests().build(http, method, url, kwargs)
     try:
+        path = httpx.URL(url).path
+    except httpx.InvalidURL:
+        with pytest.raises(httpx.InvalidURL):
+            c._url_path(url)  # an error label's path: the same parse, or the same error
+    else:
+        assert c._url_path(url) == path
+    try:
         plain = http.build_request(method, url, **kwargs)
     except (httpx.InvalidURL, TypeError, UnicodeEncodeError):
         assert quick is None

@@ -231,7 +231,7 @@ class SurfaceClient(_Sender, Generic[C]):
             WriteUnconfirmed: a non-idempotent request whose effect is unknown.
         """
         safe = method.upper() in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
-        label = endpoint or f"{method.upper()} {httpx.URL(url).path}"
+        label = endpoint or f"{method.upper()} {_url_path(url)}"
         return await self._retrying(lambda: self._once(method, url, safe, label, kwargs))
 
     async def _once(
@@ -525,6 +525,33 @@ def _origin(prefix: str) -> tuple[str, str, int | None, bytes] | None:
     return found
 
 
+def _url_path(url: str | httpx.URL) -> str:
+    """``httpx.URL(url).path``, without parsing the URL again when it is a plain one."""
+    known = _quick_url(url) if isinstance(url, str) else None
+    return known[1] if known is not None else httpx.URL(url).path
+
+
+def _quick_url(url: str) -> tuple[tuple[str, str, int | None, bytes], str] | None:
+    """An absolute URL's origin, as httpx parses it, and its path, when the path is one httpx
+    takes as it is (no query, no fragment, no dot segment, nothing to escape); else None."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    slash = url.find("/", 8)
+    if slash < 0:
+        return None
+    path = url[slash:]
+    if not _SAFE_PATH.fullmatch(path) or len(url) > _urlparse.MAX_URL_LENGTH:
+        return None
+    if "." in path:
+        parts = path.split("/")
+        if "." in parts or ".." in parts:
+            return None
+    origin = _origin(url[:slash])
+    if origin is None:
+        return None
+    return origin, path
+
+
 class _QuickRequests:
     """Builds a surface's bodiless requests as ``http.build_request`` would, without parsing
     the URL character by character: the origin's parse is kept, and a path of characters httpx
@@ -545,21 +572,12 @@ class _QuickRequests:
             if key != "params":
                 return None
         method = method.upper()
-        if method not in _BODILESS or not url.startswith(("http://", "https://")):
+        if method not in _BODILESS:
             return None
-        slash = url.find("/", 8)
-        if slash < 0:
+        known = _quick_url(url)
+        if known is None:
             return None
-        path = url[slash:]
-        if not _SAFE_PATH.fullmatch(path) or len(url) > _urlparse.MAX_URL_LENGTH:
-            return None
-        if "." in path:
-            parts = path.split("/")
-            if "." in parts or ".." in parts:
-                return None
-        origin = _origin(url[:slash])
-        if origin is None:
-            return None
+        origin, path = known
         if http.params or http.cookies:
             return None
         query: str | None = None
