@@ -12,6 +12,7 @@ equal: status, headers, body, ``request``, ``next_request``, the exception's typ
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -465,3 +466,28 @@ async def test_a_url_with_credentials_gets_httpx_basic_auth() -> None:
     await c._send_direct(http, http.build_request("GET", "http://u:p@m.test/x"))
     await http.send(http.build_request("GET", "http://u:p@m.test/x"))
     assert got[0] == got[1] == "Basic dTpw"
+
+
+async def test_a_request_cancelled_while_its_body_stalls_leaves_no_connection_either_way() -> None:
+    started = asyncio.Event()
+
+    async def stall(ex: Exchange) -> None:
+        await ex.request()
+        ex.send(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+        await ex.drain()
+        started.set()
+        await ex.hang()
+
+    async with RawServer(stall) as server:
+        transport = PooledTransport()
+        async with plain_client_for(transport) as http:
+            for send in (http.send, lambda r: c._send_direct(http, r)):
+                started.clear()
+                task = asyncio.ensure_future(send(http.build_request("GET", server.url + "/x")))
+                await started.wait()
+                await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert transport.open_connections == 0
+                assert transport.idle_connections == 0
