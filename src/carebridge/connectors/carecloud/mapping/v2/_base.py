@@ -78,9 +78,11 @@ class _Tracked:
     same way.
     """
 
-    __slots__ = ("_cb_model", "_cb_path", "_cb_prefix", "_cb_run", "_cb_used")
+    __slots__ = ("_cb_model", "_cb_path", "_cb_prefix", "_cb_run", "_cb_used", "_cb_values")
 
     _cb_model: V2Model
+    _cb_values: dict[str, Any]
+    """The model's ``__dict__`` (its fields' values), read without a lookup on the model."""
     _cb_prefix: str
     """The view's path followed by a dot (empty at the root): a field's path is this + its key."""
     _cb_path: str
@@ -118,6 +120,7 @@ def _view(model: V2Model, path: str, run: _Run) -> _Tracked:
     cls = _VIEWS.get(type(model)) or _view_class(type(model))
     view: _Tracked = object.__new__(cls)
     _set(view, "_cb_model", model)
+    _set(view, "_cb_values", model.__dict__)
     _set(view, "_cb_path", path)
     _set(view, "_cb_prefix", f"{path}." if path else "")
     _set(view, "_cb_used", run.used)
@@ -143,11 +146,10 @@ def _reader(model: type[V2Model], name: str) -> property:
         key = keys[0]
 
         def read(self: _Tracked) -> Any:
-            model = self._cb_model
             try:
-                value = model.__dict__[name]
+                value = self._cb_values[name]
             except KeyError:
-                value = getattr(model, name)
+                value = getattr(self._cb_model, name)
             if type(value) in _LEAVES:
                 self._cb_used.add(self._cb_prefix + key)
                 return value
@@ -158,7 +160,7 @@ def _reader(model: type[V2Model], name: str) -> property:
         def read(self: _Tracked) -> Any:
             model = self._cb_model
             try:
-                value = model.__dict__[name]
+                value = self._cb_values[name]
             except KeyError:
                 value = getattr(model, name)
             path = self._cb_prefix + _key(model, name)
@@ -266,6 +268,8 @@ def _collect(model: V2Model, path: str, found: set[str]) -> None:
                 found.add(where)
         elif kind in _LEAVES:
             found.add(where)
+        elif isinstance(value, V2Model):
+            _collect(value, where, found)
         else:
             _present(value, where, found)
 
@@ -298,12 +302,19 @@ def _collect_walk(model: V2Model, path: str, found: set[str]) -> None:
 def _present(value: Any, path: str, found: set[str]) -> None:
     if isinstance(value, V2Model):  # never empty (a model equals no string), asked first: a
         _collect(value, path, found)  # model's ``==`` is pydantic's, in Python
-    elif _empty(value):
-        return
-    elif isinstance(value, list | tuple) and any(isinstance(v, V2Model) for v in value):
-        for item in value:
-            _present(item, f"{path}[]", found)
-    else:
+    elif isinstance(value, list | tuple):
+        if not value:
+            return
+        if isinstance(value[0], V2Model) or any(isinstance(v, V2Model) for v in value):
+            where = f"{path}[]"
+            for item in value:
+                if isinstance(item, V2Model):
+                    _collect(item, where, found)
+                else:
+                    _present(item, where, found)
+        else:
+            found.add(path)
+    elif not _empty(value):
         found.add(path)
 
 
