@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Select, Text, cast, or_, select, tuple_
+from sqlalchemy import Select, Text, bindparam, cast, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -117,6 +117,14 @@ def _upsert(dialect: str) -> Any:
     return found
 
 
+_STORED = select(entities.c.id, entities.c.data, entities.c.upstream_updated_at).where(
+    entities.c.tenant_id == bindparam("s_tenant"),
+    entities.c.kind == bindparam("s_kind"),
+    entities.c.id.in_(bindparam("s_ids", expanding=True)),
+)
+"""The stored rows of a page's records (built once, bound by name)."""
+
+
 async def upsert(
     conn: AsyncConnection,
     tenant_id: str,
@@ -138,11 +146,7 @@ async def upsert(
     existing: dict[str, Any] = {}
     stamped: dict[str, datetime] = {}
     for row in await conn.execute(
-        select(entities.c.id, entities.c.data, entities.c.upstream_updated_at).where(
-            entities.c.tenant_id == tenant_id,
-            entities.c.kind == kind,
-            entities.c.id.in_([row[0] for row in rows]),
-        )
+        _STORED, {"s_tenant": tenant_id, "s_kind": kind, "s_ids": [row[0] for row in rows]}
     ):
         existing[row.id] = row.data
         if row.upstream_updated_at is not None:

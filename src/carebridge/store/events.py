@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import bindparam, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -86,29 +86,47 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+_SEEDS: dict[str, Any] = {}
+_TOUCH = (
+    update(counters)
+    .where(counters.c.tenant_id == bindparam("c_tenant"), counters.c.name == bindparam("c_name"))
+    .values(value=counters.c.value)
+)
+_ADD = (
+    update(counters)
+    .where(counters.c.tenant_id == bindparam("c_tenant"), counters.c.name == bindparam("c_name"))
+    .values(value=counters.c.value + bindparam("c_count"))
+    .returning(counters.c.value)
+)
+"""The counter's statements, built once and bound by name (building one cost more than
+running it): its row's ``INSERT ... ON CONFLICT DO NOTHING`` (per dialect), the no-op
+``UPDATE`` that takes its lock, and the ``UPDATE ... RETURNING`` that reserves numbers."""
+
+
+def _seed(dialect: str) -> Any:
+    found = _SEEDS.get(dialect)
+    if found is None:
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(counters)
+        found = _SEEDS[dialect] = insert.on_conflict_do_nothing()
+    return found
+
+
 async def lock_counter(conn: AsyncConnection, tenant_id: str) -> None:
     """Take the tenant's event counter for the caller's transaction: event writers of one
     tenant run one at a time from here to their commit, and each sees what the last wrote."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(counters)
-    await conn.execute(
-        insert.values(tenant_id=tenant_id, name=SEQ, value=0).on_conflict_do_nothing()
-    )
-    await conn.execute(
-        update(counters)
-        .where(counters.c.tenant_id == tenant_id, counters.c.name == SEQ)
-        .values(value=counters.c.value)
-    )
+    await conn.execute(_seed(conn.dialect.name), {"tenant_id": tenant_id, "name": SEQ, "value": 0})
+    await conn.execute(_TOUCH, {"c_tenant": tenant_id, "c_name": SEQ})
 
 
 async def next_seqs(conn: AsyncConnection, tenant_id: str, count: int) -> int:
     """Reserve ``count`` sequence numbers; returns the first."""
     await lock_counter(conn, tenant_id)
-    result = await conn.execute(
-        update(counters)
-        .where(counters.c.tenant_id == tenant_id, counters.c.name == SEQ)
-        .values(value=counters.c.value + count)
-        .returning(counters.c.value)
-    )
+    return await _reserve(conn, tenant_id, count)
+
+
+async def _reserve(conn: AsyncConnection, tenant_id: str, count: int) -> int:
+    """:func:`next_seqs` for a caller that holds the counter's lock already."""
+    result = await conn.execute(_ADD, {"c_tenant": tenant_id, "c_name": SEQ, "c_count": count})
     return int(result.scalar_one()) - count + 1
 
 
@@ -211,6 +229,18 @@ async def announce(
     return int(logged or 0)
 
 
+_SUBSCRIBED = select(webhooks.c.id, webhooks.c.event_types).where(
+    webhooks.c.tenant_id == bindparam("w_tenant"), webhooks.c.state == "enabled"
+)
+_LOGGED = select(events.c.message_id).where(
+    events.c.tenant_id == bindparam("u_tenant"),
+    events.c.message_id.in_(bindparam("u_ids", expanding=True)),
+)
+_EVENTS = events.insert()
+_DELIVERIES = deliveries.insert()
+"""The statements of :func:`_write`, built once and bound by name."""
+
+
 async def _write(
     conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]], detected_at: datetime
 ) -> list[int]:
@@ -220,14 +250,8 @@ async def _write(
     rows = await _unlogged(conn, tenant_id, rows)
     if not rows:
         return []
-    first = await next_seqs(conn, tenant_id, len(rows))
-    subscribed = (
-        await conn.execute(
-            select(webhooks.c.id, webhooks.c.event_types).where(
-                webhooks.c.tenant_id == tenant_id, webhooks.c.state == "enabled"
-            )
-        )
-    ).all()
+    first = await _reserve(conn, tenant_id, len(rows))  # the lock is taken: lock_counter
+    subscribed = (await conn.execute(_SUBSCRIBED, {"w_tenant": tenant_id})).all()
     seqs: list[int] = []
     outbox: list[dict[str, Any]] = []
     for offset, row in enumerate(rows):
@@ -249,9 +273,9 @@ async def _write(
                         "created_at": detected_at,
                     }
                 )
-    await conn.execute(events.insert(), rows)
+    await conn.execute(_EVENTS, rows)
     if outbox:
-        await conn.execute(deliveries.insert(), outbox)
+        await conn.execute(_DELIVERIES, outbox)
         await queued(conn, tenant_id)
     return seqs
 
@@ -265,10 +289,7 @@ async def _unlogged(
     for start in range(0, len(wanted), 500):
         logged.update(
             await conn.scalars(
-                select(events.c.message_id).where(
-                    events.c.tenant_id == tenant_id,
-                    events.c.message_id.in_(wanted[start : start + 500]),
-                )
+                _LOGGED, {"u_tenant": tenant_id, "u_ids": wanted[start : start + 500]}
             )
         )
     fresh: list[dict[str, Any]] = []
