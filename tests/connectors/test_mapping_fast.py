@@ -36,7 +36,7 @@ from carebridge.connectors.carecloud.mapping.v2 import (
 )
 from carebridge.connectors.carecloud.wire import v2 as vw
 from carebridge.connectors.carecloud.wire.v2 import V2Model
-from carebridge.domain import values
+from carebridge.domain import AgingBuckets, values
 from carebridge.domain.values import CoverageId, PayerId, ProviderId, to_money
 from carebridge.errors import UnexpectedPayload
 
@@ -417,3 +417,36 @@ def test_a_remembered_check_keeps_at_most_its_bound(monkeypatch: pytest.MonkeyPa
     for value in ("a", "b", "c", "a", "b", "c"):
         assert check(value) == value.upper()
     assert calls == ["a", "b", "c", "c"]
+
+
+def _buckets(make: Any, amounts: tuple[Any, ...]) -> tuple[str, ...]:
+    try:
+        aging = make(amounts)
+    except (ValueError, TypeError) as err:
+        return ("refused", type(err).__name__)
+    return (aging.model_dump_json(), str(sorted(aging.model_fields_set)))
+
+
+def _plain_aging(amounts: tuple[Any, ...]) -> Any:
+    current, over_30, over_60, over_90, over_120 = amounts
+    return AgingBuckets(
+        current=to_money(current),
+        over_30=to_money(over_30),
+        over_60=to_money(over_60),
+        over_90=to_money(over_90),
+        over_120=to_money(over_120),
+    )
+
+
+bucket_amounts = st.sampled_from(["0.00", "0.0", "12.50", "-3.10", "1.005", "x"]) | st.sampled_from(
+    [0, 1, True, 2.5, Decimal("0"), Decimal("1.00")]
+)
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(*[bucket_amounts] * 5), min_size=1, max_size=4))
+def test_remembered_aging_buckets_are_the_buckets_made(rows: list[tuple[Any, ...]]) -> None:
+    """Again or the first time, strings or not (``True`` equals ``1``): the same buckets, or the
+    same refusal, as making them."""
+    for amounts in (*rows, *rows):
+        assert _buckets(billing._aging, amounts) == _buckets(_plain_aging, amounts)

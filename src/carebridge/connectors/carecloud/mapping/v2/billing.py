@@ -220,18 +220,42 @@ def _balance(ctx: Context, b: BalancePayload, ref: PatientRef, as_of: date | Non
         sources=(ctx.source(upstream_id),),
         patient_id=ref.patient_id(ctx),
         responsible=responsible,
-        aging=AgingBuckets(
-            current=to_money(b.current),
-            over_30=to_money(b.greater_than_30),
-            over_60=to_money(b.greater_than_60),
-            over_90=to_money(b.greater_than_90),
-            over_120=to_money(b.greater_than_120),
+        aging=_aging(
+            (b.current, b.greater_than_30, b.greater_than_60, b.greater_than_90, b.greater_than_120)
         ),
         unbilled=to_money(b.unbilled),
         unapplied_credit=to_money(b.unapplied_credit),
         total=to_money(b.total),
         as_of=as_of,
     )
+
+
+AGINGS_KEPT = 4096
+"""Distinct aging rows :func:`_aging` keeps the buckets of."""
+
+_agings: dict[tuple[str, ...], AgingBuckets] = {}
+_FIVE_STRINGS = (str, str, str, str, str)
+
+
+def _aging(amounts: tuple[str, str, str, str, str]) -> AgingBuckets:
+    """The buckets of a balance row's five amounts (current, over 30, 60, 90, 120 days): the
+    same (frozen) buckets for the same amounts, as most rows repeat a few (all zero, mostly).
+    Only strings are looked up (``True`` equals ``1``, and is refused as money)."""
+    text = tuple(map(type, amounts)) == _FIVE_STRINGS
+    known = _agings.get(amounts) if text else None
+    if known is not None:
+        return known
+    current, over_30, over_60, over_90, over_120 = amounts
+    aging = AgingBuckets(
+        current=to_money(current),
+        over_30=to_money(over_30),
+        over_60=to_money(over_60),
+        over_90=to_money(over_90),
+        over_120=to_money(over_120),
+    )
+    if text and len(_agings) < AGINGS_KEPT:
+        _agings[amounts] = aging
+    return aging
 
 
 def map_balance(
