@@ -14,6 +14,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from functools import cache
+from operator import itemgetter
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, PydanticUserError, TypeAdapter
@@ -201,9 +202,27 @@ def compare(payload: Any, model: type[BaseModel], *, many: bool = False) -> list
     speed (``tuple(obj)``, ``map(type, ...)``). The shape decides every finding at that level
     (an unknown key, a missing field, a retyped value) and which values hold nested objects or
     arrays to visit; what it decides is worked out once (:func:`compare_walk`'s rules at one
-    level) and kept per model, so a page of records of a few shapes costs a dictionary lookup
-    per object. The answer is exactly :func:`compare_walk`'s.
+    level) and kept per model.
+
+    The payload is gone through a level at a time (:func:`_batch_values`): every value at one
+    path (the items of all the arrays at ``entry[].resource.identifier[]``, say) is taken
+    together, grouped by shape, and each group's findings are made once and its nested values
+    gathered for the next level, so a bundle of a thousand resources of a few shapes costs a
+    few comprehensions per path rather than a call per object. The walk keeps the first of
+    equal-keyed findings it meets; when two values at one path would give different findings
+    under one key (a field a string in one item and a boolean in another), the order decides,
+    and the payload is compared again object by object in the walk's order
+    (:func:`compare_ordered`). The answer is exactly :func:`compare_walk`'s.
     """
+    found: dict[tuple[str, str], Finding] = {}
+    shape = _array_of(model) if many else _object_of(model)
+    if _batch_values([payload], shape, "", True, found):
+        return compare_ordered(payload, model, many=many)
+    return sorted(found.values(), key=lambda f: (f.path, f.kind))
+
+
+def compare_ordered(payload: Any, model: type[BaseModel], *, many: bool = False) -> list[Finding]:
+    """:func:`compare` one object at a time in the walk's order, with the same shape memo."""
     found: dict[tuple[str, str], Finding] = {}
     if many:
         _fast_value(payload, _array_of(model), "", True, found)
@@ -269,7 +288,9 @@ object a new shape) is still compared in full, its shapes beyond this many not r
 
 _Step = tuple[Any, ...]
 """``(0, kind, key, expected, actual, breaking)``: a finding at ``path.key`` (``key`` None:
-at ``path`` itself); ``(_OBJECT, key, model)``; ``(_ARRAY, key, item_shape, required)``."""
+at ``path`` itself); ``(_OBJECT, key, model)``; ``(_ARRAY, key, item_shape, required, dict_model)``, where
+``dict_model`` is the model a ``dict`` item is compared with (None: a dict item is not visited
+or is retyped)."""
 
 
 @cache
@@ -395,5 +416,162 @@ def _object_plan(obj: Mapping[str, Any], model: type[BaseModel]) -> tuple[_Step,
         elif visit == _OBJECT:
             steps.append((_OBJECT, present, fld.shape.model))
         elif visit == _ARRAY:
-            steps.append((_ARRAY, present, fld.shape.item, fld.required))
+            item = fld.shape.item
+            assert item is not None  # noqa: S101 - _value_plan visits arrays with an item shape
+            dicts = item.model if item.model is not None and item.accepts("object") else None
+            steps.append((_ARRAY, present, item, fld.required, dicts))
     return tuple(steps)
+
+
+# --- a level at a time --------------------------------------------------------------------------
+
+
+def _batch_emit(step: _Step, path: str, found: dict[tuple[str, str], Finding]) -> bool:
+    """:func:`_emit`, answering True when a different finding already holds the key (the walk's
+    order would decide which one stays)."""
+    _, kind, key, expected, actual, breaking = step
+    where = path if key is None else _join(path, key)
+    if kind == "retyped":
+        where = where or ROOT
+    finding = Finding(kind, where, expected, actual, breaking)
+    return found.setdefault((kind, where), finding) != finding
+
+
+FEW = 4
+"""Up to this many values at one path are compared one by one: grouping them costs more."""
+
+
+def _one_value(
+    value: Any, shape: Shape, path: str, required: bool, found: dict[tuple[str, str], Finding]
+) -> bool:
+    """One value at ``path`` compared, as :func:`_fast_value` compares it; True when findings
+    clash."""
+    visit, finding = _value_plan(shape, type(value), value, required)
+    if finding is not None:
+        return _batch_emit(finding, path, found)
+    if visit == _OBJECT:
+        return _one_object(value, shape.model, path, found)  # type: ignore[arg-type]  # _OBJECT: it has a model
+    if visit == _ARRAY and value:
+        items = value if type(value) is list else list(value)
+        return _batch_values(items, shape.item, f"{path}[]", required, found)  # type: ignore[arg-type]  # _ARRAY: it has an item
+    return False
+
+
+def _batch_values(
+    values: list[Any],
+    shape: Shape,
+    path: str,
+    required: bool,
+    found: dict[tuple[str, str], Finding],
+) -> bool:
+    """Every value at ``path`` (where ``shape`` is expected) compared, as :func:`_fast_value`
+    compares each; True when findings clash (see :func:`compare`)."""
+    if len(values) <= FEW:
+        for value in values:  # noqa: SIM110 - any() of a generator costs a frame a call
+            if _one_value(value, shape, path, required, found):
+                return True
+        return False
+    classes = set(map(type, values))
+    for cls in classes:
+        same: list[Any] = values if len(classes) == 1 else [v for v in values if type(v) is cls]
+        visit, finding = _value_plan(shape, cls, same[0], required)
+        if finding is not None:
+            if _batch_emit(finding, path, found):
+                return True
+        elif visit == _OBJECT:
+            if _batch_objects(same, shape.model, path, found):  # type: ignore[arg-type]  # _ARRAY: it has an item
+                return True
+        elif visit == _ARRAY:
+            items = [item for value in same for item in value]
+            if items and _batch_values(items, shape.item, f"{path}[]", required, found):  # type: ignore[arg-type]  # _ARRAY: it has an item
+                return True
+    return False
+
+
+def _one_object(
+    obj: Mapping[str, Any],
+    model: type[BaseModel],
+    path: str,
+    found: dict[tuple[str, str], Finding],
+) -> bool:
+    """One object at ``path`` compared with ``model``, as :func:`_fast_object` compares it;
+    True when findings clash."""
+    plans = _object_plans.get(model)
+    if plans is None:
+        plans = _object_plans.setdefault(model, {})
+    signature = (*obj, *map(type, obj.values()))
+    plan = plans.get(signature)
+    if plan is None:
+        plan = _object_plan(obj, model)
+        if len(plans) < PLANS_PER_MODEL:
+            plans[signature] = plan
+    for step in plan:
+        what = step[0]
+        if what == _OBJECT:
+            key = step[1]
+            if _one_object(obj[key], step[2], f"{path}.{key}" if path else key, found):
+                return True
+        elif what == _ARRAY:
+            items = obj[step[1]]
+            if not items:
+                continue
+            where = f"{path}.{step[1]}[]" if path else f"{step[1]}[]"
+            if type(items) is not list:
+                items = list(items)
+            if len(items) == 1 and step[4] is not None and type(items[0]) is dict:
+                # an array of one object of the item model: what _value_plan says of a dict
+                if _one_object(items[0], step[4], where, found):
+                    return True
+            elif _batch_values(items, step[2], where, step[3], found):
+                return True
+        elif _batch_emit(step, path, found):
+            return True
+    return False
+
+
+def _batch_objects(
+    objs: list[Mapping[str, Any]],
+    model: type[BaseModel],
+    path: str,
+    found: dict[tuple[str, str], Finding],
+) -> bool:
+    """Every object at ``path`` compared with ``model``, as :func:`_fast_object` compares each,
+    a group of one shape at a time; True when findings clash."""
+    if len(objs) <= FEW:
+        for obj in objs:  # noqa: SIM110 - any() of a generator costs a frame a call
+            if _one_object(obj, model, path, found):
+                return True
+        return False
+    plans = _object_plans.get(model)
+    if plans is None:
+        plans = _object_plans.setdefault(model, {})
+    signatures = [(*obj, *map(type, obj.values())) for obj in objs]
+    distinct = set(signatures)
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]]
+    if len(distinct) == 1:
+        groups = {signatures[0]: objs}
+    else:
+        groups = {signature: [] for signature in distinct}
+        for signature, obj in zip(signatures, objs, strict=True):
+            groups[signature].append(obj)
+    for signature, group in groups.items():
+        plan = plans.get(signature)
+        if plan is None:
+            plan = _object_plan(group[0], model)
+            if len(plans) < PLANS_PER_MODEL:
+                plans[signature] = plan
+        for step in plan:
+            what = step[0]
+            if what == _OBJECT:
+                key = step[1]
+                inner = list(map(itemgetter(key), group))
+                if _batch_objects(inner, step[2], _join(path, key), found):
+                    return True
+            elif what == _ARRAY:
+                key = step[1]
+                items = [item for obj in group for item in obj[key]]
+                if items and _batch_values(items, step[2], f"{_join(path, key)}[]", step[3], found):
+                    return True
+            elif _batch_emit(step, path, found):
+                return True
+    return False
