@@ -123,6 +123,24 @@ def patients(sandbox: Sandbox) -> list[Any]:
 # --- patients ---------------------------------------------------------------------------------
 
 
+def test_a_named_patients_prefix_and_suffix_are_given_fields_of_the_name_even_when_empty(
+    sandbox: Sandbox,
+) -> None:
+    """The name's prefix and suffix are given fields even when empty (as a name made and then
+    copied with them had them); a patient without a first name is still refused."""
+    guid = patients(sandbox)[0]["id"]
+    payload = sandbox.get(f"/v2/patients/{guid}")
+    raw = dict(payload["patient"], prefix="", suffix=" Jr ")
+    named = map_patient(check({"patient": raw}, v2.PatientShowResponse, SHOW).patient, ctx(SHOW))
+    assert (named.value.name.prefix, named.value.name.suffix) == ("", "Jr")
+    assert named.value.name.model_fields_set == {"first", "last", "middle", "prefix", "suffix"}
+    assert "suffix" not in named.dropped
+    nameless = dict(raw, first_name=" ", prefix="Dr")
+    with pytest.raises(UnexpectedPayload) as refused:
+        map_patient(check({"patient": nameless}, v2.PatientShowResponse, SHOW).patient, ctx(SHOW))
+    assert refused.value.field_path == "first_name"
+
+
 def test_patient_show_carries_every_demographic_of_the_ground_truth(sandbox: Sandbox) -> None:
     guarantors = 0
     for row in patients(sandbox):
