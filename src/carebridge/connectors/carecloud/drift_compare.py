@@ -216,7 +216,7 @@ def compare(payload: Any, model: type[BaseModel], *, many: bool = False) -> list
     """
     found: dict[tuple[str, str], Finding] = {}
     shape = _array_of(model) if many else _object_of(model)
-    if _batch_values([payload], shape, "", True, found):
+    if _one_value(payload, shape, "", True, found):
         return compare_ordered(payload, model, many=many)
     return sorted(found.values(), key=lambda f: (f.path, f.kind))
 
@@ -451,9 +451,23 @@ def _one_value(
         return _batch_emit(finding, path, found)
     if visit == _OBJECT:
         return _one_object(value, shape.model, path, found)  # type: ignore[arg-type]  # _OBJECT: it has a model
-    if visit == _ARRAY and value:
-        items = value if type(value) is list else list(value)
-        return _batch_values(items, shape.item, f"{path}[]", required, found)  # type: ignore[arg-type]  # _ARRAY: it has an item
+    if visit != _ARRAY or not value:
+        return False
+    item_shape: Shape = shape.item  # type: ignore[assignment]  # _ARRAY: it has an item
+    items = value if type(value) is list else list(value)
+    where = f"{path}[]"
+    if len(items) > FEW:
+        return _batch_values(items, item_shape, where, required, found)
+    for item in items:
+        visit, finding = _value_plan(item_shape, type(item), item, required)
+        if finding is not None:
+            if _batch_emit(finding, where, found):
+                return True
+        elif visit == _OBJECT:
+            if _one_object(item, item_shape.model, where, found):  # type: ignore[arg-type]  # _OBJECT: it has a model
+                return True
+        elif visit == _ARRAY and _one_value(item, item_shape, where, required, found):
+            return True
     return False
 
 
@@ -518,12 +532,18 @@ def _one_object(
             where = f"{path}.{step[1]}[]" if path else f"{step[1]}[]"
             if type(items) is not list:
                 items = list(items)
-            if len(items) == 1 and step[4] is not None and type(items[0]) is dict:
-                # an array of one object of the item model: what _value_plan says of a dict
-                if _one_object(items[0], step[4], where, found):
+            if len(items) > FEW:
+                if _batch_values(items, step[2], where, step[3], found):
                     return True
-            elif _batch_values(items, step[2], where, step[3], found):
-                return True
+                continue
+            dicts = step[4]
+            for item in items:
+                if dicts is not None and type(item) is dict:
+                    # an object of the item model: what _value_plan says of a dict
+                    if _one_object(item, dicts, where, found):
+                        return True
+                elif _one_value(item, step[2], where, step[3], found):
+                    return True
         elif _batch_emit(step, path, found):
             return True
     return False
@@ -546,14 +566,17 @@ def _batch_objects(
     if plans is None:
         plans = _object_plans.setdefault(model, {})
     signatures = [(*obj, *map(type, obj.values())) for obj in objs]
-    distinct = set(signatures)
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]]
-    if len(distinct) == 1:
+    if signatures.count(signatures[0]) == len(signatures):  # one shape: no hashing
         groups = {signatures[0]: objs}
     else:
-        groups = {signature: [] for signature in distinct}
+        groups = {}
         for signature, obj in zip(signatures, objs, strict=True):
-            groups[signature].append(obj)
+            group = groups.get(signature)
+            if group is None:
+                groups[signature] = [obj]
+            else:
+                group.append(obj)
     for signature, group in groups.items():
         plan = plans.get(signature)
         if plan is None:
