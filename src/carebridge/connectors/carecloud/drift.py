@@ -156,7 +156,9 @@ class DriftReport:
     ) -> EndpointDrift:
         """Count one checked response of ``endpoint`` and what it showed."""
         now = self._clock()
-        entry = self._endpoints.setdefault(endpoint, EndpointDrift(endpoint))
+        entry = self._endpoints.get(endpoint)
+        if entry is None:
+            entry = self._endpoints[endpoint] = EndpointDrift(endpoint)
         entry.checks += 1
         entry.last_checked = now
         if refused:
