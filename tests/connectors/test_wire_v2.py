@@ -319,3 +319,53 @@ def test_every_v2_model_is_a_frozen_wire_model() -> None:
         assert issubclass(model, WireModel)
         assert model.model_config.get("frozen") is True
         assert model.model_config.get("extra") == "allow"
+
+
+def _models() -> list[type[v2.V2Model]]:
+    found: list[type[v2.V2Model]] = []
+    for name in v2.__all__:
+        model = getattr(v2, name)
+        if isinstance(model, type) and issubclass(model, v2.V2Model):
+            found.append(model)
+    found.remove(v2.AliasedV2Model)  # the base of the models that remember, with no field
+    return found
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda model: model.__name__)
+def test_a_model_remembers_the_key_sent_exactly_when_a_field_has_several(
+    model: type[v2.V2Model],
+) -> None:
+    """A model with a field of several spellings remembers which one came (an
+    ``AliasedV2Model``); any other model's keys are its fields' preferred spellings."""
+    several = [n for n in model.model_fields if len(v2.upstream_keys(model, n)) > 1]
+    assert model.remembers_spelling == bool(several)
+    assert issubclass(model, v2.AliasedV2Model) == bool(several)
+    assert v2.preferred_spelling(model) == {
+        n: v2.upstream_keys(model, n)[0] for n in model.model_fields
+    }
+
+
+def test_a_model_with_a_field_of_several_spellings_must_remember_the_one_sent() -> None:
+    with pytest.raises(TypeError, match="several spellings"):
+
+        class Drifting(v2.V2Model):
+            state_code: str | None = v2._either_or_none("state_code", "state")
+
+    class Remembering(v2.AliasedV2Model):
+        state_code: str | None = v2._either_or_none("state_code", "state")
+
+    sent = Remembering.model_validate({"state": "NY"})
+    assert sent.upstream_key("state_code") == "state"
+    assert Remembering.model_validate({"state_code": "NY"}).upstream_key("state_code") == (
+        "state_code"
+    )
+
+
+def test_a_model_of_one_spelling_per_field_reads_its_keys_without_a_validator_of_its_own(
+    payloads: dict[str, Any],
+) -> None:
+    patient = v2.PatientShowResponse.model_validate(payloads["patient"]).patient
+    assert patient.__pydantic_private__ is None
+    assert patient.upstream_key("first_name") == "first_name"
+    assert patient.upstream_key("not_a_field") == "not_a_field"
+    assert patient.addresses[0].__pydantic_private__ is not None

@@ -45,8 +45,9 @@ Conventions:
 - Upstream aliases are accepted both ways: ``visit_reason_id`` / ``nature_of_visit_id``,
   ``chief_complaint`` / ``reason_for_visit``, ``phone_type_code`` / ``phone_type``,
   ``extension`` / ``phone_ext``, ``state_code`` / ``state``.
-- Each model remembers which spelling the upstream used for each field (``upstream_key``), so
-  drift reports and the mappers' ``dropped`` paths name the upstream's field, not ours.
+- Each model knows which spelling the upstream used for each field (``upstream_key``), so
+  drift reports and the mappers' ``dropped`` paths name the upstream's field, not ours: the
+  field's one key, or for a field of several (an ``AliasedV2Model``'s) the one sent.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from functools import cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AliasChoices,
@@ -111,9 +112,45 @@ Guid = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, mi
 
 
 class V2Model(WireModel):
-    """A v2 payload object: extra fields allowed, input never echoed in errors (it may be PHI)."""
+    """A v2 payload object: extra fields allowed, input never echoed in errors (it may be PHI).
+
+    Each field's key is its preferred spelling (:func:`preferred_spelling`) unless the field has
+    several (``state_code`` / ``state``): a model with such a field is an ``AliasedV2Model``,
+    whose validator remembers which key the upstream sent. A model without one needs no
+    validator of its own (a Python call per model validated), and a class that gains such a
+    field without becoming an ``AliasedV2Model`` is refused when it is defined.
+    """
 
     model_config = ConfigDict(hide_input_in_errors=True)
+
+    remembers_spelling: ClassVar[bool] = False
+    """Whether the model's validator remembers which key each field came under."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        several = [name for name in cls.__pydantic_fields__ if len(upstream_keys(cls, name)) > 1]
+        if several and not cls.remembers_spelling:
+            raise TypeError(
+                f"{cls.__name__}.{several[0]} has several spellings: the model must be an "
+                "AliasedV2Model, which remembers the one sent"
+            )
+
+    def upstream_key(self, name: str) -> str:
+        """The key the upstream used for field ``name`` (its preferred spelling if not read)."""
+        private = self.__pydantic_private__
+        spelling = private.get("_spelling") if private else None
+        if spelling and name in spelling:
+            return str(spelling[name])
+        if name in type(self).__pydantic_fields__:
+            return upstream_keys(type(self), name)[0]
+        return name
+
+
+class AliasedV2Model(V2Model):
+    """A v2 payload object with a field the upstream spells more than one way."""
+
+    remembers_spelling: ClassVar[bool] = True
 
     # The spelling lives in ``__pydantic_private__`` as ``{"_spelling": {...}}``, set by the
     # validator below, not as a declared private attribute: pydantic would then make and fill a
@@ -135,15 +172,12 @@ class V2Model(WireModel):
             object.__setattr__(instance, "__pydantic_private__", private)
         return instance
 
-    def upstream_key(self, name: str) -> str:
-        """The key the upstream used for field ``name`` (its preferred spelling if not read)."""
-        private = self.__pydantic_private__
-        spelling = private.get("_spelling") if private else None
-        if spelling and name in spelling:
-            return str(spelling[name])
-        if name in type(self).__pydantic_fields__:
-            return upstream_keys(type(self), name)[0]
-        return name
+
+@cache
+def preferred_spelling(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> its preferred key, for every field of ``model`` (read-only): the spelling of
+    a model without fields of several spellings, and of any model made without validation."""
+    return {name: upstream_keys(model, name)[0] for name in model.__pydantic_fields__}
 
 
 SPELLINGS_KEPT = 4096
@@ -199,7 +233,7 @@ class NamedRef(V2Model):
     name: str | None
 
 
-class AddressPayload(V2Model):
+class AddressPayload(AliasedV2Model):
     """An address. Its shape varies by record (patients, locations and payers each send their
     own subset), so every field is optional."""
 
@@ -221,7 +255,7 @@ class AddressPayload(V2Model):
     is_primary: bool | None = None
 
 
-class PhonePayload(V2Model):
+class PhonePayload(AliasedV2Model):
     """A phone. Patients send ``phone_type_code``/``extension``; locations and payers send
     ``phone_type``/``phone_ext``; type codes (``B``, ``C``...) or words (``Business``) both occur."""
 
@@ -267,7 +301,7 @@ class PatientLocationPayload(V2Model):
     address: AddressPayload | None
 
 
-class ResponsiblePartyPayload(V2Model):
+class ResponsiblePartyPayload(AliasedV2Model):
     """``patient.responsible_party`` (the guarantor). A patient who is their own guarantor
     comes as ``{"relationship": "self"}``."""
 
@@ -298,7 +332,7 @@ class InsuredPayload(V2Model):
     phones: list[PhonePayload] = Field(default_factory=list)
 
 
-class PolicyPayerPayload(V2Model):
+class PolicyPayerPayload(AliasedV2Model):
     """``insurance_policies[].payer``."""
 
     id: int
@@ -569,7 +603,7 @@ class CancellationDetailsPayload(V2Model):
     comments: str | None
 
 
-class AppointmentPayload(V2Model):
+class AppointmentPayload(AliasedV2Model):
     """An appointment as listed (``_appointment.jbuilder``), wrapped ``{"appointment": {...}}``."""
 
     id: Guid
@@ -791,7 +825,7 @@ class VisitReasonPayload(V2Model):
     description: str | None
 
 
-class PayerPayload(V2Model):
+class PayerPayload(AliasedV2Model):
     """A payer of the directory (``GET /v2/payers``, ``POST /v2/payers/search``)."""
 
     id: int
@@ -820,6 +854,7 @@ class PlansResponse(V2Model):
 
 __all__ = [
     "AddressPayload",
+    "AliasedV2Model",
     "AppointmentCreatedResponse",
     "AppointmentDetailPayload",
     "AppointmentDetailResponse",
@@ -884,5 +919,6 @@ __all__ = [
     "TransactionPayload",
     "V2Model",
     "VisitReasonPayload",
+    "preferred_spelling",
     "upstream_keys",
 ]

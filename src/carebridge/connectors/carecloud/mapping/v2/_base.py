@@ -19,6 +19,7 @@ from carebridge.connectors.carecloud.wire.v2 import (
     PatientPayload,
     PatientSearchItem,
     V2Model,
+    preferred_spelling,
     upstream_keys,
 )
 from carebridge.domain import (
@@ -252,11 +253,13 @@ def _field_paths(
 
 
 def _collect(model: V2Model, path: str, found: set[str]) -> None:
-    private = model.__pydantic_private__
-    spelling = private.get("_spelling") if private else None
-    if model.__pydantic_extra__ or not spelling:
+    if model.__pydantic_extra__:
         _collect_walk(model, path, found)
         return
+    private = model.__pydantic_private__
+    spelling = private.get("_spelling") if private else None
+    if not spelling:  # no field of several spellings, or made without validation: every
+        spelling = preferred_spelling(type(model))  # key is the field's preferred one
     values = model.__dict__
     for name, where in _field_paths(model, path, spelling):
         value = values[name]
@@ -275,7 +278,7 @@ def _collect(model: V2Model, path: str, found: set[str]) -> None:
 
 
 def _collect_walk(model: V2Model, path: str, found: set[str]) -> None:
-    """:func:`_collect` for a model with extras or without a spelling: every field read."""
+    """:func:`_collect` for a model with extras: every field read."""
     fields = type(model).__pydantic_fields__
     values = model.__dict__
     extra = model.__pydantic_extra__
