@@ -1,12 +1,14 @@
 """Client CPU per request outside the transport: httpx's client layer against the connector's
 direct request path (``_QuickRequests`` and ``_send_direct`` in ``client.py``).
 
-First in memory: ``N`` GETs built and sent one after another over a transport that answers at
+First in memory: ``SurfaceClient.request`` (the whole client, over the direct path), one at
+a time and ``INFLIGHT`` at once; then ``N`` GETs built and sent one after another over a transport that answers at
 once from memory, httpx's way and the direct way alternating for ``ROUNDS`` rounds; what differs
 is the client layer alone. Then over loopback, as below.
 
 Run: ``UVLOOP=1 .venv/bin/python bench/request_path.py`` (``N`` requests a round, 5,000;
-``INFLIGHT`` at once, 8; ``ROUNDS`` per way, 5; ``BODY`` bytes an answer, 2,048).
+``INFLIGHT`` at once, 8; ``ROUNDS`` per way, 5; ``BODY`` bytes an answer, 2,048;
+``OFFLINE_ONLY=1``: only the in-memory part).
 
 The raw keep-alive server of ``bench/transport.py`` runs in a child process (its CPU is not
 counted). In this process, over one ``PooledTransport``, ``N`` GETs of distinct
@@ -186,7 +188,37 @@ async def offline_round(way: str) -> float:
     return time.process_time() - cpu
 
 
+async def surface_round(inflight: int) -> float:
+    """CPU seconds of ``N`` ``SurfaceClient.request`` calls over :class:`_InMemory`,
+    ``inflight`` at once: the client's own steps around the direct path (credential, throttle
+    slot, classification, retry wrapper)."""
+    http = _Client(transport=_InMemory(BODY), timeout=c.DEFAULT_TIMEOUT, follow_redirects=False)
+    unlimited = ThrottleConfig(
+        max_rate=1e9, start_rate=1e9, start_concurrency=inflight, max_concurrency=inflight
+    )
+    surface = c.SurfaceClient("v2", http, broker(), bearer, AimdThrottle(unlimited))
+    urls = [f"http://127.0.0.1:8080/v2/patients/{uuid.uuid4()}" for _ in range(N)]
+    left = iter(urls)
+
+    async def worker() -> None:
+        for url in left:
+            await surface.request("GET", url, endpoint="GET /v2/patients/{id}")
+
+    cpu = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    return time.process_time() - cpu
+
+
 def offline(runner: Callable[[Awaitable[float]], float]) -> None:
+    surface: dict[int, list[float]] = {1: [], INFLIGHT: []}
+    for _ in range(ROUNDS):
+        for inflight, spent in surface.items():
+            spent.append(runner(surface_round(inflight)) / N * 1e6)
+    for inflight, us in surface.items():
+        print(
+            f"in memory SurfaceClient.request, {inflight} at once:"
+            f" {statistics.median(us):6.1f} us/request  (min {min(us):.1f}, max {max(us):.1f})"
+        )
     results: dict[str, list[float]] = {"httpx": [], "direct": []}
     for _ in range(ROUNDS):
         for way, spent in results.items():
@@ -207,6 +239,8 @@ def main() -> None:
 
         runner = uvloop.run  # type: ignore[assignment]
     offline(runner)
+    if os.environ.get("OFFLINE_ONLY"):
+        return
     vars(bench_transport)["BODY"] = BODY  # the server answers this many bytes
     url, stop = bench_transport.start_server()
     base = url.split("/v2/", 1)[0]

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -79,7 +78,8 @@ class AimdThrottle:
         self._stamp = clock()
         self._last_decrease = float("-inf")
         self._paused_until = 0.0
-        self._slots = asyncio.Condition()
+        self._lock = asyncio.Lock()
+        self._slots = asyncio.Condition(self._lock)
 
     # --- the controller -------------------------------------------------------------------------
 
@@ -157,19 +157,111 @@ class AimdThrottle:
         wait = max(pause, missing)
         return wait if wait > 1e-6 else 0.0  # a rounding residue is no reason to wait
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one request's place: waits for concurrency, then for a rate token."""
-        async with self._slots:
-            await self._slots.wait_for(lambda: self.in_flight < self.concurrency)
-            self.in_flight += 1
-        try:
-            while (wait := self.delay()) > 0:
-                await self.sleep(wait)
+    def slot(self) -> _Slot:
+        """Hold one request's place (``async with throttle.slot():``): waits for concurrency,
+        then for a rate token."""
+        return _Slot(self)
+
+    def _lock_free(self) -> bool:
+        """Whether ``async with self._slots`` would take the lock at once (asyncio's own test:
+        not held, no one queued for it who is still waiting)."""
+        lock = self._lock
+        if lock.locked():
+            return False
+        waiters = lock._waiters
+        return not waiters or all(waiter.cancelled() for waiter in waiters)
+
+    def _place_now(self) -> float | None:
+        """Take a place without waiting when the gate's steps would not wait for one (the lock
+        free, a place free), and answer the rate's delay (0: the token is taken too); None when
+        a wait is due (the awaited steps of :meth:`_Slot._enter` then take the place). The
+        same steps as those, done without their coroutines."""
+        if not self._lock_free() or self.in_flight >= self.concurrency:
+            return None
+        self.in_flight += 1
+        wait = self.delay()
+        if wait <= 0:
             self.tokens -= 1
-            yield
+        return wait
+
+    def _release_now(self) -> bool:
+        """Give a place back without waiting when the lock is free (as ``async with
+        self._slots`` would take it at once): one place freed, one waiter woken."""
+        if not self._lock_free():
+            return False
+        self._lock._locked = True  # type: ignore[attr-defined]  # what ``acquire`` sets
+        try:
+            self._freed()
         finally:
-            async with self._slots:
-                self.in_flight -= 1
-                # One place freed: wake one waiter (waking all is quadratic with many waiters).
-                self._slots.notify(1)
+            self._lock.release()
+        return True
+
+    def _freed(self) -> None:
+        self.in_flight -= 1
+        # One place freed: wake one waiter (waking all is quadratic with many waiters).
+        self._slots.notify(1)
+
+    async def _release(self) -> None:
+        async with self._slots:
+            self._freed()
+
+
+class _Slot:
+    """One request's place in an :class:`AimdThrottle` (see :meth:`AimdThrottle.slot`).
+
+    When neither wait waits (the usual case), the place and the token are taken and the
+    place given back without a coroutine: the same steps in the same order as the awaited
+    ones, none of which would have suspended.
+    """
+
+    __slots__ = ("_throttle",)
+
+    def __init__(self, throttle: AimdThrottle) -> None:
+        self._throttle = throttle
+
+    async def __aenter__(self) -> None:
+        throttle = self._throttle
+        wait = throttle._place_now() if _QUICK else None
+        if wait is None:
+            await self._enter()
+        elif wait > 0:
+            await self._rate(wait)
+
+    async def _enter(self) -> None:
+        throttle = self._throttle
+        async with throttle._slots:
+            await throttle._slots.wait_for(lambda: throttle.in_flight < throttle.concurrency)
+            throttle.in_flight += 1
+        await self._rate(None)
+
+    async def _rate(self, wait: float | None) -> None:
+        """Wait for a rate token (``wait``: the delay already asked), then take it."""
+        throttle = self._throttle
+        try:
+            if wait is None:
+                wait = throttle.delay()
+            while wait > 0:
+                await throttle.sleep(wait)
+                wait = throttle.delay()
+            throttle.tokens -= 1
+        except BaseException:
+            await self._exit()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._exit()
+
+    async def _exit(self) -> None:
+        throttle = self._throttle
+        if not (_QUICK and throttle._release_now()):
+            await throttle._release()
+
+
+def _lock_state_known() -> bool:
+    probe = asyncio.Lock()
+    return hasattr(probe, "_locked") and hasattr(probe, "_waiters")
+
+
+_QUICK = _lock_state_known()
+"""Whether ``asyncio.Lock`` keeps the state the gate's quick steps read (``_locked`` and
+``_waiters``, as CPython 3.11 to 3.13 do); without it every slot takes the awaited steps."""
