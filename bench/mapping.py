@@ -17,7 +17,8 @@ for every patient, in rounds (CPU time of this process, ``time.process_time``):
 
 It prints µs of CPU per patient (median and best of the rounds) and the connector's ratio to
 the floor. Run it before and after a change back to back (``PYTHONPATH=<other tree>/src`` runs
-it against another checkout).
+it against another checkout); on a busy machine, ``bench/mapping_ab.py <other checkout>`` times
+both in one process, in alternating batches, and checks they map alike.
 """
 
 from __future__ import annotations
