@@ -7,10 +7,12 @@ JSON file to keep the captured payloads in between runs).
 An emulated tenant (seed 42, 300 patients, one practice) is generated in process and served
 through the test harness: 200 patient shows (``GET /v2/patients/{id}``), their balances, one
 page of appointments (``GET /v2/appointments``, up to 100) and the Connector's FHIR Patient
-search as one bundle (``_count=1000``). Then, in rounds (CPU time, ``time.process_time``), each
-payload is checked as the connector checks it, into one drift report; and, for the comparison
-alone, ``compare`` (the shape memo) beside ``compare_walk`` (the plain walk). It prints µs of
-CPU per payload per kind: median and spread (min-max) of the rounds.
+search as one bundle (``_count=1000``). Then, in interleaved rounds (CPU time,
+``time.process_time``), each payload is checked as the connector checks it, into one drift
+report, with ``compare`` and with ``compare_ordered`` (one object at a time, as ``compare`` was
+before it went a level at a time), beside pydantic's validation alone (the floor of a check);
+and, for the comparison alone, ``compare``, ``compare_ordered`` and ``compare_walk`` (the plain
+walk). It prints µs of CPU per payload per kind: median and spread (min-max) of the rounds.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def measure(run: Callable[[Any], object], items: list[Any], rounds: int = ROUNDS
 
 def line(name: str, per: list[float]) -> str:
     return (
-        f"{name:28} {statistics.median(per):9.1f} µs"
+        f"{name:36} {statistics.median(per):9.1f} µs"
         f"  ({min(per):.1f}-{max(per):.1f}, {len(per)} rounds)"
     )
 
@@ -123,8 +125,24 @@ def main() -> None:
     report = drift.DriftReport()
     sizes = {k: (len(v), sum(len(json.dumps(p)) for p in v) // len(v)) for k, v in got.items()}
     print("payloads (count, mean bytes):", sizes)
+    validate = {
+        "show": vw.PatientShowResponse.model_validate,
+        "balance": drift._list_adapter(vw.BalancePayload).validate_python,
+        "appointments": drift._list_adapter(vw.AppointmentEnvelope).validate_python,
+        "fhir": fw.PatientKeysBundle.model_validate,
+    }
     for kind, run in checks(report).items():
-        print(line(f"check {kind}", measure(run, got[kind])))
+        rounds: dict[str, list[float]] = {"check": [], "check, compare_ordered": [], "validate": []}
+        for _ in range(ROUNDS):  # interleaved: now, with the ordered memo (before), the floor
+            rounds["check"] += measure(run, got[kind], 1)
+            drift.compare = compare_ordered  # type: ignore[assignment]  # the A/B's other side
+            try:
+                rounds["check, compare_ordered"] += measure(run, got[kind], 1)
+            finally:
+                drift.compare = compare
+            rounds["validate"] += measure(validate[kind], got[kind], 1)
+        for name, per in rounds.items():
+            print(line(f"{name} {kind}", per))
     for kind, (model, many) in COMPARED.items():
         ways = {
             "compare": compare,
