@@ -48,7 +48,7 @@ def worker_command(
     url = database_url(db)
     try:
         conninfo(url)
-        loop.choice()  # an invalid CAREBRIDGE_EVENT_LOOP fails here, before any process starts
+        loop.check()  # an invalid CAREBRIDGE_EVENT_LOOP or _GC fails here, before any process starts
         ring = key_ring()
     except (ValueError, CarebridgeError) as err:
         raise _fail(str(err)) from None
