@@ -25,8 +25,9 @@ Run: ``.venv/bin/python bench/sync.py [--patients 10000] [--rounds 3] [--limit 2
     over the time taken.
 (c) **Memory.** For each ``--appointments`` size, a fresh child process syncs the appointment
     stream of a synthetic tenant of that many appointments (an in-memory upstream that makes
-    them as it is read, pages of 100 like v2's, so no server is involved) into SQLite, and
-    reports its peak RSS (``ru_maxrss``) against the child's RSS before the sync.
+    them as it is read, pages of 100 like v2's, so no server is involved) into SQLite, on the
+    loop and with the collector's thresholds ``carebridge sync`` runs with (``wiring/loop.py``),
+    and reports its peak RSS (``ru_maxrss``) against the child's RSS before the sync.
 (d) **Latency.** With a webhook subscribed to appointment events and a real HTTP receiver
     verifying each delivery (standardwebhooks), each change is a booking made upstream by the
     connector alone (carebridge's store does not see it); then, as a worker does on a nudge,
@@ -284,7 +285,7 @@ def limited_sync(base_url: str, limit: float) -> tuple[int, float, int, dict[str
 
 
 RSS_CHILD = r"""
-import asyncio, resource, sys, tempfile, time
+import resource, sys, tempfile, time
 from datetime import UTC, datetime, timedelta
 from carebridge.domain import Appointment
 from carebridge.domain.provenance import Provenance
@@ -294,6 +295,7 @@ from carebridge.store.engine import create_engine
 from carebridge.store.schema import tenants
 from carebridge.store.sync_state import SqlSyncStore
 from carebridge.sync import engine
+from carebridge.wiring import loop
 
 N = int(sys.argv[1])
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -331,7 +333,7 @@ async def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(before, peak, report.streams["appointments"].read, f"{seconds:.1f}")
 
-asyncio.run(main())
+loop.run(main)  # as `carebridge sync` runs: its event loop and its collector's thresholds
 """
 
 
