@@ -89,7 +89,12 @@ refills within a fraction of a second, and the throttle halves its rate besides.
 
 
 async def _retrying(
-    once: Callable[[], Awaitable[T]], throttle: AimdThrottle, *, attempts: int, deadline: float
+    once: Callable[[], Awaitable[T]],
+    throttle: AimdThrottle,
+    *,
+    attempts: int,
+    deadline: float,
+    first_failure: tuple[_Again, float] | None = None,
 ) -> T:
     """Run ``once`` under the retry policy: stamina's bounded, jittered attempts for errors
     and renewals; 429s on a budget of their own.
@@ -98,15 +103,20 @@ async def _retrying(
     every request of the tenant until ``Retry-After`` has passed (on its injected clock), and
     the call keeps trying until ``deadline`` seconds of such waiting have gone by.
     """
-    limited_since = throttle.clock()
     # Most requests succeed at once: the first attempt runs before stamina's retry context is
     # built (a fifth of a request's own CPU). A first failure is replayed as that context's
     # first attempt, so its backoff, attempt count and retry hooks are what they would be.
-    replay: _Again | None = None
-    try:
-        return await once()
-    except _Again as again:
-        replay = again
+    # ``first_failure``: a first attempt the caller made itself (its failure, and the
+    # throttle's clock read before it).
+    replay: _Again | None
+    if first_failure is None:
+        limited_since = throttle.clock()
+        try:
+            return await once()
+        except _Again as again:
+            replay = again
+    else:
+        replay, limited_since = first_failure
     while True:
         try:
             for attempt in stamina.retry_context(
@@ -232,14 +242,30 @@ class SurfaceClient(_Sender, Generic[C]):
         """
         safe = method.upper() in ("GET", "HEAD", "OPTIONS") if idempotent is None else idempotent
         label = endpoint or f"{method.upper()} {_url_path(url)}"
-        return await self._retrying(lambda: self._once(method, url, safe, label, kwargs))
+        # The first attempt here, as ``_retrying`` makes it (the throttle's clock read first);
+        # a failure goes on there, replayed.
+        throttle = self.throttle
+        since = throttle.clock()
+        try:
+            return await self._once(method, url, safe, label, kwargs)
+        except _Again as again:
+            failed = again, since
+        return await _retrying(
+            lambda: self._once(method, url, safe, label, kwargs),
+            throttle,
+            attempts=self.attempts,
+            deadline=self.deadline,
+            first_failure=failed,
+        )
 
     async def _once(
         self, method: str, url: str, idempotent: bool, label: str, kwargs: dict[str, Any]
     ) -> httpx.Response:
         # The credential first: a renewal sends requests of its own through the throttle, and
         # must not wait for a slot this call already holds.
-        credential = await self.broker.current()
+        credential = self.broker.ready()
+        if credential is None:
+            credential = await self.broker.current()
 
         def build() -> httpx.Request:
             http = self.http
@@ -250,6 +276,14 @@ class SurfaceClient(_Sender, Generic[C]):
             return request
 
         outcome, latency = await self._timed(build)
+        if (
+            type(outcome) is httpx.Response
+            and outcome.status_code < 400
+            and "retry-after" not in outcome.headers
+        ):
+            # What ``classify`` answers a 2xx/3xx without Retry-After: OK.
+            self.throttle.on_success(latency)
+            return outcome
         resolution = classify(outcome, surface=self.surface, idempotent=idempotent)
         status = outcome.status_code if isinstance(outcome, httpx.Response) else None
         if resolution.action is Action.OK and isinstance(outcome, httpx.Response):

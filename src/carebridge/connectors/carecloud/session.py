@@ -73,6 +73,14 @@ class Broker(Generic[C, S]):
         expiry = self._expires(credential)
         return expiry is None or self._clock() + self._margin < expiry
 
+    def ready(self) -> C | None:
+        """The current credential when it is usable as it is (what :meth:`current` answers
+        without renewing), else None: the caller then awaits :meth:`current`."""
+        credential = self._current
+        if credential is not None and self._usable(credential):
+            return credential
+        return None
+
     async def current(self) -> C:
         """A usable credential, renewing it (once, for every waiting caller) when needed."""
         credential = self._current
