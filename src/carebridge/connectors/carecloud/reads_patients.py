@@ -188,7 +188,11 @@ class PatientReads(Identity):
         return await self._patient(patient_id, flush=True)
 
     async def _patient(self, patient_id: PatientId, *, flush: bool) -> Patient:
-        ref = await self._v2_ref(patient_id, flush=flush)
+        person = self._people.get(patient_id)
+        if person is not None and person.v2_id is not None:  # what ``_v2_ref`` answers it
+            ref = vmap.PatientRef(person.v2_id, person.chart_number)
+        else:
+            ref = await self._v2_ref(patient_id, flush=flush)
         shown = "GET /v2/patients/{id}"
         balance = "GET /v2/patients/{id}/balance"
         show_read = self._v2_read(shown, f"/v2/patients/{ref.v2_id}", vw.PatientShowResponse)
