@@ -92,16 +92,21 @@ def _name(row: sqlite3.Row) -> str:
     return f"{row['first_name']} {row['last_name']}"
 
 
-def _balance_cents(tenant: Tenant, patient_id: str) -> int:
-    return int(
-        tenant.db.scalar(
-            "SELECT COALESCE(SUM(amount_cents), 0) FROM transactions WHERE patient_id = ?",
-            (patient_id,),
-        )
+def _balances_cents(tenant: Tenant, patient_ids: list[str]) -> dict[str, int]:
+    """Each patient's account balance (the sum of their ledger), one query for all of them."""
+    if not patient_ids:
+        return {}
+    marks = ",".join("?" * len(patient_ids))
+    rows = tenant.db.all(
+        "SELECT patient_id, COALESCE(SUM(amount_cents), 0) AS cents FROM transactions "
+        f"WHERE patient_id IN ({marks}) GROUP BY patient_id",
+        tuple(patient_ids),
     )
+    found = {r["patient_id"]: int(r["cents"]) for r in rows}
+    return {pid: found.get(pid, 0) for pid in patient_ids}
 
 
-def _search_item(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
+def _search_item(row: sqlite3.Row, balance_cents: int) -> dict[str, Any]:
     gender = row["gender_code"]
     return {
         "id": row["id"],
@@ -110,7 +115,7 @@ def _search_item(tenant: Tenant, row: sqlite3.Row) -> dict[str, Any]:
         "middle_initial": row["middle_initial"],
         "name": _name(row),
         "dob": row["dob"],
-        "account_balance": money(_balance_cents(tenant, row["id"])),
+        "account_balance": money(balance_cents),
         "chart_number": row["chart_number"],
         "last_seen_date": row["last_seen_date"],
         "gender": GENDERS.get(gender or ""),
@@ -342,6 +347,7 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
     limit = min(limit, 100)
     where: list[str] = ["practice_id = ?"]
     params: list[Any] = [grant.practice_id]
+    indexed = ""
     if terms is not None:
         if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
             raise failed(call, "terms must be a non-empty list of strings")
@@ -390,6 +396,10 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
                 if bounds is not None:  # the index's range, then the predicate itself
                     where.append(f"lower({key}) >= ? AND lower({key}) < ?")
                     params.extend(bounds)
+                    if key == "last_name" or not indexed:
+                        # read the range from its index (without statistics, the planner would
+                        # walk the practice's whole name index for the ORDER BY instead)
+                        indexed = f"INDEXED BY patients_lower_{key.split('_')[0]}"
                 where.append(f"lower({key}) LIKE ?")  # key is one of two literals
                 params.append(f"{prefix}%")
             elif key == "dob":
@@ -406,11 +416,15 @@ async def search_patients(request: Request, tenant: Tenant, grant: Grant) -> Res
                 params.append(re.sub(r"\D", "", value))
             else:
                 raise failed(call, f"{key} is not a searchable field")
+    # ties in name keep the order of the practice's name index (rowid last), whichever index
+    # the rows came from
     sql = (
-        f"SELECT * FROM patients WHERE {' AND '.join(where)} ORDER BY last_name, first_name LIMIT ?"
+        f"SELECT * FROM patients {indexed} WHERE {' AND '.join(where)} "
+        "ORDER BY last_name, first_name, rowid LIMIT ?"
     )
     rows = tenant.db.all(sql, (*params, limit))
-    return json_response({"patients": [_search_item(tenant, r) for r in rows]})
+    balances = _balances_cents(tenant, [r["id"] for r in rows])
+    return json_response({"patients": [_search_item(r, balances[r["id"]]) for r in rows]})
 
 
 async def show_patient(request: Request, tenant: Tenant, grant: Grant) -> Response:
