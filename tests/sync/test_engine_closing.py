@@ -5,23 +5,15 @@ released, not whenever the loop gets round to finalizing the generator."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.sync import TENANT
+from tests.sync.test_sync_scale import Window
 
 from carebridge.domain import Appointment
-from carebridge.domain.provenance import Provenance
-from carebridge.domain.values import (
-    AppointmentId,
-    LocationId,
-    PatientId,
-    ProviderId,
-    ResourceId,
-    VisitReasonId,
-)
 from carebridge.store import migrate
 from carebridge.store.engine import create_engine
 from carebridge.store.schema import tenants
@@ -42,41 +34,19 @@ class Crash(Exception):
     pass
 
 
-class Upstream:
+class Upstream(Window):
     """An appointment window of ``count`` records that notes when its reader closed it."""
 
     def __init__(self, count: int) -> None:
-        self.count = count
+        super().__init__(count)
         self.yielded = 0
         self.closed = False
 
     async def appointments(self, start: date, end: date, **_: Any) -> AsyncIterator[Appointment]:
-        first = datetime.combine(start + timedelta(days=2), datetime.min.time(), UTC)
         try:
-            for n in range(self.count):
-                at = first + timedelta(hours=n)
+            async for appointment in super().appointments(start, end):
                 self.yielded += 1
-                yield Appointment(
-                    sources=(
-                        Provenance(
-                            surface="v2",
-                            endpoint="GET /v2/appointments",
-                            upstream_id=str(n),
-                            fetched_at=NOW,
-                        ),
-                    ),
-                    id=AppointmentId.new(f"closing:{n}"),
-                    patient_id=PatientId.new("p"),
-                    provider_id=ProviderId.new("prv"),
-                    location_id=LocationId.new("loc"),
-                    resource_id=ResourceId.new("r"),
-                    visit_reason_id=VisitReasonId.new("vr"),
-                    start=at,
-                    end=at + timedelta(minutes=15),
-                    status="scheduled",
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
+                yield appointment
         finally:
             self.closed = True
 
