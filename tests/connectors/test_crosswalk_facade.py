@@ -5,7 +5,7 @@ are remembered in batches, not one statement a record."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,7 +19,7 @@ from carebridge.connectors.carecloud.mapping.v2 import patient_id
 from carebridge.connectors.carecloud.mfa import MemoryMfaSteps
 from carebridge.domain.values import EncounterId, PatientId, ProviderId
 from carebridge.errors import UnknownId, UpstreamStatusError
-from carebridge.ports.crosswalk import MemoryCrosswalk
+from carebridge.ports.crosswalk import Link, MemoryCrosswalk
 from carebridge.ports.upstream import NewCharge, NewClaim, NewEncounter
 from carebridge.wiring.carecloud import from_sandbox, open_tenant
 from carecloud_sandbox import personas
@@ -271,3 +271,92 @@ async def test_only_the_portal_requests_carry_the_portal_session_cookies(pair: P
     assert any(path.startswith("/portal/") for path in pair.b_cookies)
     assert [path for path in pair.b_cookies if not path.startswith("/portal/")] == []
     assert any(s.startswith("GET /v2/") for s in pair.b_sent)
+
+
+class Gated(httpx.AsyncBaseTransport):
+    """Holds the Connector's Patient search until ``release`` is set; counts the v2 balance
+    reads answered (``balances``), and notes when the Patient search was answered."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.scanning = asyncio.Event()
+        self.balances = 0
+        self.order: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/Patient"):
+            self.scanning.set()
+            await self.release.wait()
+            response = await self.inner.handle_async_request(request)
+            self.order.append("scan answered")
+            return response
+        response = await self.inner.handle_async_request(request)
+        if path.endswith("/balance"):
+            self.balances += 1
+        return response
+
+
+async def test_the_people_are_read_beside_the_scan_and_the_listing_ends_after_it(
+    pair: Pair,
+) -> None:
+    gated = Gated(pair.app)
+    facade = pair.facade(gated)
+    listing = facade.patients()
+    # the first person comes while the Connector's Patient search is still held
+    first = await asyncio.wait_for(anext(listing), timeout=30)
+    assert gated.scanning.is_set()
+    assert not gated.release.is_set()
+
+    async def rest() -> list[object]:
+        out = [p async for p in listing]
+        gated.order.append("listing ended")
+        return out
+
+    task = asyncio.ensure_future(rest())
+    for _ in range(10_000):  # every person read, the scan still held
+        if gated.balances == 20:
+            break
+        await asyncio.sleep(0)
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert gated.balances == 20
+    assert not task.done()  # the listing waits for the scan
+    gated.release.set()
+    listed = [first, *await task]
+    assert len(listed) == 20
+    assert gated.order == ["scan answered", "listing ended"]
+    learned = fhir_ids(facade)
+    assert all(learned[p.id] for p in listed)  # type: ignore[attr-defined]
+
+
+class SlowWalk(MemoryCrosswalk):
+    """A crosswalk whose writes wait for ``done``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def remember(self, tenant: str, links: Sequence[Link]) -> None:
+        self.writing.set()
+        await self.done.wait()
+        await super().remember(tenant, links)
+
+
+async def test_a_cancelled_flush_waits_for_its_write_to_end(pair: Pair) -> None:
+    facade = pair.facade(pair.app)
+    walk = SlowWalk()
+    facade.links = walk
+    facade._learn("patient", "fhir", "f-1", "pat_x")
+    flush = asyncio.ensure_future(facade._flush())
+    await walk.writing.wait()
+    flush.cancel()
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert not flush.done()  # the write is not cut short
+    walk.done.set()
+    with pytest.raises(asyncio.CancelledError):
+        await flush
+    assert await walk.upstream_ids(TENANT, "patient", "fhir", ["pat_x"]) == {"pat_x": "f-1"}

@@ -12,6 +12,7 @@ it holds was read from the upstream or the crosswalk, and every link it learns i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -51,12 +52,19 @@ class Identity(TenantBase):
             self._pending[(kind, surface, link.upstream_id)] = link
 
     async def _flush(self) -> None:
-        """Remember every pending link in one batch."""
+        """Remember every pending link in one batch. A cancellation (a listing whose caller
+        stopped) waits for the batch's write to end before it goes on: a write cut short
+        could leave its connection holding the store's write lock."""
         if not self._pending:
             return
         links = list(self._pending.values())
         self._pending.clear()
-        await self.links.remember(self.tenant, links)
+        write = asyncio.ensure_future(self.links.remember(self.tenant, links))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.gather(write, return_exceptions=True)
+            raise
         self._remembered.update(links)
 
     async def remember_pending(self) -> None:

@@ -107,28 +107,34 @@ class PatientReads(Identity):
         ]
         await self._flush()
         # The Connector ids only feed the crosswalk (no v2 read needs them): their scan runs
-        # beside the GUID searches. Both end before the first person is read, so no task of
-        # this listing outlives a caller that stops at a failed save.
-        await gather(
-            [
-                self._fhir_ids(people, updated_since=updated_since),
-                self._find_guids(items, people, full=updated_since is None),
-            ]
-        )
-        batches = [people[start : start + BATCH] for start in range(0, len(people), BATCH)]
-        # The next batch is read while the caller maps and stores this one (one batch ahead),
-        # so neither the upstream nor this process waits on the other at a batch's end.
+        # beside the GUID searches and the people's reads, and the listing ends only once it
+        # has (its failure fails the listing, at the next batch). A caller that stops early
+        # (a failed save) closes this generator, which cancels the scan and waits for it: no
+        # task of the listing outlives it, and a cancelled scan never stops a crosswalk write
+        # half-way (see :meth:`Identity._flush`).
+        scan = asyncio.ensure_future(self._fhir_ids(people, updated_since=updated_since))
         ahead: asyncio.Future[list[Patient]] | None = None
         try:
+            await self._find_guids(items, people, full=updated_since is None)
+            batches = [people[start : start + BATCH] for start in range(0, len(people), BATCH)]
+            # The next batch is read while the caller maps and stores this one (one batch
+            # ahead), so neither the upstream nor this process waits on the other at a batch's
+            # end.
             for n, batch in enumerate(batches):
+                if scan.done():
+                    scan.result()  # a failed scan fails the listing now, not at its end
                 current = ahead or self._read_batch(batch)
                 ahead = self._read_batch(batches[n + 1]) if n + 1 < len(batches) else None
                 for patient in await current:
                     yield patient
+            await scan
         finally:
             if ahead is not None:  # the caller stopped early, or this batch failed
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
+            if not scan.done():
+                scan.cancel()
+            await asyncio.gather(scan, return_exceptions=True)
         await self._flush()
 
     def _read_batch(self, batch: Sequence[PersonIds]) -> asyncio.Future[list[Patient]]:
